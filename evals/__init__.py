@@ -1,0 +1,1 @@
+"""Evaluation suites (MATH-500, AIME, GSM8K, LiveCodeBench-style) on the same code path as training."""

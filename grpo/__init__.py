@@ -1,0 +1,1 @@
+"""GRPO learner, rollout engines and the training loop (`python -m grpo.train`)."""

@@ -1,0 +1,1 @@
+"""The local code sandbox (bubblewrap + rlimits) that runs model-written programs. Arrives with issue #3."""

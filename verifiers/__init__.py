@@ -1,0 +1,30 @@
+"""Rule-based verifiers: a completion in, a `VerifyResult` out.
+
+`verifiers.math` judges a final math answer against a gold answer; `verifiers.code` (later) runs a program
+against tests in the sandbox. Both return the same small record, which training turns into rewards and
+evaluation into accuracy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """The verdict on one completion.
+
+    reward: what GRPO receives (1.0 correct, 0.0 otherwise, unless a partial reward was asked for).
+    correct: the strict verdict evaluation counts.
+    reason: a short code: "correct", "wrong", "no_answer", "multiple_answers", "refused", "timeout",
+        "memory", "bad_gold", "error" (math); the code verifier adds its own.
+    extracted: the final answer as read from the completion (None when there was none).
+    """
+
+    reward: float
+    correct: bool
+    reason: str
+    extracted: str | None = None
+
+
+__all__ = ["VerifyResult"]

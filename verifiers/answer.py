@@ -1,0 +1,296 @@
+"""Parse a normalised answer string into a typed value that `verifiers.equiv` can compare.
+
+Kinds (one small frozen dataclass each):
+    Num      a number or a numeric expression (no free symbols), with how it was written
+    Expr     an expression with free symbols
+    Seq      a bare list ``1, 2``, a set ``\\{1, 2\\}`` or a bracketed tuple/interval ``(1, 2]``
+    Union    ``A \\cup B``
+    Matrix   ``pmatrix`` / ``bmatrix`` / ``array`` rows
+    Rel      an equation or inequality (chains keep every part)
+    Based    a numeral with a base subscript, ``2516_8``
+    Text     anything else, compared as a canonical string
+
+Structure (commas, brackets, relations, unions) is split here; only leaves reach the LaTeX parser
+(latex2sympy2_extended, the parser behind math-verify), and only after `verifiers.guard` let them through.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+
+import sympy
+from latex2sympy2_extended.latex2sympy2 import ConversionConfig, NormalizationConfig, latex2sympy
+
+from verifiers.guard import refusal
+from verifiers.normalize import normalize
+
+
+class Refused(ValueError):
+    """The answer would stall the CAS; see `verifiers.guard`."""
+
+
+@dataclass(frozen=True)
+class Num:
+    value: sympy.Expr
+    text: str
+    int_literal: bool = False  # written as an integer ("8", "8.0", "+8")
+    decimals: int | None = None  # places, when written as a terminating decimal literal
+    unreduced: bool = False  # a fraction literal a/b with gcd(a, b) > 1
+
+
+@dataclass(frozen=True)
+class Expr:
+    value: sympy.Expr
+    text: str
+
+
+@dataclass(frozen=True)
+class Seq:
+    items: tuple
+    kind: str  # "list" (bare commas), "set" (\{ \}), "tuple" (brackets below)
+    left: str = ""
+    right: str = ""
+
+
+@dataclass(frozen=True)
+class Union:
+    parts: tuple
+
+
+@dataclass(frozen=True)
+class Matrix:
+    rows: tuple  # tuple of tuples of values
+
+
+@dataclass(frozen=True)
+class Rel:
+    ops: tuple  # ("=",) or ("<", "<") for a chain
+    parts: tuple  # len(ops) + 1 values
+    lhs_text: str
+
+
+@dataclass(frozen=True)
+class Based:
+    digits: str
+    base: str
+
+
+@dataclass(frozen=True)
+class Text:
+    text: str
+
+
+Value = Num | Expr | Seq | Union | Matrix | Rel | Based | Text
+
+_REL_OPS = [("\\leq", "<="), ("\\le", "<="), ("\\geq", ">="), ("\\ge", ">="), ("\\neq", "!="), ("\\ne", "!="),
+            ("\\lt", "<"), ("\\gt", ">"), ("<=", "<="), (">=", ">="), ("=", "="), ("<", "<"), (">", ">"),
+            ("\\approx", "~")]
+_OPENERS = {"(": ")", "[": "]", "\\{": "\\}", "\\langle": "\\rangle"}
+_INT_RE = re.compile(r"[+-]?\d+(?:\.0+)?")
+_DEC_RE = re.compile(r"[+-]?\d*\.(\d+)")
+_FRAC_RE = re.compile(r"([+-]?)\\frac\{(\d+)\}\{(\d+)\}|([+-]?)(\d+)/(\d+)")
+_MIXED_RE = re.compile(r"(-?)(\d+)\s*(?:\\frac\{(\d+)\}\{(\d+)\}|\s(\d+)/(\d+))")
+_REPEAT_RE = re.compile(r"(-?)(\d*)\.(\d*)\\overline\{(\d+)\}")
+_BASED_RE = re.compile(r"([0-9A-Za-z]+)_\{?(\d+)\}?")
+_WORD_RE = re.compile(r"[A-Za-z][A-Za-z ']*[A-Za-z]")
+_ASSIGN_LHS = re.compile(r"[A-Za-z](?:_\{?\w+\}?)?|\\[a-z]+|[A-Za-z]\([A-Za-z]\)")
+_REALS = {"\\mathbb{R}", "\\mathbb R", "\\R", "\\text{all real numbers}", "\\text{R}"}
+_PARSE_CONFIG = dict(
+    normalization_config=NormalizationConfig(
+        basic_latex=False, units=False, malformed_operators=True, nits=False, boxed="none", equations=False
+    ),
+    conversion_config=ConversionConfig(interpret_as_mixed_fractions=False, lowercase_symbols=False),
+)
+
+
+def split_top(s: str, sep: str) -> list[str]:
+    """Split on `sep` where it stands outside every bracket (intervals like [1,2) count as brackets)."""
+    parts, depth, start, i = [], 0, 0, 0
+    while i < len(s):
+        c = s[i]
+        if c == "\\" and s.startswith(("\\{", "\\}"), i):
+            depth += 1 if s[i + 1] == "{" else -1
+            i += 2
+            continue
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif depth == 0 and s.startswith(sep, i):
+            parts.append(s[start:i])
+            start = i + len(sep)
+            i = start
+            continue
+        i += 1
+    parts.append(s[start:])
+    return [p.strip() for p in parts]
+
+
+def _split_relation(s: str) -> tuple[list[str], list[str]]:
+    """Top-level relation symbols in order, and the parts between them."""
+    ops, parts, depth, start, i = [], [], 0, 0, 0
+    while i < len(s):
+        c = s[i]
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif depth == 0:
+            for token, op in _REL_OPS:
+                if s.startswith(token, i) and not (token[0] == "\\" and s[i + len(token) : i + len(token) + 1].isalpha()):
+                    parts.append(s[start:i].strip())
+                    ops.append(op)
+                    i += len(token)
+                    start = i
+                    break
+            else:
+                i += 1
+            continue
+        i += 1
+    parts.append(s[start:].strip())
+    return ops, parts
+
+
+def _wrapped(s: str) -> tuple[str, str, str] | None:
+    """(left, inner, right) when the whole of `s` is one bracketed group."""
+    for left in ("\\{", "\\langle", "(", "["):
+        if s.startswith(left):
+            rights = (_OPENERS[left],) if left in ("\\{", "\\langle") else (")", "]")
+            for right in rights:
+                if s.endswith(right) and len(s) > len(left) + len(right):
+                    inner = s[len(left) : len(s) - len(right)]
+                    if _balanced(inner):
+                        return left, inner, right
+    return None
+
+
+def _balanced(s: str) -> bool:
+    depth = 0
+    for c in s.replace("\\{", "(").replace("\\}", ")"):
+        depth += c in "([{"
+        depth -= c in ")]}"
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def _to_rational(expr: sympy.Expr) -> sympy.Expr:
+    """Floats that came from decimal literals become exact rationals (0.1 is 1/10, not 0.1000000000000000055)."""
+    floats = expr.atoms(sympy.Float)
+    return expr.xreplace({f: sympy.Rational(str(f)) for f in floats}) if floats else expr
+
+
+def _leaf_number(s: str) -> Num | None:
+    """Fast, exact paths for plain numerals: no CAS."""
+    if m := _MIXED_RE.fullmatch(s.strip()):
+        whole, num, den = int(m.group(2)), int(m.group(3) or m.group(5)), int(m.group(4) or m.group(6))
+        if den and num < den:
+            return Num((whole + sympy.Rational(num, den)) * (-1 if m.group(1) else 1), s.strip())
+    t = s.replace(" ", "")
+    if _INT_RE.fullmatch(t):
+        return Num(sympy.Integer(int(Fraction(t))), t, int_literal=True)
+    if m := _DEC_RE.fullmatch(t):
+        return Num(sympy.Rational(Fraction(t)), t, decimals=len(m.group(1)))
+    if m := _FRAC_RE.fullmatch(t):
+        sign, a, b = (m.group(1), m.group(2), m.group(3)) if m.group(2) else (m.group(4), m.group(5), m.group(6))
+        if int(b) == 0:
+            return None
+        value = sympy.Rational(int(a), int(b)) * (-1 if sign == "-" else 1)
+        return Num(value, t, unreduced=sympy.gcd(int(a), int(b)) > 1)
+    if m := _REPEAT_RE.fullmatch(t):
+        sign, whole, fixed, rep = m.groups()
+        head = Fraction(f"{whole or 0}.{fixed}" if fixed else (whole or "0"))
+        tail = Fraction(int(rep), (10 ** len(rep) - 1) * 10 ** len(fixed))
+        return Num(sympy.Rational(head + tail) * (-1 if sign else 1), t)
+    return None
+
+
+def canonical_text(s: str) -> str:
+    """Lower case, no spaces, braces, parentheses, dots or \\text wrappers: how text answers compare."""
+    s = re.sub(r"\\text\{([^{}]*)\}", r"\1", s)
+    return re.sub(r"[\s{}()\\.]", "", s).lower()
+
+
+def _leaf(s: str) -> Value:
+    if (num := _leaf_number(s)) is not None:
+        return num
+    if m := _BASED_RE.fullmatch(s.replace(" ", "")):
+        if not m.group(1).isalpha():
+            return Based(m.group(1).upper(), m.group(2))
+    if s.startswith("\\text{") and s.endswith("}") and s.count("\\text{") == 1:
+        inner = s[6:-1].strip()
+        return _leaf(inner) if _leaf_number(inner) is not None else Text(canonical_text(inner))
+    if _WORD_RE.fullmatch(s) and len(s.replace(" ", "")) >= 3:
+        return Text(canonical_text(s))  # a word ("Evelyn", "odd"), not a product of symbols
+    if (why := refusal(s)) is not None:
+        raise Refused(why)
+    try:
+        expr = latex2sympy(s, **_PARSE_CONFIG)
+    except Exception:
+        return Text(canonical_text(s))
+    if not isinstance(expr, sympy.Expr):
+        return Text(canonical_text(s))
+    expr = _to_rational(expr.subs({sympy.Symbol("i"): sympy.I, sympy.Symbol("e"): sympy.E}))
+    if expr.free_symbols:
+        return Expr(expr, s)
+    return Num(expr, s)
+
+
+def _parse(s: str) -> Value:
+    s = s.strip()
+    if s in _REALS or s.replace(" ", "") in ("(-\\infty,\\infty)", "(-\\infty,+\\infty)"):
+        return Seq((Num(-sympy.oo, "-\\infty"), Num(sympy.oo, "\\infty")), "tuple", "(", ")")
+    if s.startswith("\\begin{") and (m := re.fullmatch(r"\\begin\{(\w+)\}(?:\{[^}]*\})?(.*)\\end\{\1\}", s, re.S)):
+        rows = [r for r in re.split(r"\\\\", m.group(2)) if r.strip()]
+        return Matrix(tuple(tuple(_parse(c) for c in r.split("&")) for r in rows))
+    if len(parts := split_top(s, "\\cup")) > 1:
+        return Union(tuple(_parse(p) for p in parts))
+    if len(items := split_top(s, ",")) > 1:
+        return Seq(tuple(_parse(i) for i in items if i), "list")
+    ops, parts = _split_relation(s)
+    if ops:
+        if "~" in ops:  # "x = 1/3 \approx 0.333": the approximation is commentary
+            keep = [parts[0]] + [p for op, p in zip(ops, parts[1:]) if op != "~"]
+            return _parse(" = ".join(keep)) if len(keep) > 1 else _parse(keep[0])
+        if set(ops) == {"="} and len(parts) > 2:
+            parts, ops = [parts[0], parts[-1]], ["="]
+        if all(parts):
+            return Rel(tuple(ops), tuple(_parse(p) for p in parts), parts[0].replace(" ", ""))
+    if s.startswith("\\pm"):
+        inner = _parse(s[3:])
+        return Seq((inner, _negate(inner)), "list")
+    if (wrapped := _wrapped(s)) is not None:
+        left, inner, right = wrapped
+        items = split_top(inner, ",")
+        if left == "\\{":
+            return Seq(tuple(_parse(i) for i in items), "set")
+        if len(items) == 1 and left == "(" and right == ")":
+            return _parse(inner)
+        return Seq(tuple(_parse(i) for i in items), "tuple", left, right)
+    if (m := re.fullmatch(r"([A-Za-z])\s*\\in\s*(.+)", s)) is not None:
+        return _parse(m.group(2))
+    return _leaf(s)
+
+
+def _negate(v: Value) -> Value:
+    if isinstance(v, Num):
+        return Num(-v.value, "-" + v.text, v.int_literal, v.decimals, v.unreduced)
+    if isinstance(v, Expr):
+        return Expr(-v.value, "-" + v.text)
+    return Text("-" + getattr(v, "text", ""))
+
+
+def is_assignment_lhs(text: str) -> bool:
+    """`x`, `x_1`, `\\theta`, `f(x)`: a left side that names one variable, so `x = 3` means `3`."""
+    return bool(_ASSIGN_LHS.fullmatch(text))
+
+
+@functools.lru_cache(maxsize=4096)
+def parse(answer: str) -> Value:
+    """Normalise and parse one answer string. Raises `Refused` for inputs that would stall the CAS."""
+    if (why := refusal(answer)) is not None:
+        raise Refused(why)
+    return _parse(normalize(answer))

@@ -1,0 +1,139 @@
+"""Find the final answer in a completion (pure string work, no CAS).
+
+The contract, in order (docs/math_policy.md, "Where the answer is read"):
+1. only the text after the last ``</think>`` is judged; an opened but never closed ``<think>`` leaves nothing;
+2. inside it, only the last ``<answer>...</answer>`` block, when there is one;
+3. every brace-matched ``\\boxed{}`` / ``\\fbox{}`` (or ``\\boxed 5``) there; the caller decides what several
+   boxes mean (hedging);
+4. else the last explicit phrase ("final answer is", "the answer is", "Answer:", GSM8K ``#### n``);
+5. else the whole judged text when it is nothing but a short answer;
+6. else nothing. The last number in the text is used only when the caller opts in.
+
+An empty or unclosed last box means no answer: a truncated completion must not score.
+Everything here is linear-time: no regex with nested quantifiers runs over the long completion.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+_PHRASES = re.compile(
+    r"(?:final\s+answer\s*(?:is|:)|the\s+answer\s+is|\banswer\s*:|\*\*answer:?\*\*:?|####)", re.IGNORECASE
+)
+_LAST_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+_MAX_BARE_CHARS = 80
+_MAX_BARE_TOKENS = 4
+
+
+@dataclass
+class Extraction:
+    """The answers found: several only when several boxes stand in the judged text."""
+
+    answers: list[str] = field(default_factory=list)
+    source: str = "none"  # boxed | phrase | bare | last_number | none
+
+
+def answer_section(text: str) -> str:
+    """The part of a completion that is judged: after the last </think>, inside the last <answer>."""
+    if "</think>" in text:
+        text = text.rsplit("</think>", 1)[1]
+    elif "<think>" in text:
+        return ""  # still thinking when it stopped: no final answer yet
+    start = text.rfind("<answer>")
+    if start != -1:
+        body = text[start + len("<answer>") :]
+        end = body.find("</answer>")
+        text = body if end == -1 else body[:end]
+    return text
+
+
+def _match_brace(text: str, open_at: int) -> int:
+    """Index of the brace closing the one at `open_at`, or -1. Escaped braces (\\{, \\}) do not count."""
+    depth = 0
+    i = open_at
+    n = len(text)
+    while i < n:
+        c = text[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return -1
+
+
+_BOX = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
+
+
+def boxed_contents(text: str) -> list[str | None]:
+    """Contents of every box in order; None for an empty or unclosed one."""
+    found: list[str | None] = []
+    for m in _BOX.finditer(text):
+        i = m.end()
+        while i < len(text) and text[i] == " ":
+            i += 1
+        if i < len(text) and text[i] == "{":
+            close = _match_brace(text, i)
+            found.append((text[i + 1 : close].strip() or None) if close != -1 else None)
+        elif i > m.end():  # `\boxed 5`: one token after a space
+            token = re.match(r"[^\s$]+", text[i:])
+            found.append(token.group(0) if token else None)
+        else:
+            found.append(None)
+    return found
+
+
+def _strip_delimiters(answer: str) -> str:
+    s = answer.strip()
+    for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
+        if s.startswith(left) and s.endswith(right) and len(s) >= len(left) + len(right):
+            s = s[len(left) : len(s) - len(right)].strip()
+    return s
+
+
+def _phrase_answer(text: str) -> str | None:
+    last = None
+    for last in _PHRASES.finditer(text):
+        pass
+    if last is None:
+        return None
+    rest = text[last.end() :].lstrip(" :*\t")
+    line = rest.split("\n", 1)[0].strip()
+    line = re.sub(r"\.?\s*I hope it is correct\.?$", "", line, flags=re.IGNORECASE)
+    # keep a math span whole: "$\frac{1}{2}$." or a sentence end after the answer
+    if line.startswith("$"):
+        close = line.find("$", 1)
+        if line.startswith("$$"):
+            close = line.find("$$", 2) + 1 if line.find("$$", 2) != -1 else -1
+        if close != -1:
+            line = line[: close + 1]
+    line = re.sub(r"(?<!\d)\.$|\.\s+[A-Z].*$", "", line).strip().rstrip(".").strip()
+    line = _strip_delimiters(line).strip("* ")
+    return line or None
+
+
+def extract(completion: str, *, last_number_fallback: bool = False) -> Extraction:
+    """Find the final answer(s) in `completion` by the contract in the module docstring."""
+    section = answer_section(completion)
+    boxes = boxed_contents(section)
+    if boxes:
+        if boxes[-1] is None:
+            return Extraction()
+        return Extraction([_strip_delimiters(b) for b in boxes if b is not None], "boxed")
+    phrase = _phrase_answer(section)
+    if phrase:
+        return Extraction([phrase], "phrase")
+    bare = _strip_delimiters(section.strip())
+    if bare and len(bare) <= _MAX_BARE_CHARS and "\n" not in bare and len(bare.split()) <= _MAX_BARE_TOKENS:
+        return Extraction([bare.rstrip(".")], "bare")
+    if last_number_fallback:
+        numbers = _LAST_NUMBER.findall(section)
+        if numbers:
+            return Extraction([numbers[-1].rstrip(",")], "last_number")
+    return Extraction()
