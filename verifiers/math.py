@@ -106,8 +106,8 @@ _POOLS: dict[tuple, WorkerPool] = {}
 def _pool(workers: int, timeout_s: float, memory_mb: int) -> WorkerPool:
     key = (workers, timeout_s, memory_mb)
     if key not in _POOLS:
-        _POOLS[key] = WorkerPool(_judge_item, workers=workers, timeout_s=timeout_s, memory_mb=memory_mb,
-                                 preload=("verifiers.math",))
+        _POOLS[key] = WorkerPool("verifiers.math:_judge_item", workers=workers, timeout_s=timeout_s,
+                                 memory_mb=memory_mb)
     return _POOLS[key]
 
 

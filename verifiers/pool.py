@@ -1,36 +1,37 @@
 """A process pool with a hard wall-clock deadline per item: the only safe way to time out a CAS.
 
 Why not ``signal.alarm`` (math-verify, lm-eval): it works only in the main thread, cannot interrupt C-level
-big-integer work, and is process-global. Why not ``multiprocessing.Pool``: it cannot kill one stuck task.
+big-integer work, and is process-global. Why not ``multiprocessing.Pool``: it cannot kill one stuck task, and
+its spawn/forkserver start re-imports the caller's ``__main__`` (a script without a main guard breaks), while
+its fork start is unsafe in a parent that holds threads (torch, vLLM).
 
-Here each worker is a process with its own pipe. The parent hands one item at a time to an idle worker,
-waits on every busy pipe and process at once, and when an item passes its deadline it SIGKILLs that worker,
-reaps it and starts a replacement. A worker that dies (segfault, out-of-memory kill) is replaced the same
-way. Each worker caps its own address space (RLIMIT_AS) so a memory blow-up raises MemoryError inside it
-instead of taking the machine down.
-
-Workers come from the ``forkserver`` start method: safe in a parent that holds threads (torch, vLLM), and a
-replacement after a kill forks from a server that already imported the heavy modules, so it is ready in
-milliseconds instead of the seconds a fresh interpreter needs to import sympy.
+Here each worker is a plain ``python -m verifiers.pool MODULE:FUNCTION`` subprocess that speaks
+length-prefixed pickles over its stdin/stdout. The parent hands one item at a time to an idle worker, waits on
+every busy pipe at once, and when an item passes its deadline it SIGKILLs that worker, reaps it and starts a
+replacement in the background. A worker that dies (segfault, out-of-memory kill) is replaced the same way.
+Each worker caps its own address space (RLIMIT_AS), so a memory blow-up raises MemoryError inside it instead
+of taking the machine down. An item's deadline starts when a ready worker receives it, never before.
 """
 
 from __future__ import annotations
 
-import multiprocessing as mp
+import importlib
 import os
+import pickle
 import resource
 import signal
+import struct
+import subprocess
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass
 from multiprocessing.connection import wait
-from typing import Any, Callable
+from typing import Any, BinaryIO
 
-TIMEOUT = "timeout"
-MEMORY = "memory"
-CRASH = "crash"
-ERROR = "error"
-OK = "ok"
+TIMEOUT, MEMORY, CRASH, ERROR, OK = "timeout", "memory", "crash", "error", "ok"
+_HEADER = struct.Struct("<I")
+_READY = "ready"
 
 
 @dataclass
@@ -42,121 +43,127 @@ class Outcome:
     seconds: float = 0.0
 
 
-def _worker_main(conn, fn: Callable, memory_mb: int | None) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    if memory_mb:
-        limit = memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    while True:
-        try:
-            message = conn.recv()
-        except (EOFError, OSError):
-            return
-        if message is None:
-            return
-        try:
-            reply = (OK, fn(message))
-        except MemoryError:
-            reply = (MEMORY, None)
-        except Exception as e:  # a bug in one item must not stop the batch
-            reply = (ERROR, f"{type(e).__name__}: {e}"[:300])
-        try:
-            conn.send(reply)
-        except (BrokenPipeError, OSError):
-            return
-        if reply[0] == MEMORY:
-            return  # the heap may be in a bad way: let the parent start a fresh worker
+def _send(stream: BinaryIO, message: Any) -> None:
+    payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    data = memoryview(_HEADER.pack(len(payload)) + payload)
+    while data:
+        data = data[os.write(stream.fileno(), data):]
+
+
+def _read_exact(stream: BinaryIO, size: int) -> bytes:
+    chunks, left = [], size
+    while left:
+        chunk = os.read(stream.fileno(), left)
+        if not chunk:
+            raise EOFError("the other side closed its pipe")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _recv(stream: BinaryIO) -> Any:
+    (size,) = _HEADER.unpack(_read_exact(stream, _HEADER.size))
+    return pickle.loads(_read_exact(stream, size))
 
 
 class _Worker:
-    def __init__(self, ctx, fn: Callable, memory_mb: int | None):
-        self.conn, child = ctx.Pipe(duplex=True)
-        self.process = ctx.Process(target=_worker_main, args=(child, fn, memory_mb), daemon=True)
-        self.process.start()
-        child.close()
+    def __init__(self, target: str, memory_mb: int | None):
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        args = [sys.executable, "-m", "verifiers.pool", target, str(memory_mb or 0)]
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+                                     bufsize=0, start_new_session=True)  # Ctrl-C is the parent's to handle
+        self.ready = False
         self.index: int | None = None
+        self.deadline = 0.0
         self.started = 0.0
 
     def kill(self) -> None:
-        if self.process.is_alive():
-            os.kill(self.process.pid, signal.SIGKILL)
-        self.process.join()
-        self.conn.close()
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
 
 
 class WorkerPool:
-    """`map(items)` runs `fn(item)` in `workers` processes, each item under `timeout_s` of wall-clock time.
+    """`map(items)` runs `function(item)` in `workers` processes, each item under `timeout_s` wall-clock seconds.
 
-    `fn` must be a module-level function (it is pickled by reference). `preload` names modules the fork
-    server imports once, so that workers (and replacements) start with them loaded.
+    target: "package.module:function", importable by the worker; items and results must pickle.
+    memory_mb: address-space cap per worker (None for no cap).
     """
 
-    def __init__(self, fn: Callable, *, workers: int, timeout_s: float, memory_mb: int | None = None,
-                 preload: tuple[str, ...] = ()):
+    def __init__(self, target: str, *, workers: int, timeout_s: float, memory_mb: int | None = None):
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
-        self.fn, self.timeout_s, self.memory_mb = fn, timeout_s, memory_mb
-        self._ctx = mp.get_context("forkserver")
-        if preload:
-            self._ctx.set_forkserver_preload(list(preload))
-        self._workers = [_Worker(self._ctx, fn, memory_mb) for _ in range(workers)]
+        self.target, self.timeout_s, self.memory_mb = target, timeout_s, memory_mb
+        self._workers = [_Worker(target, memory_mb) for _ in range(workers)]
         self.replaced = 0  # workers killed or lost and started again, over the pool's life
 
     def _replace(self, worker: _Worker) -> None:
         worker.kill()
-        self._workers[self._workers.index(worker)] = _Worker(self._ctx, self.fn, self.memory_mb)
+        self._workers[self._workers.index(worker)] = _Worker(self.target, self.memory_mb)
         self.replaced += 1
+
+    def _dispatch(self, pending: deque, items: list) -> None:
+        for worker in self._workers:
+            if worker.ready and worker.index is None and pending:
+                worker.index = pending.popleft()
+                worker.started = time.monotonic()
+                worker.deadline = worker.started + self.timeout_s
+                try:
+                    _send(worker.proc.stdin, items[worker.index])
+                except (BrokenPipeError, OSError):
+                    pending.appendleft(worker.index)
+                    self._replace(worker)
 
     def map(self, items: list) -> list[Outcome]:
         results: list[Outcome | None] = [None] * len(items)
         pending = deque(range(len(items)))
-        busy: dict[_Worker, float] = {}  # worker -> deadline
-        while pending or busy:
-            for worker in self._workers:
-                if worker not in busy and pending:
-                    worker.index = pending.popleft()
-                    worker.started = time.monotonic()
+        while pending or any(w.index is not None for w in self._workers):
+            self._dispatch(pending, items)
+            busy = [w for w in self._workers if w.index is not None]
+            deadlines = [w.deadline for w in busy]
+            ready = wait([w.proc.stdout for w in self._workers],
+                         timeout=max(0.0, min(deadlines) - time.monotonic()) if deadlines else None)
+            now = time.monotonic()
+            for worker in list(self._workers):
+                outcome = None
+                if worker.proc.stdout in ready:
                     try:
-                        worker.conn.send(items[worker.index])
-                    except (BrokenPipeError, OSError):
-                        pending.appendleft(worker.index)
-                        self._replace(worker)
+                        message = _recv(worker.proc.stdout)
+                    except (EOFError, OSError, pickle.UnpicklingError):
+                        message = (CRASH, f"worker exited with {worker.proc.poll()}")
+                    if message == _READY:
+                        worker.ready = True
                         continue
-                    busy[worker] = worker.started + self.timeout_s
-            if not busy:
-                continue
-            now = time.monotonic()
-            ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy],
-                         timeout=max(0.0, min(busy.values()) - now))
-            now = time.monotonic()
-            for worker in list(busy):
-                if worker.conn in ready:
-                    try:
-                        status, value = worker.conn.recv()
-                    except (EOFError, OSError):
-                        status, value = CRASH, f"worker exited with {worker.process.exitcode}"
-                elif worker.process.sentinel in ready:
-                    status, value = CRASH, f"worker exited with {worker.process.exitcode}"
-                elif now >= busy[worker]:
-                    status, value = TIMEOUT, None
-                else:
+                    if worker.index is not None:
+                        outcome = Outcome(message[0], message[1], now - worker.started)
+                    if message[0] in (CRASH, MEMORY):
+                        if worker.index is None:
+                            raise RuntimeError(f"verifier worker {self.target} failed to start: {message[1]}")
+                        self._replace_after(worker, results, outcome)
+                        continue
+                elif worker.index is not None and now >= worker.deadline:
+                    outcome = Outcome(TIMEOUT, None, now - worker.started)
+                    self._replace_after(worker, results, outcome)
                     continue
-                results[worker.index] = Outcome(status, value, now - worker.started)
-                del busy[worker]
-                if status != OK and status != ERROR:
-                    self._replace(worker)
+                if outcome is not None:
+                    results[worker.index] = outcome
+                    worker.index = None
         return results  # type: ignore[return-value]
+
+    def _replace_after(self, worker: _Worker, results: list, outcome: Outcome) -> None:
+        results[worker.index] = outcome
+        worker.index = None
+        self._replace(worker)
 
     def close(self) -> None:
         for worker in self._workers:
-            try:
-                worker.conn.send(None)
-            except (BrokenPipeError, OSError):
-                pass
-        for worker in self._workers:
-            worker.process.join(timeout=1)
             worker.kill()
         self._workers = []
 
@@ -165,3 +172,35 @@ class WorkerPool:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _serve(target: str, memory_mb: int) -> None:
+    """Worker side: import the target, say ready, then answer one item at a time until stdin closes."""
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # stray prints go to stderr, never into the protocol
+    inp = os.fdopen(0, "rb")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    module, _, name = target.partition(":")
+    function = getattr(importlib.import_module(module), name)
+    if memory_mb:
+        limit = memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    _send(out, _READY)
+    while True:
+        try:
+            item = _recv(inp)
+        except EOFError:
+            return
+        try:
+            reply = (OK, function(item))
+        except MemoryError:
+            reply = (MEMORY, None)
+        except Exception as e:  # a bug on one item must not stop the batch
+            reply = (ERROR, f"{type(e).__name__}: {e}"[:300])
+        _send(out, reply)
+        if reply[0] == MEMORY:
+            return  # the heap may be in a bad way: the parent starts a fresh worker
+
+
+if __name__ == "__main__":
+    _serve(sys.argv[1], int(sys.argv[2]))
