@@ -48,24 +48,22 @@ def answer_section(text: str) -> str:
     return text
 
 
-def _match_brace(text: str, open_at: int) -> int:
-    """Index of the brace closing the one at `open_at`, or -1. Escaped braces (\\{, \\}) do not count."""
-    depth = 0
-    i = open_at
-    n = len(text)
+def _brace_pairs(text: str) -> dict[int, int]:
+    """Index of every "{" mapped to the index of its closing "}", in one pass. Escaped braces do not count."""
+    pairs: dict[int, int] = {}
+    stack: list[int] = []
+    i, n = 0, len(text)
     while i < n:
         c = text[i]
         if c == "\\":
             i += 2
             continue
         if c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-            if depth == 0:
-                return i
+            stack.append(i)
+        elif c == "}" and stack:
+            pairs[stack.pop()] = i
         i += 1
-    return -1
+    return pairs
 
 
 _BOX = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
@@ -74,13 +72,15 @@ _BOX = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
 def boxed_contents(text: str) -> list[str | None]:
     """Contents of every box in order; None for an empty or unclosed one."""
     found: list[str | None] = []
+    pairs: dict[int, int] | None = None
     for m in _BOX.finditer(text):
         i = m.end()
         while i < len(text) and text[i] == " ":
             i += 1
         if i < len(text) and text[i] == "{":
-            close = _match_brace(text, i)
-            found.append((text[i + 1 : close].strip() or None) if close != -1 else None)
+            pairs = _brace_pairs(text) if pairs is None else pairs
+            close = pairs.get(i)
+            found.append((text[i + 1 : close].strip() or None) if close is not None else None)
         elif i > m.end():  # `\boxed 5`: one token after a space
             token = re.match(r"[^\s$]+", text[i:])
             found.append(token.group(0) if token else None)
@@ -118,6 +118,12 @@ def _phrase_answer(text: str) -> str | None:
     return line or None
 
 
+def _looks_like_answer(text: str) -> bool:
+    """A bare short answer: one or two words, or a few tokens of math (a digit, a command, a relation)."""
+    tokens = len(text.split())
+    return tokens <= 2 or (tokens <= _MAX_BARE_TOKENS and bool(re.search(r"[\d\\=<>^_]", text)))
+
+
 def extract(completion: str, *, last_number_fallback: bool = False) -> Extraction:
     """Find the final answer(s) in `completion` by the contract in the module docstring."""
     section = answer_section(completion)
@@ -130,7 +136,7 @@ def extract(completion: str, *, last_number_fallback: bool = False) -> Extractio
     if phrase:
         return Extraction([phrase], "phrase")
     bare = _strip_delimiters(section.strip())
-    if bare and len(bare) <= _MAX_BARE_CHARS and "\n" not in bare and len(bare.split()) <= _MAX_BARE_TOKENS:
+    if bare and len(bare) <= _MAX_BARE_CHARS and "\n" not in bare and _looks_like_answer(bare):
         return Extraction([bare.rstrip(".")], "bare")
     if last_number_fallback:
         numbers = _LAST_NUMBER.findall(section)

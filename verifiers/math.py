@@ -31,6 +31,7 @@ from verifiers.pool import CRASH, ERROR, MEMORY, OK, TIMEOUT, WorkerPool
 
 DEFAULT_TIMEOUT_S = 5.0
 DEFAULT_MEMORY_MB = 2048
+_MAX_DISTINCT_BOXES = 32  # more different boxed answers than any gold list has: a hedge, not worth parsing
 _OR = re.compile(r"\\(?:text|textrm|mbox|mathrm)\{\s*or\s*\}")
 
 
@@ -58,6 +59,9 @@ def _items(v: Value) -> tuple:
 def _prediction(answers: list[str], gold: Value) -> Value | None:
     """One value for the completion's answer(s), or None when it hedges between different answers."""
     gold_is_list = isinstance(gold, Seq) and gold.kind in ("list", "set") and len(gold.items) > 1
+    answers = list(dict.fromkeys(answers))  # the same string boxed twice is one answer
+    if len(answers) > _MAX_DISTINCT_BOXES:
+        return None
     values = []
     for answer in answers:
         alternatives = split_top(_OR.sub(" or ", answer), " or ")

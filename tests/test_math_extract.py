@@ -1,0 +1,71 @@
+"""Where the final answer is read from (verifiers.extract), one rule per test."""
+
+from verifiers.extract import answer_section, boxed_contents, extract
+
+
+def test_only_text_after_last_think_is_judged():
+    text = "<think>maybe \\boxed{3}</think> so <think>x</think> The answer is \\boxed{5}."
+    assert answer_section(text).strip() == "so <think>x</think> The answer is \\boxed{5}.".split("</think>")[-1].strip()
+    assert extract(text).answers == ["5"]
+
+
+def test_box_inside_think_only_is_no_answer():
+    assert extract("<think>it is \\boxed{3}</think>\nI am not sure.").answers == []
+
+
+def test_unclosed_think_is_no_answer():
+    assert extract("<think>long reasoning \\boxed{3} and then the budget ran out").answers == []
+
+
+def test_last_answer_tag_wins():
+    text = "<answer>1</answer> hmm <answer>The result: \\boxed{7}</answer>"
+    assert extract(text).answers == ["7"]
+    assert extract("<think>a</think><answer>42</answer>").answers == ["42"]
+
+
+def test_boxes_are_brace_matched_and_escaped_braces_ignored():
+    assert boxed_contents("\\boxed{\\frac{\\sqrt{3}}{2}} and \\fbox{\\{1,2\\}}") == ["\\frac{\\sqrt{3}}{2}", "\\{1,2\\}"]
+    assert boxed_contents("\\boxed 5 apples") == ["5"]
+
+
+def test_empty_or_unclosed_last_box_is_no_answer():
+    assert extract("so \\boxed{}").answers == []
+    assert extract("\\boxed{4} then \\boxed{12").answers == []
+    assert extract("the result is \\boxed{12").source == "none"
+
+
+def test_every_box_is_reported_for_the_hedge_check():
+    assert extract("\\boxed{3} or \\boxed{4}").answers == ["3", "4"]
+
+
+def test_answer_phrases():
+    assert extract("Final Answer: The final answer is $\\frac{1}{2}$. I hope it is correct.").answers == ["\\frac{1}{2}"]
+    assert extract("so the answer is 17.").answers == ["17"]
+    assert extract("**Answer:** 2.5").answers == ["2.5"]
+    assert extract("Answer: $x = 3$").answers == ["x = 3"]
+    assert extract("She earns 9 * 2 = 18 dollars.\n#### 18").answers == ["18"]
+
+
+def test_the_last_phrase_wins():
+    assert extract("The answer is 3. Wait. The answer is 4.").answers == ["4"]
+
+
+def test_no_last_number_fallback_unless_asked():
+    text = "We compute 3 + 4 = 7 and stop there without concluding anything"
+    assert extract(text).answers == []
+    found = extract(text, last_number_fallback=True)
+    assert (found.answers, found.source) == (["7"], "last_number")
+
+
+def test_bare_short_answer_is_accepted_long_prose_is_not():
+    assert extract("$\\frac{3}{4}$").answers == ["\\frac{3}{4}"]
+    assert extract("I think it could be many things, hard to say").answers == []
+
+
+def test_linear_time_on_huge_input():
+    import time
+
+    text = "\\boxed{" * 20000 + "x" + "{" * 50000
+    start = time.perf_counter()
+    extract(text)
+    assert time.perf_counter() - start < 2.0
