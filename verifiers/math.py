@@ -99,7 +99,7 @@ def judge(completion: str, gold: str, *, last_number_fallback: bool = False) -> 
     return _result("correct" if equal(gold_value, pred) else "wrong", extracted)
 
 
-def _judge_item(item: tuple[str, str, bool]) -> VerifyResult:
+def judge_item(item: tuple[str, str, bool]) -> VerifyResult:
     completion, gold, fallback = item
     return judge(completion, gold, last_number_fallback=fallback)
 
@@ -110,7 +110,7 @@ _POOLS: dict[tuple, WorkerPool] = {}
 def _pool(workers: int, timeout_s: float, memory_mb: int) -> WorkerPool:
     key = (workers, timeout_s, memory_mb)
     if key not in _POOLS:
-        _POOLS[key] = WorkerPool("verifiers.math:_judge_item", workers=workers, timeout_s=timeout_s,
+        _POOLS[key] = WorkerPool("verifiers.math:judge_item", workers=workers, timeout_s=timeout_s,
                                  memory_mb=memory_mb)
     return _POOLS[key]
 

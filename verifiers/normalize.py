@@ -60,6 +60,7 @@ def normalize(answer: str) -> str:
     s = s.replace("\\$", "").replace("$", "")
     s = re.sub(r"\\(?:left|right|big|Big|bigg|Bigg)(?![a-zA-Z])\s*", "", s)
     s = re.sub(r"\\(?:displaystyle|textstyle)\b", "", s)
+    s = re.sub(r"(\d),\\!\s*(?=\d{3}(?!\d))", r"\1", s)  # 10,\!080 (MATH's thousands separator)
     s = re.sub(r"(\d)\\,(?=\d{3}(?!\d))", r"\1", s)  # 12\,345
     s = re.sub(r"(\d)\{,\}(?=\d{3})", r"\1", s)  # 12{,}345
     s = _SPACING.sub(" ", s)

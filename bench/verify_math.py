@@ -1,0 +1,105 @@
+"""Benchmark: our math verifier against plain math-verify on the labeled set, in one run.
+
+    python bench/verify_math.py [--labeled tests/data/math_labeled.jsonl] [--workers 2] [--timeout 5]
+
+Ours: `verifiers.math.verify_batch` with `--workers` processes (pool start-up included in the time).
+Baseline: math-verify used plainly, as most trainers do: `parse(gold)`, `parse(completion)` with default
+extraction, `verify(gold, pred)`, one case after another in this process (its own 5 s signal timeouts).
+Figures: accuracy, false-positive rate (wrongly accepted / cases labeled wrong), false-negative rate (wrongly
+rejected / cases labeled correct), cases per second, and the slowest single case. The last line printed is
+one JSON object with both sides' figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+LABELED = Path(__file__).resolve().parent.parent / "tests" / "data" / "math_labeled.jsonl"
+
+
+def scores(expected: list[bool], got: list[bool]) -> dict:
+    positives = sum(expected)
+    negatives = len(expected) - positives
+    fp = sum(1 for e, g in zip(expected, got) if g and not e)
+    fn = sum(1 for e, g in zip(expected, got) if e and not g)
+    return {
+        "accuracy": round(1 - (fp + fn) / len(expected), 4),
+        "false_positive_rate": round(fp / max(negatives, 1), 4),
+        "false_negative_rate": round(fn / max(positives, 1), 4),
+        "false_positives": fp,
+        "false_negatives": fn,
+    }
+
+
+def run_ours(rows: list[dict], workers: int, timeout_s: float) -> tuple[list[bool], dict]:
+    from verifiers.pool import OK, WorkerPool
+
+    start = time.perf_counter()
+    with WorkerPool("verifiers.math:judge_item", workers=workers, timeout_s=timeout_s, memory_mb=2048) as pool:
+        outcomes = pool.map([(r["completion"], r["gold"], False) for r in rows])
+    seconds = time.perf_counter() - start
+    got = [o.status == OK and o.value.correct for o in outcomes]
+    slowest = max(o.seconds for o in outcomes)
+    reasons: dict[str, int] = {}
+    for o in outcomes:
+        key = o.value.reason if o.status == OK else o.status
+        reasons[key] = reasons.get(key, 0) + 1
+    return got, {"seconds": round(seconds, 2), "cases_per_s": round(len(rows) / seconds, 1),
+                 "slowest_case_s": round(slowest, 3), "timeout_s": timeout_s, "reasons": reasons}
+
+
+def run_math_verify(rows: list[dict]) -> tuple[list[bool], dict]:
+    from math_verify import parse, verify
+
+    got, slowest = [], 0.0
+    start = time.perf_counter()
+    for r in rows:
+        t = time.perf_counter()
+        try:
+            ok = bool(verify(parse(r["gold"]), parse(r["completion"])))
+        except BaseException as e:  # its TimeoutException is a BaseException
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            ok = False
+        slowest = max(slowest, time.perf_counter() - t)
+        got.append(ok)
+    seconds = time.perf_counter() - start
+    return got, {"seconds": round(seconds, 2), "cases_per_s": round(len(rows) / seconds, 1),
+                 "slowest_case_s": round(slowest, 3)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--labeled", type=Path, default=LABELED, help="labeled JSONL (gold, completion, expected)")
+    parser.add_argument("--workers", type=int, default=2, help="our worker processes")
+    parser.add_argument("--timeout", type=float, default=5.0, help="our per-case wall-clock limit, seconds")
+    parser.add_argument("--skip-baseline", action="store_true", help="measure ours only")
+    args = parser.parse_args()
+
+    rows = [json.loads(line) for line in args.labeled.read_text().splitlines() if line.strip()]
+    expected = [bool(r["expected"]) for r in rows]
+    print(f"{len(rows)} labeled cases from {args.labeled} ({sum(expected)} correct, {len(rows) - sum(expected)} wrong)")
+
+    got, ours = run_ours(rows, args.workers, args.timeout)
+    ours.update(scores(expected, got), workers=args.workers)
+    missed = [(r["id"], r["category"]) for r, e, g in zip(rows, expected, got) if e != g]
+    print(f"ours: {ours}")
+    print(f"ours, disagreements with the labels: {missed}")
+
+    result = {"cases": len(rows), "machine": f"{platform.machine()} {os.cpu_count()} cpus", "ours": ours}
+    if not args.skip_baseline:
+        got_mv, baseline = run_math_verify(rows)
+        baseline.update(scores(expected, got_mv))
+        print(f"math-verify: {baseline}")
+        result["math_verify"] = baseline
+        result["speedup"] = round(ours["cases_per_s"] / baseline["cases_per_s"], 1)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
