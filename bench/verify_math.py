@@ -40,8 +40,8 @@ def run_ours(rows: list[dict], workers: int, timeout_s: float) -> tuple[list[boo
     from verifiers.pool import OK, WorkerPool
 
     start = time.perf_counter()
-    with WorkerPool("verifiers.math:judge_item", workers=workers, timeout_s=timeout_s, memory_mb=2048) as pool:
-        outcomes = pool.map([(r["completion"], r["gold"], False) for r in rows])
+    with WorkerPool("verifiers.math:judge_item", workers=workers, memory_mb=2048) as pool:
+        outcomes = pool.map([(r["completion"], r["gold"], False) for r in rows], timeout_s)
     seconds = time.perf_counter() - start
     got = [o.status == OK and o.value.correct for o in outcomes]
     slowest = max(o.seconds for o in outcomes)

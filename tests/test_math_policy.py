@@ -25,3 +25,37 @@ def test_policy_through_worker_pool_matches_in_process():
     completions = [c for _, c, _, _ in CASES]
     pooled = verify_batch(completions, golds, workers=2, timeout_s=10)
     assert [r.correct for r in pooled] == [e for _, _, e, _ in CASES]
+
+
+def test_verify_works_off_the_main_thread():
+    # math-verify's signal.alarm timeouts fail in threads (its issues #11, #50): ours must not care
+    from concurrent.futures import ThreadPoolExecutor
+
+    from verifiers.math import verify
+
+    with ThreadPoolExecutor(4) as threads:
+        results = list(threads.map(lambda g: verify(f"so \\boxed{{{g}}}", g), ["1", "\\frac12", "x^2", "(1,2)"]))
+    assert all(r.correct for r in results)
+
+
+def test_a_stuck_comparison_is_a_timeout_result_within_the_limit():
+    import time
+
+    from verifiers.math import verify_batch
+
+    # expanding a 5-variable 60th power takes minutes: the worker is killed at the deadline
+    start = time.monotonic()
+    slow, fine = verify_batch(["\\boxed{(a+b+c+d+f)^{60}}", "\\boxed{2}"], ["(f+d+c+b+a)^{60}+1", "2"],
+                              timeout_s=1.0, workers=2)
+    assert time.monotonic() - start < 1.0 + 1.0 + 1.0  # limit + 1 s, plus a worker start on a fresh pool
+    assert (slow.reason, slow.reward, slow.extracted) == ("timeout", 0.0, "(a+b+c+d+f)^{60}")
+    assert fine.correct
+
+
+def test_mismatched_and_mistyped_inputs_are_clear_errors():
+    from verifiers.math import verify_batch
+
+    with pytest.raises(ValueError, match="2 completions but 1 golds"):
+        verify_batch(["a", "b"], ["1"])
+    with pytest.raises(TypeError, match=r"golds\[0\] is int"):
+        verify_batch(["\\boxed{1}"], [1])

@@ -18,10 +18,9 @@ MAX_DIGITS = 1000
 MAX_FACTORIAL = 1000
 
 _INT = re.compile(r"\d+")
-_POWER = re.compile(r"(\d+(?:\.\d+)?|\}|\))\s*\^\s*(\{|\d+)")
+_POWER = re.compile(r"(\d+(?:\.\d+)?|\}|\)|(?<![A-Za-z\\])e)\s*\^\s*(\{|\d+)")
 _FACTORIAL = re.compile(r"(\d+|\)|\})\s*!")
-_BINOM = re.compile(r"\\[dt]?binom\s*\{\s*(\d+)\s*\}")
-_LETTER = re.compile(r"(?<!\\)[A-Za-z]")
+_BINOM = re.compile(r"\\[dt]?binom\s*\{")
 
 
 def _group(s: str, open_at: int) -> str:
@@ -62,7 +61,9 @@ def _opening(s: str, close_at: int) -> int:
 
 
 def _is_symbolic(expr: str) -> bool:
-    return bool(_LETTER.search(re.sub(r"\\(cdot|times|left|right|frac)", "", expr)))
+    """Whether `expr` holds a variable: then the CAS keeps it symbolic and nothing huge is computed.
+    LaTeX commands (\\frac, \\pi, \\cdot) and Euler's e are not variables: e^{e^{e^{10}}} is a number."""
+    return bool(re.search(r"[A-DF-Za-df-z]", re.sub(r"\\[A-Za-z]+", "", expr)))
 
 
 def _power_digits(base: str, expo: str) -> float:
@@ -73,7 +74,7 @@ def _power_digits(base: str, expo: str) -> float:
     if max(ints) > 10**6:
         return math.inf
     exponent = math.prod(i for i in ints if i > 0)  # generous: products overestimate sums
-    base_log = math.log10(max(float(base), 2.0)) if base not in ("}", ")") else 1.0
+    base_log = math.log10(max(float(base), 2.0)) if base[0].isdigit() else 1.0
     return exponent * base_log
 
 
@@ -102,6 +103,7 @@ def refusal(answer: str) -> str | None:
         if any(int(d) > MAX_FACTORIAL for d in _INT.findall(arg)):
             return "factorial too large to evaluate"
     for m in _BINOM.finditer(answer):
-        if len(m.group(1)) > 6:
+        top = _group(answer, m.end() - 1)
+        if not _is_symbolic(top) and ("^" in top or any(len(d) > 6 for d in _INT.findall(top))):
             return "binomial too large to evaluate"
     return None

@@ -22,6 +22,7 @@ from __future__ import annotations
 import atexit
 import os
 import re
+import threading
 
 from verifiers import VerifyResult
 from verifiers.answer import Refused, Seq, Value, parse, split_top
@@ -104,22 +105,30 @@ def judge_item(item: tuple[str, str, bool]) -> VerifyResult:
     return judge(completion, gold, last_number_fallback=fallback)
 
 
-_POOLS: dict[tuple, WorkerPool] = {}
+_pool: WorkerPool | None = None
+_pool_lock = threading.Lock()
 
 
-def _pool(workers: int, timeout_s: float, memory_mb: int) -> WorkerPool:
-    key = (workers, timeout_s, memory_mb)
-    if key not in _POOLS:
-        _POOLS[key] = WorkerPool("verifiers.math:judge_item", workers=workers, timeout_s=timeout_s,
-                                 memory_mb=memory_mb)
-    return _POOLS[key]
+def _shared_pool(workers: int, memory_mb: int) -> WorkerPool:
+    """The process-wide pool, (re)started when the size or memory cap asked for changes."""
+    global _pool
+    if _pool is not None and (_pool.workers, _pool.memory_mb, _pool.pid) != (workers, memory_mb, os.getpid()):
+        if _pool.pid == os.getpid():
+            _pool.close()
+        _pool = None
+    if _pool is None:
+        _pool = WorkerPool("verifiers.math:judge_item", workers=workers, memory_mb=memory_mb)
+    return _pool
 
 
 @atexit.register
 def shutdown() -> None:
     """Stop the worker processes (also run at interpreter exit)."""
-    while _POOLS:
-        _POOLS.popitem()[1].close()
+    global _pool
+    with _pool_lock:
+        if _pool is not None and _pool.pid == os.getpid():
+            _pool.close()
+        _pool = None
 
 
 _FAILURES = {TIMEOUT: "timeout", MEMORY: "memory", CRASH: "error", ERROR: "error"}
@@ -144,9 +153,17 @@ def verify_batch(completions: list[str], golds: list[str], *, timeout_s: float =
     if not completions:
         return []
     workers = workers or len(os.sched_getaffinity(0))
-    outcomes = _pool(workers, timeout_s, memory_mb).map(
-        [(c, g, last_number_fallback) for c, g in zip(completions, golds)])
-    return [o.value if o.status == OK else _result(_FAILURES[o.status]) for o in outcomes]
+    items = [(c, g, last_number_fallback) for c, g in zip(completions, golds)]
+    with _pool_lock:  # one batch at a time; callers may be threads
+        outcomes = _shared_pool(workers, memory_mb).map(items, timeout_s)
+    return [o.value if o.status == OK else _failed(o.status, c, last_number_fallback)
+            for o, c in zip(outcomes, completions)]
+
+
+def _failed(status: str, completion: str, last_number_fallback: bool) -> VerifyResult:
+    """A verdict for an item whose worker timed out, ran out of memory or died (the answer is still shown)."""
+    answers = extract(completion, last_number_fallback=last_number_fallback).answers
+    return _result(_FAILURES[status], answers[-1] if answers else None)
 
 
 def verify(completion: str, gold: str, *, timeout_s: float = DEFAULT_TIMEOUT_S,

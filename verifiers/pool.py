@@ -89,18 +89,18 @@ class _Worker:
 
 
 class WorkerPool:
-    """`map(items)` runs `function(item)` in `workers` processes, each item under `timeout_s` wall-clock seconds.
+    """`map(items, timeout_s)` runs `function(item)` in `workers` processes, each item under a wall-clock limit.
 
     target: "package.module:function", importable by the worker; items and results must pickle.
     memory_mb: address-space cap per worker (None for no cap).
+    One `map` at a time: callers that share a pool across threads hold a lock around it.
     """
 
-    def __init__(self, target: str, *, workers: int, timeout_s: float, memory_mb: int | None = None):
+    def __init__(self, target: str, *, workers: int, memory_mb: int | None = None):
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
-        if timeout_s <= 0:
-            raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
-        self.target, self.timeout_s, self.memory_mb = target, timeout_s, memory_mb
+        self.target, self.workers, self.memory_mb = target, workers, memory_mb
+        self.pid = os.getpid()  # a forked child must not use its parent's workers
         self._workers = [_Worker(target, memory_mb) for _ in range(workers)]
         self.replaced = 0  # workers killed or lost and started again, over the pool's life
 
@@ -109,23 +109,26 @@ class WorkerPool:
         self._workers[self._workers.index(worker)] = _Worker(self.target, self.memory_mb)
         self.replaced += 1
 
-    def _dispatch(self, pending: deque, items: list) -> None:
+    def _dispatch(self, pending: deque, items: list, timeout_s: float) -> None:
         for worker in self._workers:
             if worker.ready and worker.index is None and pending:
                 worker.index = pending.popleft()
                 worker.started = time.monotonic()
-                worker.deadline = worker.started + self.timeout_s
+                worker.deadline = worker.started + timeout_s
                 try:
                     _send(worker.proc.stdin, items[worker.index])
                 except (BrokenPipeError, OSError):
                     pending.appendleft(worker.index)
                     self._replace(worker)
 
-    def map(self, items: list) -> list[Outcome]:
+    def map(self, items: list, timeout_s: float) -> list[Outcome]:
+        """One Outcome per item, in order; each item gets `timeout_s` seconds from the moment a worker has it."""
+        if timeout_s <= 0:
+            raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
         results: list[Outcome | None] = [None] * len(items)
         pending = deque(range(len(items)))
         while pending or any(w.index is not None for w in self._workers):
-            self._dispatch(pending, items)
+            self._dispatch(pending, items, timeout_s)
             busy = [w for w in self._workers if w.index is not None]
             deadlines = [w.deadline for w in busy]
             ready = wait([w.proc.stdout for w in self._workers],

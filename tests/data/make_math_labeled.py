@@ -17,7 +17,7 @@ a verifier.
 The script is deterministic (stdlib only, no randomness).  Sources:
   * hand-written case tables below, grouped by category;
   * realistic long completions built from real MATH-500 worked solutions and
-    GSM8K reference answers (``--data-dir``, default /work/shared/data).
+    GSM8K reference answers (``--data-dir``, default ../shared/data beside the repository).
 
 Usage:  python tests/data/make_math_labeled.py [--data-dir DIR] [--out FILE]
 """
@@ -31,7 +31,7 @@ from fractions import Fraction
 from math import gcd
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_DATA_DIR = "/work/shared/data"
+DEFAULT_DATA_DIR = os.path.normpath(os.path.join(HERE, "..", "..", "..", "shared", "data"))  # ../shared beside the repo
 DEFAULT_OUT = os.path.join(HERE, "math_labeled.jsonl")
 
 T, F = True, False
@@ -1072,6 +1072,8 @@ def terminates(fr):
 
 
 def frac_tex(num, den):
+    if den == 1:
+        return str(num)
     if num < 0:
         return "-\\frac{%d}{%d}" % (-num, den)
     return "\\frac{%d}{%d}" % (num, den)
@@ -1136,7 +1138,8 @@ def integer_preds(n, k):
     opts.append(("%d \\text{ or } %d" % (n, n + 1), F, MA, "violating: hedge with 'or'"))
     if n > 0:
         opts.append(("\\pm %d" % n, F, MA, "violating: \\pm with a single-value gold"))
-    opts.append(("%d, %d" % (n, n + 1), F, MA, "violating: candidate list"))
+    if abs(n) < 99:  # short numbers only: "203, 204" could be misread as a thousands separator
+        opts.append(("%d, %d" % (n, n + 1), F, MA, "violating: candidate list"))
     return opts[j % len(opts)]
 
 
@@ -1153,16 +1156,17 @@ def fraction_preds(num, den, k):
         opts = [o for o in opts if o]
         p = opts[j % len(opts)]
         return p, T, None, "equivalent: " + ("exact decimal" if p == decimal_expansion(fr) else "same rational")
+    bumped = fr + Fraction(1, den) if num > 0 else fr - Fraction(1, den)  # reduced, != gold
     if kind == "wrong":
-        opts = [frac_tex(num + 1 if num > 0 else num - 1, den)]
+        opts = [frac_tex(bumped.numerator, bumped.denominator)]
         if abs(num) != den:
             opts.append(frac_tex(den if num > 0 else -den, abs(num)))
         return opts[j % len(opts)], F, None, "wrong value"
     opts = [(frac_tex(2 * num, 2 * den), F, None, "violating: unreduced fraction")]
     if not terminates(fr):
         opts.append(("%.3f" % float(fr), F, None, "violating: decimal approximation"))
-    opts.append(("%s \\text{ or } %s" % (frac_tex(num, den), frac_tex(num + 1, den)), F, MA,
-                 "violating: hedge with 'or'"))
+    opts.append(("%s \\text{ or } %s" % (frac_tex(num, den), frac_tex(bumped.numerator, bumped.denominator)),
+                 F, MA, "violating: hedge with 'or'"))
     return opts[j % len(opts)]
 
 
@@ -1196,6 +1200,7 @@ def build_long_math500(b, rows):
     def emit(r, pred, expected, reason, note, variant_idx, allow_phrase):
         sol = r["solution"].strip()
         variants = ["plain", "think_box", "think_gold_box", "think_phrase"]
+        variant_idx += variant_idx // 4  # decouple the variant from the pred kind (both cycle by 4)
         v = variants[variant_idx % len(variants)]
         if v == "think_phrase" and not allow_phrase:  # phrases only for plain numbers
             v = "think_box"
