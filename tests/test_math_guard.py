@@ -32,3 +32,7 @@ def test_a_refused_prediction_is_wrong_with_reason(answer):
 
 def test_a_refused_gold_is_reported_as_bad_gold():
     assert judge("\\boxed{2}", "9^{9^{9^{9}}}").reason == "bad_gold"
+
+
+def test_an_empty_gold_is_reported_as_bad_gold():
+    assert judge("\\boxed{2}", "  ").reason == "bad_gold"

@@ -83,6 +83,8 @@ def _prediction(answers: list[str], gold: Value) -> Value | None:
 
 def judge(completion: str, gold: str, *, last_number_fallback: bool = False) -> VerifyResult:
     """The verdict on one completion, computed in this process (no deadline: use `verify` for that)."""
+    if not gold.strip():
+        return _result("bad_gold")
     try:
         gold_value = parse(gold)
     except Refused:
@@ -101,6 +103,7 @@ def judge(completion: str, gold: str, *, last_number_fallback: bool = False) -> 
 
 
 def judge_item(item: tuple[str, str, bool]) -> VerifyResult:
+    """`judge` on one (completion, gold, last_number_fallback) tuple: what each pool worker runs."""
     completion, gold, fallback = item
     return judge(completion, gold, last_number_fallback=fallback)
 
