@@ -1,0 +1,438 @@
+"""The trusted program that runs *inside* the sandbox (stdlib only; started as ``python3 -I -S``).
+
+It reads one job from stdin (length-prefixed JSON), then for each test forks a child that runs the untrusted
+code with fresh stdin/stdout/stderr, and reports each result to the outer runner as one record on its own
+stdout. Expected outputs never come here: the outer runner compares. In "harness" mode (HumanEval/MBPP
+tests that are code with asserts), the untrusted code runs in a separate server process that only answers
+function calls with strictly typed values, while the asserts run here, out of its reach: it cannot exit
+before them, patch their builtins, or forge their result.
+
+Record: struct "<III" (meta, stdout, stderr lengths), then meta JSON, stdout bytes, stderr bytes.
+Meta: {"i": test index, "status": ok|error|timeout|memory|output_limit|killed|compile_error, "returncode",
+"seconds", "result": tagged-JSON return value (call mode), "detail"}.
+This file is imported by the outer runner too, for `encode` / `decode`; nothing runs at import.
+"""
+
+import json
+import os
+import select
+import signal
+import struct
+import sys
+import time
+
+MEMORY_EXIT = 86  # the child's own MemoryError
+COMPILE_EXIT = 85  # SyntaxError while compiling the submission
+UNENCODABLE_EXIT = 87  # call mode: the return value is not a plain builtin value
+_HEADER = struct.Struct("<III")
+_LEN = struct.Struct("<I")
+_MAX_DEPTH = 200
+
+# LiveCodeBench's prelude: these names are visible to solutions in both modes
+PRELUDE_MODULES = ("string", "re", "datetime", "collections", "heapq", "bisect", "copy", "math", "random",
+                   "statistics", "itertools", "functools", "operator", "io", "sys", "json", "builtins", "typing")
+
+
+# ---- strict value encoding (used on both sides) ----------------------------------------------------------
+
+def encode(value, depth=0):
+    """A JSON-able form of a plain builtin value; anything else (custom classes, int subclasses) is refused."""
+    if depth > _MAX_DEPTH:
+        raise TypeError("value nested too deeply")
+    kind = type(value)
+    if value is None or kind in (bool, int, float, str):
+        return value
+    if kind is list:
+        return [encode(v, depth + 1) for v in value]
+    if kind is tuple:
+        return {"t": [encode(v, depth + 1) for v in value]}
+    if kind in (set, frozenset):
+        return {"s" if kind is set else "f": [encode(v, depth + 1) for v in value]}
+    if kind is dict:
+        return {"d": [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in value.items()]}
+    if kind is bytes:
+        return {"b": value.decode("latin-1")}
+    raise TypeError(f"unsupported return type {kind.__name__}")
+
+
+def decode(data):
+    if isinstance(data, list):
+        return [decode(v) for v in data]
+    if isinstance(data, dict):
+        (tag, body), = data.items()
+        if tag == "t":
+            return tuple(decode(v) for v in body)
+        if tag == "s":
+            return {decode(v) for v in body}
+        if tag == "f":
+            return frozenset(decode(v) for v in body)
+        if tag == "d":
+            return {decode(k): decode(v) for k, v in body}
+        if tag == "b":
+            return body.encode("latin-1")
+        raise ValueError(f"unknown tag {tag!r}")
+    return data
+
+
+# ---- framing ----------------------------------------------------------------------------------------------
+
+def _read_exact(fd, size):
+    chunks = []
+    while size:
+        chunk = os.read(fd, min(size, 1 << 20))
+        if not chunk:
+            raise EOFError("pipe closed")
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def read_message(fd):
+    (size,) = _LEN.unpack(_read_exact(fd, _LEN.size))
+    return json.loads(_read_exact(fd, size))
+
+
+def write_message(fd, obj):
+    data = json.dumps(obj).encode()
+    _write_all(fd, _LEN.pack(len(data)) + data)
+
+
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def write_record(fd, meta, out=b"", err=b""):
+    body = json.dumps(meta).encode()
+    _write_all(fd, _HEADER.pack(len(body), len(out), len(err)) + body + out + err)
+
+
+# ---- the child side: runs untrusted code ------------------------------------------------------------------
+
+def _prelude_globals(job):
+    g = {"__name__": "__main__", "__builtins__": __builtins__}
+    if job.get("prelude"):
+        import importlib
+        for name in PRELUDE_MODULES:
+            module = importlib.import_module(name)
+            g.update({k: getattr(module, k) for k in getattr(module, "__all__", dir(module)) if not k.startswith("_")})
+            g[name] = module
+    return g
+
+
+def _keep_fds(fds):
+    """Move `fds` to 3, 4, ... and close every other descriptor above 2 (the channel above all)."""
+    import fcntl
+    high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 200) for fd in fds]
+    for target, fd in enumerate(high, start=3):
+        os.dup2(fd, target)
+    os.closerange(3 + len(fds), 4096)
+    return list(range(3, 3 + len(fds)))
+
+
+def _child(job, test, base_globals, fds):
+    """In the forked child: wire the pipes, run the code, exit. Never returns."""
+    stdin_fd, out_w, err_w, res_w = fds
+    code = 1
+    try:
+        os.setpgid(0, 0)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE, signal.SIGCHLD):
+            signal.signal(sig, signal.SIG_DFL)
+        os.dup2(stdin_fd, 0)
+        os.dup2(out_w, 1)
+        os.dup2(err_w, 2)
+        kept = _keep_fds([res_w] if res_w is not None else [])
+        res_w = kept[0] if kept else None
+        if job.get("prelude"):
+            sys.setrecursionlimit(50000)
+        mode = job["mode"]
+        try:
+            compiled = compile(job["code"], "<solution>", "exec")
+        except (SyntaxError, ValueError):
+            import traceback
+            traceback.print_exc()
+            code = COMPILE_EXIT
+            return
+        g = dict(base_globals)
+        try:
+            exec(compiled, g)
+            if mode == "call":
+                target = g["Solution"]() if "class Solution" in job["code"] else None
+                fn = getattr(target, job["fn_name"]) if target is not None else g[job["fn_name"]]
+                result = fn(*test["args"])
+                if type(result) is tuple:  # LiveCodeBench turns a top-level tuple into a list
+                    result = list(result)
+                try:
+                    payload = json.dumps(encode(result)).encode()
+                except (TypeError, ValueError, RecursionError) as e:
+                    sys.stderr.write(f"unencodable return value: {e}\n")
+                    code = UNENCODABLE_EXIT
+                    return
+                _write_all(res_w, payload)
+            code = 0
+        except SystemExit as e:
+            if mode == "stdin":  # LiveCodeBench: exit() ends the program normally
+                code = 0
+            else:
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        except MemoryError:
+            code = MEMORY_EXIT
+        except BaseException:
+            import traceback
+            traceback.print_exc()
+            code = 1
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except BaseException:
+            pass
+        os._exit(code if isinstance(code, int) and 0 <= code < 256 else 1)
+
+
+# ---- the bootstrap side: trusted ----------------------------------------------------------------------------
+
+def _set_nondumpable():
+    """Same-uid processes may not ptrace us or read /proc/1/mem (guards the harness's test code)."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
+    except Exception:
+        pass
+
+
+def _sweep():
+    """Kill every other process in this pid namespace (only when we are its init), then reap."""
+    if os.getpid() == 1:
+        for name in os.listdir("/proc"):
+            if name.isdigit() and name != "1":
+                try:
+                    os.kill(int(name), signal.SIGKILL)
+                except OSError:
+                    pass
+    _reap()
+
+
+def _reap():
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _drain(fd, buf, limit):
+    """Read what is available from a non-blocking fd into buf; False once it hit EOF."""
+    while True:
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            return True
+        if not chunk:
+            return False
+        buf.extend(chunk)
+        if len(buf) > limit:
+            return True
+
+
+def _kill_group(pid):
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def run_one(job, test, base_globals):
+    """Fork a child for one test, watch it under the deadline, return (meta, stdout, stderr)."""
+    limit = job["output_limit"]
+    stdin_fd = os.memfd_create("stdin")
+    _write_all(stdin_fd, test.get("stdin", "").encode())
+    os.lseek(stdin_fd, 0, os.SEEK_SET)
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    res_r, res_w = os.pipe() if job["mode"] == "call" else (None, None)
+    start = time.monotonic()
+    pid = os.fork()
+    if pid == 0:
+        _child(job, test, base_globals, (stdin_fd, out_w, err_w, res_w))
+    for fd in (stdin_fd, out_w, err_w, res_w):
+        if fd is not None:
+            os.close(fd)
+    readers = {out_r: bytearray(), err_r: bytearray()}
+    if res_r is not None:
+        readers[res_r] = bytearray()
+    for fd in readers:
+        os.set_blocking(fd, False)
+    pidfd = os.pidfd_open(pid)
+    deadline = start + job["timeout_s"]
+    status, returncode, open_fds = None, None, set(readers)
+    while True:
+        now = time.monotonic()
+        if now >= deadline:
+            _kill_group(pid)
+            status = "timeout"
+            break
+        ready, _, _ = select.select(list(open_fds) + [pidfd], [], [], deadline - now)
+        for fd in ready:
+            if fd != pidfd and not _drain(fd, readers[fd], limit):
+                open_fds.discard(fd)
+        if len(readers[out_r]) > limit or len(readers[err_r]) > limit:
+            _kill_group(pid)
+            status = "output_limit"
+            break
+        if pidfd in ready:
+            break
+    _, wstatus = os.waitpid(pid, 0)
+    for fd in list(open_fds):  # what the exited child left in the pipes
+        _drain(fd, readers[fd], limit)
+    _sweep()  # grandchildren (daemons) die with the test
+    seconds = time.monotonic() - start
+    if status is None:
+        if os.WIFSIGNALED(wstatus):
+            status, returncode = "killed", -os.WTERMSIG(wstatus)
+        else:
+            returncode = os.WEXITSTATUS(wstatus)
+            status = {0: "ok", MEMORY_EXIT: "memory", COMPILE_EXIT: "compile_error"}.get(returncode, "error")
+            if len(readers[out_r]) > limit or len(readers[err_r]) > limit:
+                status = "output_limit"
+    meta = {"status": status, "returncode": returncode, "seconds": round(seconds, 6)}
+    if res_r is not None:
+        if status == "ok":
+            try:
+                meta["result"] = json.loads(bytes(readers[res_r]))
+            except ValueError:
+                meta["status"] = "error"
+                meta["detail"] = "no return value reported"
+        elif returncode == UNENCODABLE_EXIT:
+            meta["detail"] = "return value is not a plain builtin value"
+    for fd in [pidfd] + list(readers):
+        os.close(fd)
+    return meta, bytes(readers[out_r][:limit]), bytes(readers[err_r][:limit])
+
+
+# ---- harness mode: asserts run here, the submission answers calls from another process ---------------------
+
+def _serve(job, conn_r, conn_w):
+    """The submission's process: define its functions, then answer (name, args) calls until EOF."""
+    try:
+        os.setpgid(0, 0)
+        devnull = os.open("/dev/null", os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        conn_r, conn_w = _keep_fds([conn_r, conn_w])
+        g = {"__name__": "__main__", "__builtins__": __builtins__}
+        try:
+            exec(compile(job["code"], "<solution>", "exec"), g)
+            ready = ["ok", None]
+        except BaseException as e:
+            ready = ["error", f"{type(e).__name__}: {e}"[:500]]
+        write_message(conn_w, ready)
+        while True:
+            name, args = read_message(conn_r)
+            try:
+                value = g[name](*decode(args))
+                reply = ["ok", encode(value)]
+            except BaseException as e:  # SystemExit included: it ends this call, not the tests
+                reply = ["raise", type(e).__name__, str(e)[:500]]
+            write_message(conn_w, reply)
+    except BaseException:
+        pass
+    os._exit(0)
+
+
+class _Server:
+    def __init__(self, job):
+        to_child_r, self.to_child = os.pipe()
+        self.from_child, from_child_w = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:
+            os.close(self.to_child)
+            os.close(self.from_child)
+            _serve(job, to_child_r, from_child_w)
+        os.close(to_child_r)
+        os.close(from_child_w)
+        self.deadline = 0.0
+
+    def call(self, name, args):
+        write_message(self.to_child, [name, encode(list(args))])
+        left = self.deadline - time.monotonic()
+        if left <= 0 or not select.select([self.from_child], [], [], left)[0]:
+            raise _Timeout()
+        reply = read_message(self.from_child)
+        if reply[0] == "ok":
+            return decode(reply[1])
+        import builtins
+        error = getattr(builtins, reply[1], None)
+        if isinstance(error, type) and issubclass(error, Exception):
+            raise error(reply[2])
+        raise RuntimeError(f"{reply[1]}: {reply[2]}")
+
+
+class _Timeout(BaseException):
+    pass
+
+
+def run_harness(job, server, tests, channel):
+    """Each test is trusted code (setup + asserts); names in `entry_points` call into the submission."""
+    try:
+        select.select([server.from_child], [], [], job["timeout_s"])
+        ready = read_message(server.from_child)
+    except (EOFError, ValueError, OSError):
+        ready = ["error", "the submission's process died while loading"]
+    for i, test in enumerate(tests):
+        start = time.monotonic()
+        server.deadline = start + job["timeout_s"]
+        meta = {"i": i, "status": "ok", "returncode": 0}
+        err = b""
+        if ready[0] != "ok":
+            meta.update(status="compile_error" if "SyntaxError" in ready[1] else "error", returncode=1)
+            err = ready[1].encode()
+        else:
+            g = {"__name__": "__harness__"}
+            for name in job["entry_points"]:
+                g[name] = (lambda n: lambda *a: server.call(n, a))(name)
+            try:
+                exec(compile(test["code"], "<tests>", "exec"), g)
+            except _Timeout:
+                meta.update(status="timeout", returncode=None)
+            except (EOFError, OSError):
+                meta.update(status="error", returncode=1)
+                err = b"the submission's process died"
+            except BaseException as e:
+                meta.update(status="error", returncode=1)
+                err = f"{type(e).__name__}: {e}"[:2000].encode()
+        meta["seconds"] = round(time.monotonic() - start, 6)
+        write_record(channel, meta, b"", err)
+        if meta["status"] == "timeout":
+            break  # the server is stuck in a call: the remaining tests cannot run
+        if meta["status"] != "ok" and job.get("stop_on_fail"):
+            break
+
+
+def main():
+    channel = os.dup(1)
+    devnull = os.open("/dev/null", os.O_RDWR)
+    os.dup2(devnull, 1)
+    _set_nondumpable()
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    job = read_message(0)
+    if job["mode"] == "harness":
+        server = _Server(job)  # forked before the tests (and their expected values) are read
+        tests = read_message(0)["tests"]
+        run_harness(job, server, tests, channel)
+        _sweep()
+        return
+    base_globals = _prelude_globals(job)
+    for i, test in enumerate(job["tests"]):
+        meta, out, err = run_one(job, test, base_globals)
+        meta["i"] = i
+        write_record(channel, meta, out, err)
+        if meta["status"] != "ok" and job.get("stop_on_fail"):
+            break
+
+
+if __name__ == "__main__":
+    main()
