@@ -35,24 +35,40 @@ PRELUDE_MODULES = ("string", "re", "datetime", "collections", "heapq", "bisect",
 
 # ---- strict value encoding (used on both sides) ----------------------------------------------------------
 
+_TYPES = {t.__name__: t for t in (int, float, complex, str, bytes, bool, list, tuple, dict, set, frozenset)}
+
+
 def encode(value, depth=0):
-    """A JSON-able form of a plain builtin value; anything else (custom classes, int subclasses) is refused."""
+    """A JSON-able form of a builtin value. Subclasses of builtins are stored as the builtin (a Counter as
+    its dict, an IntEnum as its int), so no custom `__eq__` survives the trip; other objects are refused."""
     if depth > _MAX_DEPTH:
         raise TypeError("value nested too deeply")
-    kind = type(value)
-    if value is None or kind in (bool, int, float, str):
+    if value is None or type(value) in (bool, int, float, str):
         return value
-    if kind is list:
-        return [encode(v, depth + 1) for v in value]
-    if kind is tuple:
-        return {"t": [encode(v, depth + 1) for v in value]}
-    if kind in (set, frozenset):
-        return {"s" if kind is set else "f": [encode(v, depth + 1) for v in value]}
-    if kind is dict:
-        return {"d": [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in value.items()]}
-    if kind is bytes:
-        return {"b": value.decode("latin-1")}
-    raise TypeError(f"unsupported return type {kind.__name__}")
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int.__index__(value)
+    if isinstance(value, float):
+        return float.__float__(value)
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, complex):
+        return {"c": [complex.__complex__(value).real, complex.__complex__(value).imag]}
+    if isinstance(value, list):
+        return [encode(v, depth + 1) for v in list.__iter__(value)]
+    if isinstance(value, tuple):
+        return {"t": [encode(v, depth + 1) for v in tuple.__iter__(value)]}
+    if isinstance(value, (set, frozenset)):
+        tag = "f" if isinstance(value, frozenset) else "s"
+        return {tag: [encode(v, depth + 1) for v in (frozenset if tag == "f" else set).__iter__(value)]}
+    if isinstance(value, dict):
+        return {"d": [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in dict.items(value)]}
+    if isinstance(value, bytes):
+        return {"b": bytes(value).decode("latin-1")}
+    if isinstance(value, type) and _TYPES.get(value.__name__) is value:
+        return {"y": value.__name__}
+    raise TypeError(f"unsupported value of type {type(value).__name__}")
 
 
 def decode(data):
@@ -70,6 +86,10 @@ def decode(data):
             return {decode(k): decode(v) for k, v in body}
         if tag == "b":
             return body.encode("latin-1")
+        if tag == "c":
+            return complex(body[0], body[1])
+        if tag == "y":
+            return _TYPES[body]
         raise ValueError(f"unknown tag {tag!r}")
     return data
 
@@ -178,9 +198,9 @@ def _child(job, test, base_globals, fds):
                 code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
         except MemoryError:
             code = MEMORY_EXIT
-        except BaseException:
+        except BaseException as e:
             import traceback
-            traceback.print_exc()
+            traceback.print_exception(type(e), e, e.__traceback__.tb_next)  # from the submission's frame on
             code = 1
     finally:
         try:
@@ -326,7 +346,10 @@ def _serve(job, conn_r, conn_w):
         g = {"__name__": "__main__", "__builtins__": __builtins__}
         try:
             exec(compile(job["code"], "<solution>", "exec"), g)
-            ready = ["ok", None]
+            functions = sorted(n for n, v in g.items() if callable(v) and not isinstance(v, type(sys))
+                               and not n.startswith("__"))
+            modules = {n: v.__name__ for n, v in g.items() if isinstance(v, type(sys))}
+            ready = ["ok", {"functions": functions, "modules": modules}]
         except BaseException as e:
             ready = ["error", f"{type(e).__name__}: {e}"[:500]]
         write_message(conn_w, ready)
@@ -376,7 +399,7 @@ class _Timeout(BaseException):
 
 
 def run_harness(job, server, tests, channel):
-    """Each test is trusted code (setup + asserts); names in `entry_points` call into the submission."""
+    """Each test is trusted code (setup + asserts); the submission's functions are proxies into its process."""
     try:
         select.select([server.from_child], [], [], job["timeout_s"])
         ready = read_message(server.from_child)
@@ -392,7 +415,13 @@ def run_harness(job, server, tests, channel):
             err = ready[1].encode()
         else:
             g = {"__name__": "__harness__"}
-            for name in job["entry_points"]:
+            import importlib
+            for alias, module in ready[1]["modules"].items():  # the tests may use what the solution imported
+                try:
+                    g[alias] = importlib.import_module(module)
+                except ImportError:
+                    pass
+            for name in ready[1]["functions"]:  # every function the submission defined answers through the server
                 g[name] = (lambda n: lambda *a: server.call(n, a))(name)
             try:
                 exec(compile(test["code"], "<tests>", "exec"), g)

@@ -18,13 +18,15 @@ class VerifyResult:
     correct: the strict verdict evaluation counts.
     reason: a short code: "correct", "wrong", "no_answer", "multiple_answers", "refused", "timeout",
         "memory", "bad_gold", "error" (math); the code verifier adds its own.
-    extracted: the final answer as read from the completion (None when there was none).
+    extracted: the final answer (math) or program (code) read from the completion; None when there was none.
+    tests: per-test verdicts of the code verifier ("pass", a reason, or "not_run"); None for math.
     """
 
     reward: float
     correct: bool
     reason: str
     extracted: str | None = None
+    tests: tuple[str, ...] | None = None
 
 
 __all__ = ["VerifyResult"]
