@@ -200,7 +200,9 @@ def bwrap_argv(bwrap: Path, python: Path, bootstrap: Path, limits: Limits) -> li
     argv += ["--ro-bind", str(bootstrap), "/.sandbox/bootstrap.py",
              "--proc", "/proc", "--dev", "/dev",
              "--size", str(16 << 20), "--tmpfs", "/dev/shm", "--remount-ro", "/dev",
-             "--size", str(limits.scratch_mb << 20), "--tmpfs", "/tmp", "--chdir", "/tmp",
+             "--size", str(limits.scratch_mb << 20), "--tmpfs", "/tmp",
+             "--remount-ro", "/",  # bwrap's own root tmpfs (/etc, /.sandbox) is not a place to write
+             "--chdir", "/tmp",
              str(python), "-I", "-S", "-B", "/.sandbox/bootstrap.py"]
     return argv
 
