@@ -1,6 +1,6 @@
 """Benchmark: our math verifier against plain math-verify on the labeled set, in one run.
 
-    python bench/verify_math.py [--labeled tests/data/math_labeled.jsonl] [--workers 2] [--timeout 5]
+    python -m bench.verify_math [--labeled tests/data/math_labeled.jsonl] [--workers 2] [--timeout 5]
 
 Ours: `verifiers.math.verify_batch` with `--workers` processes (pool start-up included in the time).
 Baseline: math-verify used plainly, as most trainers do: `parse(gold)`, `parse(completion)` with default

@@ -7,13 +7,16 @@ tests that are code with asserts), the untrusted code runs in a separate server 
 function calls with strictly typed values, while the asserts run here, out of its reach: it cannot exit
 before them, patch their builtins, or forge their result.
 
-Record: struct "<III" (meta, stdout, stderr lengths), then meta JSON, stdout bytes, stderr bytes.
+Record: struct "<III" (meta, stdout, stderr lengths), then the meta as a Python literal, stdout, stderr.
 Meta: {"i": test index, "status": ok|error|timeout|memory|output_limit|killed|compile_error, "returncode",
-"seconds", "result": tagged-JSON return value (call mode), "detail"}.
+"seconds", "result": the tagged return value as literal text (call mode), "detail"}.
+Formats: the job comes from the trusted parent as `marshal`; everything that leaves a process running
+untrusted code is a Python literal (`repr`), read back with `ast.literal_eval`, which cannot run code.
+No json import on the common path: start-up time is most of a sandbox's cost.
 This file is imported by the outer runner too, for `encode` / `decode`; nothing runs at import.
 """
 
-import json
+import marshal
 import os
 import select
 import signal
@@ -43,6 +46,8 @@ def encode(value, depth=0):
     its dict, an IntEnum as its int), so no custom `__eq__` survives the trip; other objects are refused."""
     if depth > _MAX_DEPTH:
         raise TypeError("value nested too deeply")
+    if type(value) is float and value - value != 0:  # inf and nan have no literal form
+        return {"F": repr(value)}
     if value is None or type(value) in (bool, int, float, str):
         return value
     if isinstance(value, bool):
@@ -50,11 +55,12 @@ def encode(value, depth=0):
     if isinstance(value, int):
         return int.__index__(value)
     if isinstance(value, float):
-        return float.__float__(value)
+        return encode(float.__float__(value), depth)
     if isinstance(value, str):
         return str.__str__(value)
     if isinstance(value, complex):
-        return {"c": [complex.__complex__(value).real, complex.__complex__(value).imag]}
+        z = complex.__complex__(value)
+        return {"c": [encode(z.real, depth + 1), encode(z.imag, depth + 1)]}
     if isinstance(value, list):
         return [encode(v, depth + 1) for v in list.__iter__(value)]
     if isinstance(value, tuple):
@@ -87,7 +93,9 @@ def decode(data):
         if tag == "b":
             return body.encode("latin-1")
         if tag == "c":
-            return complex(body[0], body[1])
+            return complex(decode(body[0]), decode(body[1]))
+        if tag == "F":
+            return float(body)
         if tag == "y":
             return _TYPES[body]
         raise ValueError(f"unknown tag {tag!r}")
@@ -107,13 +115,21 @@ def _read_exact(fd, size):
     return b"".join(chunks)
 
 
-def read_message(fd):
+def read_job(fd):
+    """A marshal frame from the trusted parent."""
     (size,) = _LEN.unpack(_read_exact(fd, _LEN.size))
-    return json.loads(_read_exact(fd, size))
+    return marshal.loads(_read_exact(fd, size))
 
 
-def write_message(fd, obj):
-    data = json.dumps(obj).encode()
+def read_literal(fd):
+    """A literal frame from a process that may run untrusted code: parsed, never executed."""
+    import ast
+    (size,) = _LEN.unpack(_read_exact(fd, _LEN.size))
+    return ast.literal_eval(_read_exact(fd, size).decode())
+
+
+def write_literal(fd, obj):
+    data = repr(obj).encode()
     _write_all(fd, _LEN.pack(len(data)) + data)
 
 
@@ -124,7 +140,7 @@ def _write_all(fd, data):
 
 
 def write_record(fd, meta, out=b"", err=b""):
-    body = json.dumps(meta).encode()
+    body = repr(meta).encode()
     _write_all(fd, _HEADER.pack(len(body), len(out), len(err)) + body + out + err)
 
 
@@ -184,7 +200,7 @@ def _child(job, test, base_globals, fds):
                 if type(result) is tuple:  # LiveCodeBench turns a top-level tuple into a list
                     result = list(result)
                 try:
-                    payload = json.dumps(encode(result)).encode()
+                    payload = repr(encode(result)).encode()
                 except (TypeError, ValueError, RecursionError) as e:
                     sys.stderr.write(f"unencodable return value: {e}\n")
                     code = UNENCODABLE_EXIT
@@ -322,7 +338,9 @@ def run_one(job, test, base_globals):
     if res_r is not None:
         if status == "ok":
             try:
-                meta["result"] = json.loads(bytes(readers[res_r]))
+                meta["result"] = bytes(readers[res_r]).decode()
+                if not meta["result"]:
+                    raise ValueError
             except ValueError:
                 meta["status"] = "error"
                 meta["detail"] = "no return value reported"
@@ -352,15 +370,15 @@ def _serve(job, conn_r, conn_w):
             ready = ["ok", {"functions": functions, "modules": modules}]
         except BaseException as e:
             ready = ["error", f"{type(e).__name__}: {e}"[:500]]
-        write_message(conn_w, ready)
+        write_literal(conn_w, ready)
         while True:
-            name, args = read_message(conn_r)
+            name, args = read_literal(conn_r)
             try:
                 value = g[name](*decode(args))
                 reply = ["ok", encode(value)]
             except BaseException as e:  # SystemExit included: it ends this call, not the tests
                 reply = ["raise", type(e).__name__, str(e)[:500]]
-            write_message(conn_w, reply)
+            write_literal(conn_w, reply)
     except BaseException:
         pass
     os._exit(0)
@@ -380,11 +398,11 @@ class _Server:
         self.deadline = 0.0
 
     def call(self, name, args):
-        write_message(self.to_child, [name, encode(list(args))])
+        write_literal(self.to_child, [name, encode(list(args))])
         left = self.deadline - time.monotonic()
         if left <= 0 or not select.select([self.from_child], [], [], left)[0]:
             raise _Timeout()
-        reply = read_message(self.from_child)
+        reply = read_literal(self.from_child)
         if reply[0] == "ok":
             return decode(reply[1])
         import builtins
@@ -402,7 +420,7 @@ def run_harness(job, server, tests, channel):
     """Each test is trusted code (setup + asserts); the submission's functions are proxies into its process."""
     try:
         select.select([server.from_child], [], [], job["timeout_s"])
-        ready = read_message(server.from_child)
+        ready = read_literal(server.from_child)
     except (EOFError, ValueError, OSError):
         ready = ["error", "the submission's process died while loading"]
     for i, test in enumerate(tests):
@@ -445,12 +463,12 @@ def main():
     channel = os.dup(1)
     devnull = os.open("/dev/null", os.O_RDWR)
     os.dup2(devnull, 1)
-    _set_nondumpable()
+    _set_nondumpable()  # no same-uid ptrace of this process (it holds harness tests and the record channel)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    job = read_message(0)
+    job = read_job(0)
     if job["mode"] == "harness":
         server = _Server(job)  # forked before the tests (and their expected values) are read
-        tests = read_message(0)["tests"]
+        tests = read_job(0)["tests"]
         run_harness(job, server, tests, channel)
         _sweep()
         return

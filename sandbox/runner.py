@@ -7,8 +7,9 @@ the process to exit (a pidfd), not for its pipes to close, and caps what it read
 
 from __future__ import annotations
 
-import json
+import ast
 import logging
+import marshal
 import os
 import selectors
 import signal
@@ -44,7 +45,7 @@ class TestRecord:
     stdout: bytes = b""
     stderr: bytes = b""
     seconds: float = 0.0
-    result: object = None  # call mode: the tagged return value, decode with sandbox._bootstrap.decode
+    result: str | None = None  # call mode: the tagged return value as literal text (see `decode_result`)
     detail: str = ""
 
 
@@ -56,7 +57,7 @@ class JobResult:
 
 
 def _frame(obj: dict) -> bytes:
-    data = json.dumps(obj).encode()
+    data = marshal.dumps(obj)
     return _LEN.pack(len(data)) + data
 
 
@@ -213,6 +214,14 @@ class Sandbox:
         slot.release()
 
 
+def decode_result(text: str):
+    """The return value a call-mode test reported (ValueError when it is not a valid tagged literal)."""
+    try:
+        return _bootstrap.decode(ast.literal_eval(text))
+    except (SyntaxError, MemoryError, RecursionError, TypeError, KeyError) as e:
+        raise ValueError(f"unreadable return value: {e}") from e
+
+
 def _read_available(fd: int, buf: bytearray, cap: int) -> None:
     while len(buf) < cap:
         try:
@@ -231,7 +240,10 @@ def _parse_records(buf: bytearray):
         if len(buf) < total:
             return
         at = _HEADER.size
-        meta = json.loads(bytes(buf[at : at + n_meta]))
+        try:
+            meta = ast.literal_eval(bytes(buf[at : at + n_meta]).decode())
+        except (ValueError, SyntaxError, MemoryError, RecursionError, UnicodeDecodeError) as e:
+            raise SandboxError(f"unreadable record from the sandbox: {e}") from e
         out = bytes(buf[at + n_meta : at + n_meta + n_out])
         err = bytes(buf[at + n_meta + n_out : total])
         del buf[:total]

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from sandbox import Limits, Sandbox, SandboxError, default_sandbox
-from sandbox._bootstrap import decode
+from sandbox.runner import decode_result
 from verifiers import VerifyResult
 
 _FENCE = re.compile(r"^```[ \t]*([\w+-]*)[ \t]*$", re.MULTILINE)
@@ -173,7 +173,7 @@ def _test_passed(problem: Problem, i: int, record) -> bool:
     if problem.kind == "stdin":
         return stdout_matches(record.stdout.decode("utf-8", errors="replace"), problem.outputs[i], problem.tolerance)
     try:
-        return decode(record.result) == problem.outputs[i]
+        return decode_result(record.result) == problem.outputs[i]
     except (ValueError, TypeError):
         return False
 
