@@ -173,6 +173,10 @@ def _child(job, test, base_globals, fds):
     code = 1
     try:
         os.setpgid(0, 0)
+        if job.get("memory_bytes"):  # this job's cap, at or below the warm sandbox's own
+            import resource
+            cap = min(job["memory_bytes"], resource.getrlimit(resource.RLIMIT_AS)[1])
+            resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
         os.dup2(stdin_fd, 0)
@@ -311,9 +315,13 @@ def run_one(job, test, base_globals):
             _kill_group(pid)
             status = "timeout"
             break
-        ready, _, _ = select.select(list(open_fds) + [pidfd], [], [], deadline - now)
+        ready, _, _ = select.select(list(open_fds) + [pidfd, 0], [], [], deadline - now)
+        if 0 in ready and _abort_requested():
+            _kill_group(pid)
+            status = "aborted"
+            break
         for fd in ready:
-            if fd != pidfd and not _drain(fd, readers[fd], limit):
+            if fd not in (pidfd, 0) and not _drain(fd, readers[fd], limit):
                 open_fds.discard(fd)
         if len(readers[out_r]) > limit or len(readers[err_r]) > limit:
             _kill_group(pid)
@@ -459,26 +467,82 @@ def run_harness(job, server, tests, channel):
             break
 
 
+_ABORTED = False
+
+
+def _abort_requested():
+    """The parent wrote an abort frame (the job is decided): note it, so the job loop stops too."""
+    global _ABORTED
+    try:
+        message = read_job(0)
+    except EOFError:
+        message = {"abort": True}
+    _ABORTED = _ABORTED or bool(message.get("abort"))
+    return _ABORTED
+
+
+def _wipe(top):
+    """Empty a scratch directory between jobs; False when something could not be removed."""
+    clean = True
+    for root, dirs, files in os.walk(top, topdown=False):
+        for name in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
+            try:
+                os.unlink(os.path.join(root, name))
+            except OSError:
+                clean = False
+        for name in dirs:
+            path = os.path.join(root, name)
+            if not os.path.islink(path):
+                try:
+                    os.rmdir(path)
+                except OSError:
+                    clean = False
+    return clean and not os.listdir(top)
+
+
+def run_job(job, channel, cache):
+    """One submission: every test, each reported as it ends, then a "done" record."""
+    global _ABORTED
+    _ABORTED = False
+    if job["mode"] == "harness":
+        server = _Server(job)  # forked before the tests (and their expected values) are read
+        tests = read_job(0)["tests"]
+        run_harness(job, server, tests, channel)
+    else:
+        if job.get("prelude") and "prelude" not in cache:
+            cache["prelude"] = _prelude_globals(job)
+        base = cache["prelude"] if job.get("prelude") else {"__name__": "__main__", "__builtins__": __builtins__}
+        for i, test in enumerate(job["tests"]):
+            meta, out, err = run_one(job, test, base)
+            meta["i"] = i
+            if meta["status"] == "aborted":
+                break
+            write_record(channel, meta, out, err)
+            if meta["status"] != "ok" and job.get("stop_on_fail"):
+                break
+            if select.select([0], [], [], 0)[0] and _abort_requested():
+                break
+    _sweep()
+    clean = all(_wipe(d) for d in ("/tmp", "/dev/shm") if os.path.isdir(d) and os.getpid() == 1)
+    write_record(channel, {"status": "done", "clean": clean, "aborted": _ABORTED})
+
+
 def main():
+    """Serve jobs until stdin closes: a warm sandbox runs many submissions, one at a time."""
     channel = os.dup(1)
     devnull = os.open("/dev/null", os.O_RDWR)
     os.dup2(devnull, 1)
     _set_nondumpable()  # no same-uid ptrace of this process (it holds harness tests and the record channel)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    job = read_job(0)
-    if job["mode"] == "harness":
-        server = _Server(job)  # forked before the tests (and their expected values) are read
-        tests = read_job(0)["tests"]
-        run_harness(job, server, tests, channel)
-        _sweep()
-        return
-    base_globals = _prelude_globals(job)
-    for i, test in enumerate(job["tests"]):
-        meta, out, err = run_one(job, test, base_globals)
-        meta["i"] = i
-        write_record(channel, meta, out, err)
-        if meta["status"] != "ok" and job.get("stop_on_fail"):
-            break
+    cache = {}
+    while True:
+        try:
+            job = read_job(0)
+        except EOFError:
+            return
+        if job.get("abort"):
+            continue  # a late abort for a job that already ended
+        run_job(job, channel, cache)
 
 
 if __name__ == "__main__":

@@ -8,13 +8,16 @@ the process to exit (a pidfd), not for its pipes to close, and caps what it read
 from __future__ import annotations
 
 import ast
+import atexit
 import logging
 import marshal
 import os
+import select
 import selectors
 import signal
 import struct
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,9 +64,45 @@ def _frame(obj: dict) -> bytes:
     return _LEN.pack(len(data)) + data
 
 
+class _Warm:
+    """One live sandbox (bwrap + bootstrap) on its own slot, serving jobs one at a time."""
+
+    def __init__(self, argv: list[str], cwd: str, limits: Limits, slot: Slot, nproc_base: int):
+        self.slot, self.limits, self.jobs = slot, limits, 0
+        try:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                         env=CLEAN_ENV, start_new_session=True, cwd=cwd,
+                                         preexec_fn=preexec(limits, slot.uid, nproc_base))
+        except OSError as e:
+            slot.release()
+            raise SandboxError(f"could not start the sandbox: {e}") from e
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            os.set_blocking(stream.fileno(), False)
+        self.pidfd = os.pidfd_open(self.proc.pid)
+        self.records, self.diag = bytearray(), bytearray()
+
+    def kill(self, rlimits_mode: bool) -> None:
+        """End everything of this sandbox and reap it (as root in rlimits mode: every process of its uid)."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+        os.close(self.pidfd)
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if not stream.closed:
+                stream.close()
+        if rlimits_mode and self.slot.uid is not None:
+            _kill_uid(self.slot.uid)
+        self.slot.release()
+
+
 class Sandbox:
     """Runs jobs in bubblewrap (default) or, only when asked, in the weaker rlimits-only mode.
 
+    A sandbox process stays warm between jobs (its interpreter, prelude and namespaces are reused; every test
+    still runs in a fresh forked child, and between jobs every leftover process is killed and the scratch
+    tmpfs emptied). One that timed out, misbehaved or served `max_jobs` jobs is killed and replaced.
     isolation: "bwrap" refuses to construct when namespaces are unavailable; "rlimits" runs without
         namespaces (no network or filesystem isolation: secrets in the environment of the machine are still
         hidden, files are not) and logs a warning.
@@ -71,12 +110,12 @@ class Sandbox:
     """
 
     def __init__(self, *, isolation: str = "bwrap", python: str | None = None, output_limit_mb: int = 8,
-                 retries: int = 2):
+                 retries: int = 2, max_jobs: int = 200):
         if isolation not in ("bwrap", "rlimits"):
             raise ValueError(f"isolation must be 'bwrap' or 'rlimits', got {isolation!r}")
         if not 4 <= output_limit_mb <= 16:
             raise ValueError(f"output_limit_mb must be within 4..16, got {output_limit_mb}")
-        self.isolation, self.retries = isolation, retries
+        self.isolation, self.retries, self.max_jobs = isolation, retries, max_jobs
         self.output_limit = output_limit_mb << 20
         self.python = find_python(python)
         self._nproc_base = 0 if os.geteuid() == 0 else user_process_count()
@@ -87,6 +126,9 @@ class Sandbox:
             log.warning("sandbox in rlimits mode: no namespaces, so no network or filesystem isolation")
             self.bwrap = None
         self._locks = self.bootstrap.parent / "slots"
+        self._idle: list[_Warm] = []
+        self._lock = threading.Lock()
+        atexit.register(self.close)
         self._probe()
 
     def _probe(self) -> None:
@@ -103,6 +145,29 @@ class Sandbox:
             return bwrap_argv(self.bwrap, self.python, self.bootstrap, limits)
         return [str(self.python), "-I", "-S", "-B", str(self.bootstrap)]
 
+    def _checkout(self, limits: Limits) -> _Warm:
+        with self._lock:
+            for i, warm in enumerate(self._idle):
+                if warm.limits == limits and warm.proc.poll() is None:
+                    return self._idle.pop(i)
+        return _Warm(self._argv(limits), "/" if self.bwrap else str(self.bootstrap.parent), limits,
+                     Slot(self._locks), self._nproc_base)
+
+    def _checkin(self, warm: _Warm, reusable: bool) -> None:
+        warm.jobs += 1
+        if reusable and warm.jobs < self.max_jobs:
+            with self._lock:
+                self._idle.append(warm)
+        else:
+            warm.kill(self.bwrap is None)
+
+    def close(self) -> None:
+        """Kill every warm sandbox (also run at interpreter exit)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for warm in idle:
+            warm.kill(self.bwrap is None)
+
     def run_job(self, job: dict, *, timeout_s: float, limits: Limits = Limits(), secret: dict | None = None,
                 on_record: Callable[[int, TestRecord], bool] | None = None) -> JobResult:
         """Run one job (see `sandbox._bootstrap`); retries infrastructure failures, then raises SandboxError.
@@ -111,7 +176,7 @@ class Sandbox:
         not run), as LiveCodeBench stops at the first failing test.
         secret: harness-mode tests, sent only after the submission's process has started (never to it).
         """
-        job = dict(job, timeout_s=timeout_s, output_limit=self.output_limit)
+        job = dict(job, timeout_s=timeout_s, output_limit=self.output_limit, memory_bytes=limits.memory_mb << 20)
         for attempt in range(self.retries + 1):
             try:
                 return self._once(job, secret, limits, on_record)
@@ -122,96 +187,78 @@ class Sandbox:
         raise AssertionError("unreachable")
 
     def _once(self, job: dict, secret: dict | None, limits: Limits, on_record) -> JobResult:
-        slot = Slot(self._locks)
         start = time.monotonic()
+        warm = self._checkout(limits)
+        reusable = False
         try:
-            proc = subprocess.Popen(self._argv(limits), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, env=CLEAN_ENV, start_new_session=True,
-                                    cwd="/" if self.bwrap else self.bootstrap.parent,
-                                    preexec_fn=preexec(limits, slot.uid, self._nproc_base))
-        except OSError as e:
-            slot.release()
-            raise SandboxError(f"could not start the sandbox: {e}") from e
-        try:
-            result, diag, ended_by_us = self._talk(proc, job, secret, on_record)
+            result, reusable = self._talk(warm, job, secret, on_record)
         finally:
-            self._end(proc, slot)
+            self._checkin(warm, reusable)
         result.seconds = time.monotonic() - start
-        expected = 1 if job["mode"] == "harness" and secret is None else len(
-            (secret or job)["tests"])
-        if not ended_by_us and proc.returncode != 0 and len(result.records) < expected:
-            failed = [r for r in result.records if r.status != "ok"]
-            if not (job.get("stop_on_fail") and failed):
-                raise SandboxError(f"exit {proc.returncode}: {diag.decode(errors='replace')[-2000:]}")
+        expected = len((secret or job)["tests"])
         while len(result.records) < expected:
             result.records.append(TestRecord("not_run"))
         return result
 
-    def _talk(self, proc: subprocess.Popen, job: dict, secret: dict | None, on_record):
-        timeout_s = job["timeout_s"]
-        payload = memoryview(_frame(job) + (_frame(secret) if secret is not None else b""))
-        sel = selectors.DefaultSelector()
-        for stream in (proc.stdin, proc.stdout, proc.stderr):
-            os.set_blocking(stream.fileno(), False)
-        pidfd = os.pidfd_open(proc.pid)
-        sel.register(proc.stdin, selectors.EVENT_WRITE)
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        sel.register(proc.stderr, selectors.EVENT_READ)
-        sel.register(pidfd, selectors.EVENT_READ)
-        records_buf, diag = bytearray(), bytearray()
+    def _talk(self, warm: _Warm, job: dict, secret: dict | None, on_record) -> tuple[JobResult, bool]:
+        """Send the job, read its records until "done"; (result, whether the sandbox can serve again)."""
+        proc, timeout_s = warm.proc, job["timeout_s"]
+        pending = memoryview(_frame(job) + (_frame(secret) if secret is not None else b""))
         result = JobResult()
         deadline = time.monotonic() + STARTUP_S + timeout_s + SLACK_S
-        ended_by_us, exited = False, False
+        sel = selectors.DefaultSelector()
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        sel.register(proc.stderr, selectors.EVENT_READ)
+        sel.register(warm.pidfd, selectors.EVENT_READ)
+        sel.register(proc.stdin, selectors.EVENT_WRITE)
         try:
-            while not exited:
+            while True:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     result.records.append(TestRecord("timeout", detail="killed by the parent's deadline"))
-                    ended_by_us = True
-                    break
-                for key, _ in sel.select(left):
+                    return result, False
+                events = sel.select(left)
+                exited = any(key.fileobj is warm.pidfd for key, _ in events)
+                for key, _ in events:
                     if key.fileobj is proc.stdin:
                         try:
-                            payload = payload[os.write(proc.stdin.fileno(), payload[:1 << 16]):]
-                        except BrokenPipeError:
-                            payload = payload[:0]
-                        if not payload:
+                            pending = pending[os.write(proc.stdin.fileno(), pending[:1 << 16]):]
+                        except (BrokenPipeError, BlockingIOError):
+                            pending = pending[:0] if proc.poll() is not None else pending
+                        if not pending:
                             sel.unregister(proc.stdin)
-                            proc.stdin.close()
-                    elif key.fileobj is pidfd:
-                        exited = True
-                    else:
-                        buf = records_buf if key.fileobj is proc.stdout else diag
-                        _read_available(key.fileobj.fileno(), buf, 4 * self.output_limit + (1 << 20))
-                if exited:  # what it wrote before exiting is still in the pipes
-                    _read_available(proc.stdout.fileno(), records_buf, 4 * self.output_limit + (1 << 20))
-                    _read_available(proc.stderr.fileno(), diag, 1 << 16)
-                for record in _parse_records(records_buf):
+                if exited or any(key.fileobj is proc.stdout for key, _ in events):
+                    _read_available(proc.stdout.fileno(), warm.records, 4 * self.output_limit + (1 << 20))
+                if exited or any(key.fileobj is proc.stderr for key, _ in events):
+                    _read_available(proc.stderr.fileno(), warm.diag, 1 << 16)
+                    del warm.diag[: max(0, len(warm.diag) - (1 << 16))]
+                for record in _parse_records(warm.records):
+                    if record.status == "done":
+                        return result, bool(record.detail == "clean")
+                    if result.stopped:
+                        continue  # a record that crossed our abort
                     result.records.append(record)
                     deadline = time.monotonic() + timeout_s + SLACK_S
                     if on_record is not None and not on_record(len(result.records) - 1, record):
-                        result.stopped = ended_by_us = True
-                        exited = True
-                        break
-                del diag[: max(0, len(diag) - (1 << 16))]
+                        result.stopped = True
+                        _write_frame(proc.stdin.fileno(), {"abort": True})
+                        deadline = time.monotonic() + 2 * SLACK_S  # the bootstrap ends the job at once
+                if exited:
+                    raise SandboxError(f"the sandbox exited ({proc.poll()}): "
+                                       f"{bytes(warm.diag).decode(errors='replace')[-2000:]}")
         finally:
             sel.close()
-            os.close(pidfd)
-        return result, bytes(diag), ended_by_us
 
-    def _end(self, proc: subprocess.Popen, slot: Slot) -> None:
-        """Kill whatever is left of the run and reap it; in rlimits mode as root, every process of the slot uid."""
+
+def _write_frame(fd: int, obj: dict) -> None:
+    data = memoryview(_frame(obj))
+    while data:
         try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait()
-        for stream in (proc.stdin, proc.stdout, proc.stderr):
-            if not stream.closed:
-                stream.close()
-        if self.bwrap is None and slot.uid is not None:
-            _kill_uid(slot.uid)
-        slot.release()
+            data = data[os.write(fd, data):]
+        except BlockingIOError:
+            select.select([], [fd], [], 1.0)
+        except BrokenPipeError:
+            return
 
 
 def decode_result(text: str):
@@ -247,6 +294,9 @@ def _parse_records(buf: bytearray):
         out = bytes(buf[at + n_meta : at + n_meta + n_out])
         err = bytes(buf[at + n_meta + n_out : total])
         del buf[:total]
+        if meta.get("status") == "done":
+            yield TestRecord("done", detail="clean" if meta.get("clean") else "dirty")
+            continue
         yield TestRecord(meta["status"], meta.get("returncode"), out, err, meta.get("seconds", 0.0),
                          meta.get("result"), meta.get("detail", ""))
 

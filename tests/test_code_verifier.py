@@ -168,6 +168,7 @@ def test_deep_recursion_works_as_on_livecodebench():
 
 def test_an_infrastructure_failure_is_never_a_reward_of_zero_or_one():
     broken = Sandbox()
+    broken.close()  # no warm sandbox left: the next job must start one, with a python that is not there
     broken.python = Path("/nonexistent/python3")
     broken.retries = 1
     result = verify(fenced(LEAP_OK), LEAP, sandbox=broken)

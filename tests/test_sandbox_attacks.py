@@ -26,19 +26,24 @@ def run(code: str, timeout_s: float = 3.0, **kw) -> sandbox.RunResult:
     return result
 
 
-def sandbox_processes() -> list[int]:
-    """Processes owned by a sandbox slot uid (root callers), or running our bootstrap (any caller)."""
+def stray_processes() -> list[str]:
+    """Processes of a sandbox slot uid other than the warm sandboxes themselves (bwrap and the bootstrap,
+    which is pid 1 of its namespace): anything else outlived the run that started it."""
     found = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
         try:
             uid = os.stat(f"/proc/{name}").st_uid
+            status = Path(f"/proc/{name}/status").read_text()
             cmdline = Path(f"/proc/{name}/cmdline").read_bytes()
         except OSError:
             continue
-        if SLOT_UID_BASE <= uid < SLOT_UID_BASE + MAX_SLOTS or b"/.sandbox/bootstrap.py" in cmdline:
-            found.append(int(name))
+        in_slot = SLOT_UID_BASE <= uid < SLOT_UID_BASE + MAX_SLOTS or b"/.sandbox/bootstrap.py" in cmdline
+        nspid = next((line.split()[1:] for line in status.splitlines() if line.startswith("NSpid:")), [])
+        warm = b"bwrap" in cmdline.split(b"\0")[0] or (len(nspid) > 1 and nspid[-1] == "1")
+        if in_slot and not warm and " Z " not in status.replace("\t", " "):
+            found.append(f"{name}: {cmdline[:80]!r}")
     return found
 
 
@@ -46,9 +51,9 @@ def sandbox_processes() -> list[int]:
 def no_process_survives():
     yield
     deadline = time.monotonic() + 2.0
-    while sandbox_processes() and time.monotonic() < deadline:
+    while stray_processes() and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not sandbox_processes(), "a sandboxed process outlived its run"
+    assert not stray_processes(), "a sandboxed process outlived its run"
 
 
 def test_loopback_of_the_host_is_unreachable():
