@@ -16,8 +16,10 @@ No json import on the common path: start-up time is most of a sandbox's cost.
 This file is imported by the outer runner too, for `encode` / `decode`; nothing runs at import.
 """
 
+import fcntl
 import marshal
 import os
+import resource
 import select
 import signal
 import struct
@@ -159,11 +161,11 @@ def _prelude_globals(job):
 
 def _keep_fds(fds):
     """Move `fds` to 3, 4, ... and close every other descriptor above 2 (the channel above all)."""
-    import fcntl
-    high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 200) for fd in fds]
+    top = min(resource.getrlimit(resource.RLIMIT_NOFILE)[0], 4096)
+    high = [fcntl.fcntl(fd, fcntl.F_DUPFD, top // 2) for fd in fds]
     for target, fd in enumerate(high, start=3):
         os.dup2(fd, target)
-    os.closerange(3 + len(fds), 4096)
+    os.closerange(3 + len(fds), top)
     return list(range(3, 3 + len(fds)))
 
 
@@ -174,7 +176,6 @@ def _child(job, test, base_globals, fds):
     try:
         os.setpgid(0, 0)
         if job.get("memory_bytes"):  # this job's cap, at or below the warm sandbox's own
-            import resource
             cap = min(job["memory_bytes"], resource.getrlimit(resource.RLIMIT_AS)[1])
             resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE, signal.SIGCHLD):
