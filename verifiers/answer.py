@@ -96,9 +96,10 @@ _MIXED_RE = re.compile(r"(-?)(\d+)\s*(?:\\frac\{(\d+)\}\{(\d+)\}|\s(\d+)/(\d+))"
 _REPEAT_RE = re.compile(r"(-?)(\d*)\.(\d*)\\overline\{(\d+)\}")
 _BASED_RE = re.compile(r"([0-9A-Za-z]+)_\{?(\d+)\}?")
 _WORD_RE = re.compile(r"[A-Za-z][A-Za-z ']*[A-Za-z]")
-_ASSIGN_LHS = re.compile(r"[A-Za-z](?:_\{?\w+\}?)?|\\[a-z]+|[A-Za-z]\([A-Za-z]\)")
+_ASSIGN_LHS = re.compile(r"[A-Za-z](?:_\{?\w+\}?)?|\\[a-z]+|[A-Za-z]\([A-Za-z]\)|\\(?:text|vec|mathbf)\{[A-Za-z]\}")
 _REALS = {"\\mathbb{R}", "\\mathbb R", "\\R", "\\text{all real numbers}", "\\text{R}"}
 _PARSE_CONFIG = dict(
+    convert_degrees=True,  # a degree sign left inside an expression (\sin 30^\circ) means pi/180
     normalization_config=NormalizationConfig(
         basic_latex=False, units=False, malformed_operators=True, nits=False, boxed="none", equations=False
     ),
@@ -189,6 +190,8 @@ def _leaf_number(s: str) -> Num | None:
         whole, num, den = int(m.group(2)), int(m.group(3) or m.group(5)), int(m.group(4) or m.group(6))
         if den and num < den:
             return Num((whole + sympy.Rational(num, den)) * (-1 if m.group(1) else 1), s.strip())
+    if re.search(r"\d\s+[\d.]", s.strip()):
+        return None  # "1 \quad 2" is two numbers, never 12
     t = s.replace(" ", "")
     if _INT_RE.fullmatch(t):
         return Num(sympy.Integer(int(Fraction(t))), t, int_literal=True)
@@ -209,9 +212,13 @@ def _leaf_number(s: str) -> Num | None:
 
 
 def canonical_text(s: str) -> str:
-    """Lower case, no spaces, braces, parentheses, dots or \\text wrappers: how text answers compare."""
+    """How text answers compare: no \\text wrappers, spaces or trailing dot, one outer pair of parentheses
+    dropped ("(C)" is "C"), lower case. Nothing else is removed: "4.2" never becomes "42"."""
     s = re.sub(r"\\text\{([^{}]*)\}", r"\1", s)
-    return re.sub(r"[\s{}()\\.]", "", s).lower()
+    s = re.sub(r"\s+", "", s).rstrip(".").lower()
+    if s.startswith("(") and s.endswith(")") and _balanced(s[1:-1]):
+        s = s[1:-1]
+    return s
 
 
 def _leaf(s: str) -> Value:
@@ -220,9 +227,10 @@ def _leaf(s: str) -> Value:
     if m := _BASED_RE.fullmatch(s.replace(" ", "")):
         if not m.group(1).isalpha():
             return Based(m.group(1).upper(), m.group(2))
-    if s.startswith("\\text{") and s.endswith("}") and s.count("\\text{") == 1:
+    if s.startswith("\\text{") and s.endswith("}") and s.count("\\text{") == 1 and _balanced(s[6:-1]):
         inner = s[6:-1].strip()
-        return _leaf(inner) if _leaf_number(inner) is not None else Text(canonical_text(inner))
+        value = _parse(inner) if inner else Text("")
+        return value if not isinstance(value, Expr) else Text(canonical_text(inner))  # words are not products
     if _WORD_RE.fullmatch(s) and len(s.replace(" ", "")) >= 3:
         return Text(canonical_text(s))  # a word ("Evelyn", "odd"), not a product of symbols
     if (why := refusal(s)) is not None:
@@ -239,34 +247,70 @@ def _leaf(s: str) -> Value:
     return Num(expr, s)
 
 
+def _flat(values) -> tuple:
+    """Items of a list or set, with nested bare lists (from \\pm or "or") spliced in."""
+    out = []
+    for v in values:
+        out.extend(v.items if isinstance(v, Seq) and v.kind == "list" else (v,))
+    return tuple(out)
+
+
+def _approximates(approx: Value, exact: Value) -> bool:
+    """Whether a decimal written after \\approx is the exact value rounded to the digits shown."""
+    if not (isinstance(approx, Num) and isinstance(exact, Num)) or (approx.decimals is None and not approx.int_literal):
+        return False
+    places = approx.decimals or 0
+    try:
+        return bool(abs(sympy.N(exact.value - approx.value, 30)) <= sympy.Rational(1, 2) / 10**places)
+    except (TypeError, ValueError):
+        return False
+
+
+def _relation(ops: list[str], parts: list[str]) -> Value:
+    values = [_parse(p) for p in parts]
+    if "~" in ops:  # "x = 1/3 \approx 0.333": the approximation must be right, then it is commentary
+        cut = ops.index("~")
+        if any(op != "~" for op in ops[cut:]) or not all(_approximates(v, values[cut]) for v in values[cut + 1:]):
+            return Text("\\approx: " + " ".join(parts))  # a wrong or mixed approximation: nothing to match
+        ops, values = ops[:cut], values[: cut + 1]
+        if not ops:
+            return values[0]
+    return Rel(tuple(ops), tuple(values), parts[0].replace(" ", ""))
+
+
+def _matrix(s: str) -> Matrix | None:
+    for left, right in (("[", "]"), ("(", ")")):  # \left[\begin{array}...\end{array}\right]
+        if s.startswith(left) and s.endswith(right) and s[1:].lstrip().startswith("\\begin{"):
+            s = s[1:-1].strip()
+    m = re.fullmatch(r"\\begin\{(\w+)\}(?:\{[^}]*\})?(.*)\\end\{\1\}", s, re.S)
+    if not m:
+        return None
+    rows = [r for r in re.split(r"\\\\(?:\[[^\]]*\])?", m.group(2)) if r.strip()]
+    return Matrix(tuple(tuple(_parse(c) for c in r.split("&")) for r in rows))
+
+
 def _parse(s: str) -> Value:
     s = s.strip()
     if s in _REALS or s.replace(" ", "") in ("(-\\infty,\\infty)", "(-\\infty,+\\infty)"):
         return Seq((Num(-sympy.oo, "-\\infty"), Num(sympy.oo, "\\infty")), "tuple", "(", ")")
-    if s.startswith("\\begin{") and (m := re.fullmatch(r"\\begin\{(\w+)\}(?:\{[^}]*\})?(.*)\\end\{\1\}", s, re.S)):
-        rows = [r for r in re.split(r"\\\\", m.group(2)) if r.strip()]
-        return Matrix(tuple(tuple(_parse(c) for c in r.split("&")) for r in rows))
+    if "\\begin{" in s[:8] and (matrix := _matrix(s)) is not None:
+        return matrix
     if len(parts := split_top(s, "\\cup")) > 1:
         return Union(tuple(_parse(p) for p in parts))
     if len(items := split_top(s, ",")) > 1:
-        return Seq(tuple(_parse(i) for i in items if i), "list")
+        items = [i for i in items if i]
+        return Seq(_flat(_parse(i) for i in items), "list") if items else Text("")
     ops, parts = _split_relation(s)
-    if ops:
-        if "~" in ops:  # "x = 1/3 \approx 0.333": the approximation is commentary
-            keep = [parts[0]] + [p for op, p in zip(ops, parts[1:]) if op != "~"]
-            return _parse(" = ".join(keep)) if len(keep) > 1 else _parse(keep[0])
-        if set(ops) == {"="} and len(parts) > 2:
-            parts, ops = [parts[0], parts[-1]], ["="]
-        if all(parts):
-            return Rel(tuple(ops), tuple(_parse(p) for p in parts), parts[0].replace(" ", ""))
-    if s.startswith("\\pm"):
-        inner = _parse(s[3:])
-        return Seq((inner, _negate(inner)), "list")
+    if ops and all(parts):
+        return _relation(ops, parts)
+    if len(parts := split_top(s, "\\pm")) == 2 and parts[1]:  # a \pm b is the list a + b, a - b
+        a, b = parts
+        return Seq(_flat([_parse(f"{a}+({b})" if a else b), _parse(f"{a}-({b})" if a else f"-({b})")]), "list")
     if (wrapped := _wrapped(s)) is not None:
         left, inner, right = wrapped
         items = split_top(inner, ",")
         if left == "\\{":
-            return Seq(tuple(_parse(i) for i in items), "set")
+            return Seq(_flat(_parse(i) for i in items), "set")
         if len(items) == 1 and left == "(" and right == ")":
             return _parse(inner)
         return Seq(tuple(_parse(i) for i in items), "tuple", left, right)

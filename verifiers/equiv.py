@@ -40,15 +40,41 @@ def _close(a: sympy.Expr, b: sympy.Expr, digits: int = 60) -> bool:
     return bool(diff <= _REL_TOL * scale)
 
 
+def _tiny_terms(d: sympy.Expr) -> bool:
+    """Whether a difference holds a rational with a 30+ digit numerator or denominator: a planted perturbation
+    (sqrt(2) + 10^-50) that a numeric check would miss."""
+    return any(abs(r.p) > 10**30 or r.q > 10**30 for r in d.atoms(sympy.Rational))
+
+
+def _exactly_zero(d: sympy.Expr) -> bool:
+    """Decide d == 0 for a numeric constant: exactly for algebraic numbers (minimal polynomial), by
+    simplification for others, and only then numerically at 120 digits."""
+    if d.has(sympy.pi, sympy.E) or d.atoms(sympy.Function):
+        if sympy.simplify(d) == 0:
+            return True
+        return _close(d, sympy.Integer(0), 120) or bool(abs(sympy.N(d, 120)) < sympy.Rational(1, 10**100))
+    x = sympy.Dummy("x")
+    try:
+        return sympy.minimal_polynomial(d, x) == x
+    except (NotImplementedError, ValueError, TypeError):
+        return sympy.simplify(d) == 0
+
+
 def same_number(a: sympy.Expr, b: sympy.Expr) -> bool:
-    """Exact equality of two numeric values (rationals exactly, other constants at 60 digits)."""
+    """Exact equality of two numeric values: rationals with ==, algebraic numbers by their minimal
+    polynomial, transcendental ones by simplification (numerically at 120 digits only as a last resort)."""
     if a == b:
         return True
     if a.is_Rational and b.is_Rational:
         return False
     if any(x.has(sympy.oo, -sympy.oo, sympy.zoo, sympy.nan) for x in (a, b)):
         return False
-    return _close(a, b)
+    d = sympy.expand(a - b)
+    if d == 0:
+        return True
+    if d.is_Rational or _tiny_terms(d) or not _close(a, b):
+        return False
+    return _exactly_zero(d)
 
 
 def _round_matches(exact: sympy.Expr, gold: sympy.Rational, places: int) -> bool:
@@ -82,16 +108,23 @@ def _num_equal(g: Num, p: Num) -> bool:
 
 
 def _points(symbols: list[sympy.Symbol]) -> list[dict]:
+    """Seven fixed points, some with negative coordinates, so |x| and x (or sqrt(x^2) and x) differ."""
     rng = random.Random(1234)
-    return [{s: sympy.Rational(rng.randint(30, 270), 100) for s in symbols} for _ in range(_POINTS)]
+    return [{s: sympy.Rational(rng.randint(30, 270), 100) * (-1 if (k + j) % 3 == 2 else 1)
+             for j, s in enumerate(symbols)} for k in range(_POINTS)]
 
 
 def same_expr(a: sympy.Expr, b: sympy.Expr) -> bool:
     """Symbolic equality of two expressions with the same free symbols."""
     if {s.name.lower() for s in a.free_symbols} != {s.name.lower() for s in b.free_symbols}:
         return False
-    if a == b or sympy.expand(a - b) == 0:
+    if a == b:
         return True
+    d = sympy.expand(a - b)
+    if d == 0:
+        return True
+    if d.is_number or _tiny_terms(d):
+        return False  # the two differ by a constant
     symbols = sorted(a.free_symbols | b.free_symbols, key=lambda s: s.name)
     checked = 0
     for point in _points(symbols):
@@ -132,6 +165,8 @@ def _as_expr(v: Value) -> sympy.Expr | None:
 
 
 def _rel_equal(g: Rel, p: Rel) -> bool:
+    if g.ops == p.ops and all(equal(a, b) for a, b in zip(g.parts, p.parts)):
+        return True  # the same relation, part by part (also with functions such as g(x) that cannot be sampled)
     if len(g.ops) == 1 and len(p.ops) == 1 and g.ops[0] == "=" == p.ops[0]:
         if g.lhs_text == p.lhs_text and is_assignment_lhs(g.lhs_text) and equal(g.parts[1], p.parts[1]):
             return True
@@ -198,8 +233,12 @@ _SAME_KIND: dict[type, Callable] = {
 
 
 def _unwrap_assignment(v: Value) -> Value | None:
-    if isinstance(v, Rel) and v.ops == ("=",) and is_assignment_lhs(v.lhs_text):
-        return v.parts[1]
+    """`x = 3` -> 3; a chain `x = 5 + 6 = 11` -> 11 only when every right side agrees (`x = 4 = 3` -> nothing)."""
+    if isinstance(v, Rel) and set(v.ops) == {"="} and is_assignment_lhs(v.lhs_text):
+        rights = v.parts[1:]
+        if all(equal(rights[-1], r) or equal(r, rights[-1]) for r in rights[:-1]):
+            return rights[-1]
+        return Text("\u2260")  # an inconsistent chain answers nothing
     return None
 
 
@@ -217,6 +256,9 @@ def equal(gold: Value, pred: Value) -> bool:
 
 
 def _text_of(v: Value) -> str | None:
+    """Text, or a lone symbol (a choice letter "C"); numbers and other expressions never compare as text."""
     if isinstance(v, Text):
         return v.text
-    return canonical_text(v.text) if isinstance(v, (Num, Expr)) else None
+    if isinstance(v, Expr) and isinstance(v.value, sympy.Symbol):
+        return canonical_text(v.text)
+    return None

@@ -19,8 +19,11 @@ import re
 from dataclasses import dataclass, field
 
 _PHRASES = re.compile(
-    r"(?:final\s+answer\s*(?:is|:)|the\s+answer\s+is|\banswer\s*:|\*\*answer:?\*\*:?|####)", re.IGNORECASE
+    r"(?:final\s+answer\s*(?:is|:)|the\s+answer\s+is|\banswer\s*:|\*\*answer:?\*\*:?|\*\*final\s+answer:?\*\*:?|"
+    r"####)", re.IGNORECASE
 )
+# words that end the answer and start a justification: "The answer is 18 because ..."
+_JUSTIFICATION = re.compile(r"\s+(?:because|since|as|which|so|given|due to|for)\b.*$", re.IGNORECASE)
 _LAST_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 _MAX_BARE_CHARS = 80
 _MAX_BARE_TOKENS = 4
@@ -98,23 +101,20 @@ def _strip_delimiters(answer: str) -> str:
 
 
 def _phrase_answer(text: str) -> str | None:
+    """The answer after the last answer phrase: the rest of its line (or the next non-empty line when the
+    phrase ends its line), math delimiters dropped but every span kept, so "$3$ or $4$" stays a hedge."""
     last = None
     for last in _PHRASES.finditer(text):
         pass
     if last is None:
         return None
-    rest = text[last.end() :].lstrip(" :*\t")
-    line = rest.split("\n", 1)[0].strip()
+    lines = text[last.end() :].lstrip(" :*\t").split("\n")
+    line = next((candidate.strip() for candidate in lines[:4] if candidate.strip()), "")
     line = re.sub(r"\.?\s*I hope it is correct\.?$", "", line, flags=re.IGNORECASE)
-    # keep a math span whole: "$\frac{1}{2}$." or a sentence end after the answer
-    if line.startswith("$"):
-        close = line.find("$", 1)
-        if line.startswith("$$"):
-            close = line.find("$$", 2) + 1 if line.find("$$", 2) != -1 else -1
-        if close != -1:
-            line = line[: close + 1]
-    line = re.sub(r"(?<!\d)\.$|\.\s+[A-Z].*$", "", line).strip().rstrip(".").strip()
-    line = _strip_delimiters(line).strip("* ")
+    line = line.replace("\\$", "").replace("$", " ").replace("\\(", " ").replace("\\)", " ")
+    line = line.replace("\\[", " ").replace("\\]", " ")
+    line = re.sub(r"(?<!\d)\.(\s|$).*$|\.\s+[A-Z].*$", "", line)  # the sentence ends here
+    line = _JUSTIFICATION.sub("", line).strip().rstrip(".").strip("* ")
     return line or None
 
 

@@ -15,7 +15,8 @@ import re
 MAX_CHARS = 2000
 MAX_DEPTH = 40
 MAX_DIGITS = 1000
-MAX_FACTORIAL = 1000
+MAX_SYMBOLIC_EXPONENT = 200  # x^{99999999} or (x+1)^{900}(x-1)^{900} would be expanded term by term
+MAX_FACTORIAL = 5000  # 5000! has 16,326 digits: milliseconds for sympy
 
 _INT = re.compile(r"\d+")
 _POWER = re.compile(r"(\d+(?:\.\d+)?|\}|\)|(?<![A-Za-z\\])e)\s*\^\s*(\{|\d+)")
@@ -66,6 +67,25 @@ def _is_symbolic(expr: str) -> bool:
     return bool(re.search(r"[A-DF-Za-df-z]", re.sub(r"\\[A-Za-z]+", "", expr)))
 
 
+_ANY_POWER = re.compile(r"([A-Za-z\\]+|\}|\))\s*\^\s*(\{|\d+)")
+
+
+def _symbolic_base_exponents(answer: str) -> list[int]:
+    """Integer exponents on a symbolic base (a letter, \\pi, a bracket): x^{2022} -> 2022. A numeric
+    tower in the exponent counts as unbounded."""
+    found = []
+    for m in _ANY_POWER.finditer(answer):
+        expo = _group(answer, m.start(2)) if m.group(2) == "{" else m.group(2)
+        if _is_symbolic(expo):
+            continue
+        if "^" in expo or "!" in expo:
+            found.append(10**9)
+            continue
+        ints = _INT.findall(expo)
+        found.append(10**9 if any(len(d) > 11 for d in ints) else max(map(int, ints), default=0))
+    return found
+
+
 def _power_digits(base: str, expo: str) -> float:
     """Upper estimate of the digits of base^expo for numeric literals (inf for towers)."""
     if "^" in expo or "!" in expo:
@@ -86,6 +106,9 @@ def refusal(answer: str) -> str | None:
         return f"nesting deeper than {MAX_DEPTH}"
     if any(len(d) > MAX_DIGITS for d in _INT.findall(answer)):
         return f"integer literal over {MAX_DIGITS} digits"
+    exponents = _symbolic_base_exponents(answer)
+    if any(e > MAX_SYMBOLIC_EXPONENT for e in exponents) or sum(exponents) > 2 * MAX_SYMBOLIC_EXPONENT:
+        return "a polynomial of too high a degree to expand"
     for m in _POWER.finditer(answer):
         expo = _group(answer, m.start(2)) if m.group(2) == "{" else m.group(2)
         if m.group(1) in ("0", "1") or _is_symbolic(expo):

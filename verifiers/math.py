@@ -63,22 +63,25 @@ def _prediction(answers: list[str], gold: Value) -> Value | None:
     answers = list(dict.fromkeys(answers))  # the same string boxed twice is one answer
     if len(answers) > _MAX_DISTINCT_BOXES:
         return None
-    values = []
-    for answer in answers:
-        alternatives = split_top(_OR.sub(" or ", answer), " or ")
-        values.append(parse(alternatives[0]) if len(alternatives) == 1 else
-                      Seq(tuple(parse(a) for a in alternatives), "list"))
-    distinct = _distinct(values)
+    distinct = _distinct([_value(answer) for answer in answers])
     if len(distinct) > 1:
         if not gold_is_list:
             return None
         return Seq(tuple(item for v in distinct for item in _items(v)), "list")
     pred = distinct[0]
-    if not isinstance(gold, Seq) and isinstance(pred, Seq) and pred.kind in ("list", "set"):
+    if not isinstance(gold, Seq) and isinstance(pred, Seq) and pred.kind in ("list", "set") and pred.items:
         if len(_distinct(list(pred.items))) > 1:
             return None  # a list of candidates for a single-valued gold
         pred = pred.items[0]
     return pred
+
+
+def _value(answer: str) -> Value:
+    """An answer's value; "a or b" (also `\\text{ or }`) is the list of its alternatives."""
+    alternatives = [a for a in split_top(_OR.sub(" or ", answer), " or ") if a]
+    if len(alternatives) <= 1:
+        return parse(answer)
+    return Seq(tuple(item for a in alternatives for item in _items(parse(a))), "list")
 
 
 def judge(completion: str, gold: str, *, last_number_fallback: bool = False) -> VerifyResult:
@@ -86,7 +89,7 @@ def judge(completion: str, gold: str, *, last_number_fallback: bool = False) -> 
     if not gold.strip():
         return _result("bad_gold")
     try:
-        gold_value = parse(gold)
+        gold_value = _value(gold)  # a gold "-2 or -12" is the list of both
     except Refused:
         return _result("bad_gold")
     found = extract(completion, last_number_fallback=last_number_fallback)

@@ -21,11 +21,13 @@ UNIT_WORDS = (
     "sq(?:uare)? ?(?:ft|in|cm|m)|"
     "seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?|"
     "dollars?|cents?|euros?|pounds?|lbs?|ounces?|oz|grams?|kilograms?|kg|mg|liters?|litres?|ml|gallons?|"
-    "degrees?|radians?|percent|pct|points?|people|persons?|students?|items?|times"
+    "degrees?|percent|pct|points?|people|persons?|students?|items?|times"
 )
 _UNIT_TEXT = re.compile(
     r"\\text\{\s*(?:" + UNIT_WORDS + r")\s*\}(?:\^\{?[23]\}?)?\s*$", re.IGNORECASE
 )
+# a trailing \text{ ...} annotation of whole words (3+ letters each, or nothing) after a number: "42 \text{ ways}"
+_TEXT_WORDS = re.compile(r"(?<=[\d}])\s*\\text\{\s*(?!radian)(?:[A-Za-z]{3,}[\s-]*)*\}\s*$")
 _UNIT_PLAIN = re.compile(r"(?<=[\d}])\s*(?:" + UNIT_WORDS + r")(?:\^\{?[23]\}?)?\s*$", re.IGNORECASE)
 
 _UNICODE = {
@@ -33,11 +35,22 @@ _UNICODE = {
     "≤": "\\le ", "≥": "\\ge ", "≠": "\\ne ", "∪": "\\cup ", "ℝ": "\\mathbb{R}", "°": "^\\circ", "⁄": "/",
     "½": "\\frac{1}{2}", "¼": "\\frac{1}{4}", "¾": "\\frac{3}{4}",
 }
-_TEXT_COMMANDS = re.compile(r"\\(?:textbf|textrm|textit|textsf|texttt|mathrm|mathbf|mathit|mathsf|mbox|hbox|operatorname)\s*\{")
+_TEXT_COMMANDS = re.compile(
+    r"\\(?:textbf|textrm|textit|textsf|texttt|textnormal|mathrm|mathbf|mathit|mathsf|mathtt|mbox|hbox|operatorname|"
+    r"boldsymbol|bm)\s*\{")
+_FONT_SWITCHES = re.compile(r"\\(?:bf|rm|it|sf|tt|boldmath)(?![A-Za-z])\s*")
 _SPACING = re.compile(r"(?<!\\)\\(?:quad|qquad|[,;:! ])|~")
-_DEGREE = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\\circ|\\degree|\s*\\text\{\s*degrees?\s*\}|\s+degrees?\b", re.IGNORECASE)
-_PERCENT = re.compile(r"\\%|%|\s*\\text\{\s*(?:percent|pct)\s*\}|\s+(?:percent|pct)\b", re.IGNORECASE)
-_THOUSANDS = re.compile(r"(?<![\d.,])(\d{1,3})((?:,\d{3})+)(?![\d,])(?!\.\d*,)")
+# a degree or percent sign is decoration only right after a number (or a closing brace: \frac{270}{7}^\circ),
+# before the end, a comma or a bracket; a degree sign on an expression with \pi is kept (it converts)
+_AFTER_NUMBER = r"(?<=[\d.}])\s*"
+_SIGN_END = r"(?=\s*(?:$|,|\)|\]|\\\}))"
+_DEGREE = re.compile(_AFTER_NUMBER + r"(?:\^\s*\{?\s*\\circ\s*\}?|\\degree|\\text\{\s*degrees?\s*\}|degrees?\b)" + _SIGN_END,
+                     re.IGNORECASE)
+_PERCENT = re.compile(_AFTER_NUMBER + r"(?:\\%|%|\\text\{\s*(?:percent|pct)\s*\}|(?:percent|pct)\b)" + _SIGN_END,
+                      re.IGNORECASE)
+_NEVER = re.compile(r"(?!)")
+# a whole answer that is one number with comma thousands separators (inside brackets a comma separates items)
+_THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 
 
 def _unicode(s: str) -> str:
@@ -50,14 +63,31 @@ def strip_units(s: str) -> str:
     """Remove trailing unit words (``\\text{ cm}^2``, "square units", "dollars") after a number."""
     for _ in range(2):  # "5 \text{ cm}^2" and "3 feet 2" never nest deeper than this
         s = _UNIT_TEXT.sub("", s).rstrip()
+        s = _TEXT_WORDS.sub("", s).rstrip()
         s = _UNIT_PLAIN.sub("", s).rstrip()
     return s
+
+
+def _unwrap(s: str, command: str) -> str:
+    """`\\boxed{X}` (the whole answer) -> X, repeatedly; also a bare `{X}` around everything."""
+    while True:
+        t = s.strip()
+        inner = t[len(command):] if command and t.startswith(command) else (t if not command else None)
+        if inner is None or not (inner.startswith("{") and inner.endswith("}")):
+            return s
+        depth = 0
+        for i, c in enumerate(inner):
+            depth += (c == "{") - (c == "}")
+            if depth == 0 and i < len(inner) - 1:
+                return s  # the first brace closes before the end: not one group
+        s = inner[1:-1]
 
 
 def normalize(answer: str) -> str:
     """Canonical LaTeX for one answer string. Pure: same input, same output."""
     s = _unicode(answer.strip())
-    s = s.replace("\\$", "").replace("$", "")
+    s = _unwrap(_unwrap(s, "\\boxed"), "")
+    s = s.replace("\\text{\\$}", "").replace("\\$", "").replace("$", "")
     s = re.sub(r"\\(?:left|right|big|Big|bigg|Bigg)(?![a-zA-Z])\s*", "", s)
     s = re.sub(r"\\(?:displaystyle|textstyle)\b", "", s)
     s = re.sub(r"(\d),\\!\s*(?=\d{3}(?!\d))", r"\1", s)  # 10,\!080 (MATH's thousands separator)
@@ -67,10 +97,13 @@ def normalize(answer: str) -> str:
     s = re.sub(r"\\[dtc]frac", r"\\frac", s)
     s = re.sub(r"\\[dt]binom", r"\\binom", s)
     s = _TEXT_COMMANDS.sub(r"\\text{", s)
-    s = _DEGREE.sub("", s)
-    s = _PERCENT.sub("", s)
+    s = _unwrap(_FONT_SWITCHES.sub("", s), "")
     s = re.sub(r"\.\s*$", "", s)  # a full stop after the answer
     s = strip_units(s)
-    s = re.sub(r"\\text\{\s*(and|,)\s*\}|\s+and\s+", ",", s)
-    s = _THOUSANDS.sub(lambda m: m.group(1) + m.group(2).replace(",", ""), s)
+    degrees = _DEGREE if "\\pi" not in s else _NEVER
+    signs = len(degrees.findall(s)) + len(_PERCENT.findall(s))
+    s = _PERCENT.sub("", degrees.sub("", s))
+    s = re.sub(r"\\text\{\s*(and|,)\s*\}|\s+and\s+", ",", s).strip()
+    if signs <= 1 and _THOUSANDS.fullmatch(s):  # "12,345%" is one number; "60°,120°" is two
+        s = s.replace(",", "")
     return re.sub(r"\s+", " ", s).strip()
