@@ -1,5 +1,7 @@
 """The trusted program that runs *inside* the sandbox (stdlib only; started as ``python3 -I -S``).
 
+One file on purpose: it is the only file of ours the sandbox can see (bound read-only at /.sandbox).
+
 It reads one job from stdin (length-prefixed JSON), then for each test forks a child that runs the untrusted
 code with fresh stdin/stdout/stderr, and reports each result to the outer runner as one record on its own
 stdout. Expected outputs never come here: the outer runner compares. In "harness" mode (HumanEval/MBPP
