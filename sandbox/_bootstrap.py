@@ -2,12 +2,14 @@
 
 One file on purpose: it is the only file of ours the sandbox can see (bound read-only at /.sandbox).
 
-It reads one job from stdin (length-prefixed JSON), then for each test forks a child that runs the untrusted
+It serves jobs one after another (a warm sandbox). It reads each job from stdin (a length-prefixed marshal
+frame from the trusted parent), then for each test forks a child that runs the untrusted
 code with fresh stdin/stdout/stderr, and reports each result to the outer runner as one record on its own
 stdout. Expected outputs never come here: the outer runner compares. In "harness" mode (HumanEval/MBPP
 tests that are code with asserts), the untrusted code runs in a separate server process that only answers
 function calls with strictly typed values, while the asserts run here, out of its reach: it cannot exit
-before them, patch their builtins, or forge their result.
+before them, patch their builtins, or forge their result. After each job a "done" record; every process
+but this one is killed and the scratch tmpfs emptied before the next job.
 
 Record: struct "<III" (meta, stdout, stderr lengths), then the meta as a Python literal, stdout, stderr.
 Meta: {"i": test index, "status": ok|error|timeout|memory|output_limit|killed|compile_error, "returncode",

@@ -18,7 +18,10 @@ Grading follows LiveCodeBench's current grader (`lcb_runner/evaluation/testing_u
   test and rewards the fraction passed.
 A tolerant numeric comparison exists only as an explicit per-problem option: `problem["tolerance"] =
 {"abs": 1e-6, "rel": 1e-6}`.
-Expected outputs never enter the sandbox: the program's output comes out and is compared here.
+LiveCodeBench expected outputs never enter the sandbox: the program's output comes out and is compared here.
+HumanEval / MBPP tests are code whose asserts hold the expected values: they run in the sandbox's trusted
+bootstrap, which the submission's process cannot read or ptrace, and call the submission's functions through
+a pipe that carries only plain values (see `sandbox._bootstrap`).
 An infrastructure failure (the sandbox could not run) is reason ``infra_error`` with reward NaN, never 0 or 1:
 training must drop those samples rather than learn from them.
 """
