@@ -1,0 +1,79 @@
+"""Models and tokenizers: a tiny one built from scratch here, or any causal LM by path.
+
+The built-in tokenizer is character-level (Qwen2's byte-level scheme with no merges: every byte is one token),
+with a Qwen-style chat template and the tokens
+the pipeline uses: `<think>` and `</think>` (ordinary added tokens, so decoding keeps them for the verifier),
+`<|im_start|>`, `<|im_end|>` (end of turn, the EOS) and `<|endoftext|>` / `<pad>`. The model is a Qwen2
+causal LM (an architecture transformers and vLLM both load) sized by a preset. Both are written with
+`save_pretrained`, so `AutoModelForCausalLM.from_pretrained(dir)` and `AutoTokenizer.from_pretrained(dir)`
+load them like any hub model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from tokenizers import pre_tokenizers
+from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen2Config, Qwen2ForCausalLM, Qwen2Tokenizer
+
+THINK, END_THINK = "<think>", "</think>"
+IM_START, IM_END, EOT, PAD = "<|im_start|>", "<|im_end|>", "<|endoftext|>", "<pad>"
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+# hidden, layers, heads, kv heads, MLP width: tiny ~1.3M parameters, small ~19M
+PRESETS = {
+    "tiny": dict(hidden_size=160, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2,
+                 intermediate_size=480),
+    "small": dict(hidden_size=512, num_hidden_layers=6, num_attention_heads=8, num_key_value_heads=4,
+                  intermediate_size=1536),
+}
+
+
+def build_tokenizer() -> Qwen2Tokenizer:
+    """Qwen2's byte-level tokenizer with no merges: every byte is one token (character-level for ASCII).
+
+    Built as a `Qwen2Tokenizer` on purpose: transformers picks that class for a Qwen2 model directory whatever
+    the tokenizer config says, and rebuilds its pipeline from the vocabulary and merges, so only a tokenizer
+    of exactly this shape loads back with identical behaviour (and vLLM loads it the same way)."""
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab = {EOT: 0, **{char: i + 1 for i, char in enumerate(alphabet)}}
+    tokenizer = Qwen2Tokenizer(vocab=vocab, merges=[], unk_token=None, eos_token=IM_END, pad_token=PAD,
+                               bos_token=None, clean_up_tokenization_spaces=False)
+    tokenizer.add_special_tokens({"additional_special_tokens": [IM_START, IM_END, PAD]})
+    tokenizer.add_tokens([THINK, END_THINK])  # whole tokens, but not "special": decoding keeps them
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
+def build_model(preset: str, tokenizer, *, max_position_embeddings: int = 512, seed: int = 0) -> Qwen2ForCausalLM:
+    """A freshly initialised Qwen2 model of the preset's size for this tokenizer."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown model preset {preset!r} (known: {', '.join(PRESETS)})")
+    config = Qwen2Config(vocab_size=len(tokenizer), max_position_embeddings=max_position_embeddings,
+                         tie_word_embeddings=True, rope_theta=10000.0, bos_token_id=None,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                         **PRESETS[preset])
+    torch.manual_seed(seed)
+    return Qwen2ForCausalLM(config)
+
+
+def load(path: str, dtype: str = "float32"):
+    """(model, tokenizer) from a local directory or hub name; a clear error when neither exists."""
+    local = Path(path)
+    if not local.exists() and (path.startswith((".", "/", "~")) or local.suffix):
+        raise FileNotFoundError(f"model.path {path!r}: no such directory")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
+    except OSError as e:
+        raise FileNotFoundError(f"model.path {path!r} could not be loaded: {e}") from e
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def parameter_count(model) -> int:
+    return sum(p.numel() for p in model.parameters())
