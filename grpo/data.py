@@ -1,0 +1,135 @@
+"""Problem records from the built-in tasks, jsonl, parquet or the hub, and the prompts made from them.
+
+A record is {"problem", "answer", "solution"} (solution may be None). Field names come from `DataConfig`;
+the answer is the field as is (`plain`), the number after "####" (`gsm8k`), or the last \\boxed{} of the
+field (`boxed`, MATH solutions). A malformed row is an error naming the file and line; nothing is dropped
+silently: rows left out (by `max_rows`, or by the SFT length limit later) are counted and reported.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from grpo import tasks
+from grpo.config import DataConfig, PromptConfig, TaskConfig
+from verifiers.extract import boxed_contents
+
+R1_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
+
+
+class DataError(ValueError):
+    """A dataset problem; the message names the file (or dataset) and the line (or row)."""
+
+
+@dataclass
+class Example:
+    prompt: str  # the rendered prompt, exactly what the model is given
+    answer: str  # the gold answer for the verifier
+    completion: str | None  # the SFT target (None when the data has no worked solution)
+
+
+def _answer(row: dict, cfg: DataConfig, where: str) -> str:
+    if cfg.answer_field not in row:
+        raise DataError(f"{where}: no field {cfg.answer_field!r} (data.answer_field); fields: {sorted(row)}")
+    text = str(row[cfg.answer_field])
+    if cfg.answer_format == "gsm8k":
+        if "####" not in text:
+            raise DataError(f"{where}: {cfg.answer_field!r} has no '####' (data.answer_format: gsm8k)")
+        return text.rsplit("####", 1)[1].strip().replace(",", "")
+    if cfg.answer_format == "boxed":
+        boxes = [b for b in boxed_contents(text) if b]
+        if not boxes:
+            raise DataError(f"{where}: {cfg.answer_field!r} has no \\boxed{{}} (data.answer_format: boxed)")
+        return boxes[-1]
+    if not text.strip():
+        raise DataError(f"{where}: {cfg.answer_field!r} is empty")
+    return text.strip()
+
+
+def _record(row, cfg: DataConfig, where: str) -> dict:
+    if not isinstance(row, dict):
+        raise DataError(f"{where}: a row must be an object, got {type(row).__name__}")
+    if cfg.prompt_field not in row or not str(row[cfg.prompt_field]).strip():
+        raise DataError(f"{where}: no field {cfg.prompt_field!r} (data.prompt_field); fields: {sorted(row)}")
+    solution = None
+    if cfg.solution_field:
+        if cfg.solution_field not in row:
+            raise DataError(f"{where}: no field {cfg.solution_field!r} (data.solution_field)")
+        solution = str(row[cfg.solution_field])
+    return {"problem": str(row[cfg.prompt_field]), "answer": _answer(row, cfg, where), "solution": solution}
+
+
+def _rows(cfg: DataConfig):
+    """(where, row) pairs from the configured source."""
+    if cfg.source == "jsonl":
+        path = Path(cfg.path)
+        if not path.exists():
+            raise DataError(f"{path}: no such file (data.path)")
+        with path.open(encoding="utf-8") as f:
+            for number, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    yield f"{path}:{number}", json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise DataError(f"{path}:{number}: not valid JSON ({e.msg})") from e
+        return
+    import datasets
+
+    try:
+        if cfg.source == "parquet":
+            if not Path(cfg.path).exists():
+                raise DataError(f"{cfg.path}: no such file (data.path)")
+            table = datasets.load_dataset("parquet", data_files=cfg.path, split="train")
+        else:
+            table = datasets.load_dataset(cfg.path, cfg.subset or None, split=cfg.split)
+    except DataError:
+        raise
+    except Exception as e:
+        raise DataError(f"{cfg.path}: could not load the {cfg.source} dataset: {e}") from e
+    for number, row in enumerate(table, start=1):
+        yield f"{cfg.path} row {number}", row
+
+
+def load_records(cfg: DataConfig, task: TaskConfig, *, split: str, seed: int) -> tuple[list[dict], dict]:
+    """Records and a report {"rows", "kept", "left_out"} for one split of the configured data."""
+    if cfg.source == "arithmetic":
+        n = task.train_size if split == "train" else task.heldout_size
+        records = tasks.arithmetic(n, split=split, seed=seed, digits=task.digits, ops=task.ops,
+                                   operators=task.operators)
+        return records, {"rows": len(records), "kept": len(records), "left_out": 0}
+    records, rows = [], 0
+    for where, row in _rows(cfg):
+        rows += 1
+        if cfg.max_rows and len(records) >= cfg.max_rows:
+            continue
+        records.append(_record(row, cfg, where))
+    return records, {"rows": rows, "kept": len(records), "left_out": rows - len(records)}
+
+
+def render_prompt(problem: str, tokenizer, cfg: PromptConfig) -> str:
+    """The text the model is given: plain, the chat template, or the chat template with the R1 instruction."""
+    if cfg.template == "plain":
+        prompt = problem.rstrip() + "\n"
+    else:
+        content = problem if cfg.template == "chat" else f"{problem.rstrip()}\n{R1_INSTRUCTION}"
+        prompt = tokenizer.apply_chat_template([{"role": "user", "content": content}], tokenize=False,
+                                               add_generation_prompt=True)
+    return prompt + ("<think>\n" if cfg.think_prefix else "")
+
+
+def to_examples(records: list[dict], tokenizer, cfg: PromptConfig) -> list[Example]:
+    """Records -> examples; the SFT target continues the prompt (so a think prefix is not repeated) and ends
+    with the end-of-turn token."""
+    examples = []
+    for r in records:
+        completion = None
+        if r.get("solution"):
+            completion = r["solution"]
+            if cfg.think_prefix and completion.startswith("<think>\n"):
+                completion = completion[len("<think>\n"):]
+            completion += tokenizer.eos_token
+        examples.append(Example(render_prompt(r["problem"], tokenizer, cfg), r["answer"], completion))
+    return examples

@@ -1,0 +1,172 @@
+"""The `sft` stage: supervised fine-tuning on worked solutions (DeepSeek-R1's cold start).
+
+One optimizer step, in order:
+1. `grad_accum` micro-batches of `batch_size` sequences, length-bucketed (sequences of similar length share a
+   batch, so little padding is computed);
+2. loss = cross-entropy on completion tokens only (prompt and padding are masked), summed over the step and
+   divided by the step's completion-token count: every token weighs the same however it is split into
+   micro-batches;
+3. gradient clipping at `max_grad_norm`, AdamW (no decay on norms and biases), linear warmup then cosine
+   decay to `min_lr_ratio * lr`;
+4. every `log_every` steps a metrics.jsonl line; every `eval_every` steps held-out accuracy with the math
+   verifier (samples to samples.jsonl); every `save_every` steps a checkpoint (written to a temporary
+   directory and renamed, so a crash never leaves a half-written one).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from grpo.config import SFTConfig
+from grpo.evaluate import heldout_accuracy
+
+IGNORE = -100
+
+
+def tokenize(examples, tokenizer, max_length: int) -> tuple[list[tuple[list[int], list[int]]], int]:
+    """(input_ids, labels) pairs with the prompt masked; and how many examples were too long (left out)."""
+    out, too_long = [], 0
+    for e in examples:
+        prompt = tokenizer(e.prompt, add_special_tokens=False)["input_ids"]
+        completion = tokenizer(e.completion, add_special_tokens=False)["input_ids"]
+        if len(prompt) + len(completion) > max_length:
+            too_long += 1
+            continue
+        out.append((prompt + completion, [IGNORE] * len(prompt) + completion))
+    return out, too_long
+
+
+def batches(sequences, batch_size: int, rng: random.Random):
+    """An endless stream of index batches: shuffled, then sorted by length within pools of 50 batches."""
+    while True:
+        order = list(range(len(sequences)))
+        rng.shuffle(order)
+        pool = batch_size * 50
+        for start in range(0, len(order), pool):
+            chunk = sorted(order[start : start + pool], key=lambda i: len(sequences[i][0]))
+            groups = [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+            rng.shuffle(groups)
+            yield from groups
+
+
+def collate(items, pad_id: int) -> dict[str, torch.Tensor]:
+    width = max(len(ids) for ids, _ in items)
+    input_ids = torch.full((len(items), width), pad_id, dtype=torch.long)  # (B, T)
+    labels = torch.full((len(items), width), IGNORE, dtype=torch.long)  # (B, T)
+    attention = torch.zeros((len(items), width), dtype=torch.long)
+    for row, (ids, labs) in enumerate(items):
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        labels[row, : len(labs)] = torch.tensor(labs)
+        attention[row, : len(ids)] = 1
+    return {"input_ids": input_ids, "labels": labels, "attention_mask": attention}
+
+
+def lr_factor(step: int, cfg: SFTConfig) -> float:
+    """Linear warmup over warmup_steps, then cosine from 1 to min_lr_ratio at the last step."""
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def token_losses(model, batch) -> tuple[torch.Tensor, int]:
+    """(sum of completion-token cross-entropies, number of completion tokens) for one micro-batch."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # (B, T, V)
+    targets = batch["labels"][:, 1:]  # (B, T-1): position t predicts token t+1
+    loss = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), targets.flatten(),
+                                             ignore_index=IGNORE, reduction="sum")
+    return loss, int((targets != IGNORE).sum())
+
+
+def _optimizer(model, cfg: SFTConfig) -> torch.optim.Optimizer:
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
+
+
+def save_checkpoint(model, tokenizer, optimizer, step: int, rng: random.Random, path: Path) -> None:
+    """model + tokenizer + optimizer + RNG states + step, written atomically (temp dir, then rename)."""
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    torch.save({"optimizer": optimizer.state_dict(), "step": step, "python_rng": rng.getstate(),
+                "torch_rng": torch.get_rng_state()}, tmp / "trainer_state.pt")
+    shutil.rmtree(path, ignore_errors=True)
+    os.replace(tmp, path)
+
+
+def _append(path: Path, rows) -> None:
+    with path.open("a") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+
+
+def run_sft(model, tokenizer, train, heldout, cfg: SFTConfig, run_dir: Path, *, seed: int,
+            think_prefix: bool) -> dict:
+    """Train `model` on `train` examples; return {"heldout_accuracy", "seconds", "steps", ...}."""
+    start = time.monotonic()
+    sequences, too_long = tokenize(train, tokenizer, cfg.max_length)
+    if not sequences:
+        raise ValueError(f"no training example fits sft.max_length={cfg.max_length} ({too_long} too long)")
+    rng = random.Random(seed)
+    stream = batches(sequences, cfg.batch_size, rng)
+    optimizer = _optimizer(model, cfg)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, cfg))
+    metrics_path = run_dir / "metrics.jsonl"
+    evals: list[dict] = []
+
+    def evaluate(step: int) -> float:
+        accuracy, samples = heldout_accuracy(model, tokenizer, heldout[: cfg.eval_size],
+                                             max_new_tokens=cfg.max_new_tokens, think_prefix=think_prefix)
+        _append(metrics_path, [{"stage": "sft", "step": step, "eval/heldout_accuracy": accuracy}])
+        _append(run_dir / "samples.jsonl", [dict(s, stage="sft", step=step) for s in samples[:8]])
+        evals.append({"step": step, "heldout_accuracy": accuracy})
+        return accuracy
+
+    tokens_seen, window_tokens, window_start = 0, 0, time.monotonic()
+    progress = tqdm(range(cfg.steps), desc="sft", unit="step", dynamic_ncols=True)
+    for step in progress:
+        model.train()
+        micro = [collate([sequences[i] for i in next(stream)], tokenizer.pad_token_id) for _ in range(cfg.grad_accum)]
+        n_tokens = sum(int((b["labels"][:, 1:] != IGNORE).sum()) for b in micro)
+        loss_sum = 0.0
+        for batch in micro:
+            loss, _ = token_losses(model, batch)
+            (loss / n_tokens).backward()  # normalised by the whole step's completion tokens
+            loss_sum += loss.item()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        tokens_seen += sum(int(b["attention_mask"].sum()) for b in micro)
+        window_tokens += sum(int(b["attention_mask"].sum()) for b in micro)
+        loss_value = loss_sum / n_tokens
+        if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
+            tokens_per_s = window_tokens / max(time.monotonic() - window_start, 1e-9)
+            _append(metrics_path, [{"stage": "sft", "step": step + 1, "loss/sft": loss_value,
+                                    "optim/lr": scheduler.get_last_lr()[0], "optim/grad_norm": float(grad_norm),
+                                    "perf/tokens_per_s": tokens_per_s, "perf/tokens": tokens_seen}])
+            progress.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{tokens_per_s:.0f}")
+            window_tokens, window_start = 0, time.monotonic()
+        if cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.steps:
+            progress.write(f"sft step {step + 1}: held-out accuracy {evaluate(step + 1):.3f}")
+        if cfg.save_every and (step + 1) % cfg.save_every == 0:
+            save_checkpoint(model, tokenizer, optimizer, step + 1, rng, run_dir / "checkpoints" / f"step_{step + 1}")
+    progress.close()
+    accuracy = evaluate(cfg.steps)
+    final = run_dir / "final"
+    save_checkpoint(model, tokenizer, optimizer, cfg.steps, rng, final)
+    return {"heldout_accuracy": accuracy, "seconds": round(time.monotonic() - start, 1), "steps": cfg.steps,
+            "examples": len(sequences), "left_out_too_long": too_long, "tokens": tokens_seen,
+            "evals": evals, "final": str(final)}

@@ -1,0 +1,63 @@
+"""Built-in synthetic reasoning tasks: seeded, with held-out splits that never overlap training.
+
+Multi-step integer arithmetic, evaluated left to right: "Compute ((47 + 38) - 15) * 3." The worked solution
+takes one line per operation, then the boxed answer:
+
+    <think>
+    47 + 38 = 85
+    85 - 15 = 70
+    70 * 3 = 210
+    </think>
+    \\boxed{210}
+
+Knobs: `digits` (largest operand), `ops` (steps), `operators`. A problem belongs to the held-out split when a
+hash of its text says so, whatever seed or split asked for it, so the two splits can never share a problem.
+Records have the same fields as file datasets: {"problem", "answer", "solution"}.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+HELDOUT_PERCENT = 10  # share of the problem space that belongs to the held-out split
+
+
+def _is_heldout(problem: str) -> bool:
+    return int(hashlib.sha256(problem.encode()).hexdigest()[:8], 16) % 100 < HELDOUT_PERCENT
+
+
+def _problem(rng: random.Random, digits: int, ops: int, operators: str) -> dict:
+    def operand() -> int:
+        return rng.randint(1, 10 ** rng.randint(1, digits) - 1)
+
+    value = operand()
+    expression, steps = str(value), []
+    for _ in range(ops):
+        op = rng.choice(operators)
+        right = rng.randint(2, 9) if op == "*" else operand()  # small factors keep numbers printable
+        result = value + right if op == "+" else value - right if op == "-" else value * right
+        steps.append(f"{value} {op} {right} = {result}")
+        expression = f"({expression} {op} {right})" if len(steps) < ops else f"{expression} {op} {right}"
+        value = result
+    problem = f"Compute {expression}."
+    solution = "<think>\n" + "\n".join(steps) + "\n</think>\n\\boxed{" + str(value) + "}"
+    return {"problem": problem, "answer": str(value), "solution": solution}
+
+
+def arithmetic(n: int, *, split: str, seed: int, digits: int = 2, ops: int = 2, operators: str = "+-") -> list[dict]:
+    """`n` distinct problems of one split ("train" or "heldout"), deterministic in all arguments."""
+    if split not in ("train", "heldout"):
+        raise ValueError(f"split must be train or heldout, got {split!r}")
+    rng = random.Random(f"{split}:{seed}:{digits}:{ops}:{operators}")
+    records, seen, tries = [], set(), 0
+    while len(records) < n:
+        tries += 1
+        if tries > 50 * n + 1000:
+            raise ValueError(f"only {len(records)} distinct {split} problems exist for digits={digits}, ops={ops}")
+        record = _problem(rng, digits, ops, operators)
+        if record["problem"] in seen or _is_heldout(record["problem"]) != (split == "heldout"):
+            continue
+        seen.add(record["problem"])
+        records.append(record)
+    return records
