@@ -150,6 +150,11 @@ def _check_type(value, kind, key: str, where: str):
         if not isinstance(value, list):
             raise ConfigError(f"{where}: {key} must be a list, got {type(value).__name__} {value!r}")
         return [_check_type(v, item, f"{key}[{i}]", where) for i, v in enumerate(value)]
+    if kind is float and isinstance(value, str):  # YAML reads 3e-4 (no dot) as a string
+        try:
+            value = float(value)
+        except ValueError:
+            pass
     numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
     ok = {bool: isinstance(value, bool), int: numeric and isinstance(value, int), float: numeric,
           str: isinstance(value, str)}.get(kind, isinstance(value, kind))

@@ -1,0 +1,67 @@
+"""Typed config: defaults, YAML, overrides, and errors that name the key and the file."""
+
+from pathlib import Path
+
+import pytest
+
+from grpo.config import ConfigError, load_config, to_yaml
+
+RECIPES = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.yaml"))
+
+
+def write(tmp_path, text):
+    path = tmp_path / "recipe.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=[p.name for p in RECIPES])
+def test_every_shipped_recipe_loads_and_validates(recipe):
+    config = load_config(recipe)
+    assert config.run.stages and config.sft.steps >= 1
+
+
+def test_the_default_recipes_exist():
+    names = {p.name for p in RECIPES}
+    assert {"tiny.yaml", "tiny_sft.yaml"} <= names
+
+
+def test_yaml_then_overrides(tmp_path):
+    path = write(tmp_path, "sft:\n  steps: 40\n  lr: 1\nrun:\n  seed: 7\n")
+    config = load_config(path, ["sft.steps=12", "sft.warmup_steps=2", "task.operators=+-*", "run.stages=[sft]"])
+    assert (config.sft.steps, config.sft.lr, config.run.seed, config.task.operators) == (12, 1.0, 7, "+-*")
+    assert isinstance(config.sft.lr, float)
+    assert "steps: 12" in to_yaml(config)
+
+
+@pytest.mark.parametrize("text,message", [
+    ("sft:\n  stepz: 3\n", "recipe.yaml: unknown key sft.stepz"),
+    ("sft:\n  steps: three\n", "recipe.yaml: sft.steps must be int, got str"),
+    ("sft:\n  steps: 2.5\n", "recipe.yaml: sft.steps must be int, got float"),
+    ("model:\n  gradient_checkpointing: 1\n", "model.gradient_checkpointing must be bool"),
+    ("run:\n  stages: sft\n", "run.stages must be a list"),
+    ("sft: 3\n", "sft must be a mapping"),
+    ("bogus: 1\n", "unknown key bogus"),
+    ("sft:\n  warmup_steps: 900\n  steps: 100\n", "sft.warmup_steps must be within 0..sft.steps"),
+    ("data:\n  source: jsonl\n", "data.path is required when data.source is jsonl"),
+    ("run:\n  stages: [grpo]\n", "run.stages unknown stage"),
+    ("model:\n  preset: huge\n", "model.preset 'huge' is not a preset"),
+    ("sft:\n  max_length: 4096\n", "sft.max_length exceeds model.max_position_embeddings"),
+    ("data:\n  source: csv\n", "data.source must be"),
+    ("a: [1, 2\n", "not valid YAML"),
+])
+def test_errors_name_the_key_and_the_file(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace(".", r"\.")):
+        load_config(write(tmp_path, text))
+
+
+def test_override_errors_name_the_command_line():
+    with pytest.raises(ConfigError, match="command line: unknown key sft.nope"):
+        load_config(None, ["sft.nope=1"])
+    with pytest.raises(ConfigError, match="is not key.sub=value"):
+        load_config(None, ["sft.steps"])
+
+
+def test_a_missing_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_config(tmp_path / "nope.yaml")

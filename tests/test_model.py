@@ -1,0 +1,63 @@
+"""The tiny model factory and the character-level tokenizer: both load back with transformers alone."""
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from grpo.model import PRESETS, build_model, build_tokenizer, load, parameter_count
+
+COMPLETION = "<think>\n12 + 7 = 19\n</think>\n\\boxed{19}"
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return build_tokenizer()
+
+
+def test_every_ascii_character_is_one_token_and_decodes_back(tokenizer):
+    text = "Compute (47 + 38) - 15.\n\\boxed{70} x^2 {a,b} 'q' \"r\"~"
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert len(ids) == len(text)
+    assert tokenizer.decode(ids) == text
+
+
+def test_think_tags_are_single_tokens_that_survive_decoding(tokenizer):
+    ids = tokenizer(COMPLETION, add_special_tokens=False)["input_ids"]
+    assert tokenizer.convert_ids_to_tokens(ids[0]) == "<think>"
+    assert tokenizer.decode(ids, skip_special_tokens=True) == COMPLETION
+
+
+def test_chat_template_and_end_of_turn(tokenizer):
+    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "Compute 1 + 1."}], tokenize=False,
+                                           add_generation_prompt=True)
+    assert prompt == "<|im_start|>user\nCompute 1 + 1.<|im_end|>\n<|im_start|>assistant\n"
+    assert tokenizer.eos_token == "<|im_end|>" and tokenizer.pad_token_id != tokenizer.eos_token_id
+
+
+@pytest.mark.parametrize("preset,low,high", [("tiny", 0.5e6, 3e6), ("small", 15e6, 25e6)])
+def test_presets_have_their_sizes(tokenizer, preset, low, high):
+    assert low < parameter_count(build_model(preset, tokenizer)) < high
+
+
+def test_saved_model_and_tokenizer_load_with_transformers_alone(tokenizer, tmp_path):
+    model = build_model("tiny", tokenizer, seed=3)
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    loaded_tokenizer = AutoTokenizer.from_pretrained(tmp_path)
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path)
+    text = "<|im_start|>user\nCompute 2 + 2.<|im_end|>\n" + COMPLETION
+    ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"]
+    assert torch.equal(loaded_tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"], ids)
+    with torch.no_grad():
+        assert torch.allclose(model(ids).logits, loaded(ids).logits, atol=1e-6, rtol=0)
+
+
+def test_unknown_preset_and_missing_path_are_clear_errors(tokenizer, tmp_path):
+    with pytest.raises(ValueError, match="unknown model preset 'huge'"):
+        build_model("huge", tokenizer)
+    with pytest.raises(FileNotFoundError, match="no such directory"):
+        load(str(tmp_path / "no-model"))
+
+
+def test_presets_table_is_what_the_docs_say():
+    assert set(PRESETS) == {"tiny", "small"}
