@@ -39,11 +39,9 @@ def _data(n: int):
 def run_ours(steps: int, batch: int, warmup: int) -> dict:
     import random
 
-    import torch
-
     from grpo.config import SFTConfig
     from grpo.model import build_model
-    from grpo.sft import _optimizer, batches, collate, token_losses, tokenize
+    from grpo.sft import _optimizer, batches, collate, tokenize, train_step
 
     tokenizer, examples = _data(steps * batch)
     model = build_model("tiny", tokenizer, seed=0)
@@ -54,13 +52,8 @@ def run_ours(steps: int, batch: int, warmup: int) -> dict:
     for step in range(steps):
         if step == warmup:
             start, tokens = time.perf_counter(), 0
-        b = collate([sequences[i] for i in next(stream)], tokenizer.pad_token_id)
-        loss, n = token_losses(model, b)
-        (loss / n).backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        tokens += int(b["attention_mask"].sum())
+        batch = collate([sequences[i] for i in next(stream)], tokenizer.pad_token_id)
+        tokens += train_step(model, optimizer, [batch], max_grad_norm=1.0)[2]
     seconds = time.perf_counter() - start
     return {"steps_per_s": (steps - warmup) / seconds, "tokens_per_s": tokens / seconds,
             "params": sum(p.numel() for p in model.parameters())}

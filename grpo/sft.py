@@ -87,6 +87,21 @@ def token_losses(model, batch) -> tuple[torch.Tensor, int]:
     return loss, int((targets != IGNORE).sum())
 
 
+def train_step(model, optimizer, micro: list[dict], max_grad_norm: float) -> tuple[float, float, int]:
+    """One optimizer step over `micro` batches: (loss per completion token, grad norm before clipping,
+    non-padding tokens trained on). The loss is normalised by the whole step's completion tokens."""
+    n_tokens = sum(int((b["labels"][:, 1:] != IGNORE).sum()) for b in micro)
+    loss_sum = 0.0
+    for batch in micro:
+        loss, _ = token_losses(model, batch)
+        (loss / n_tokens).backward()
+        loss_sum += loss.item()
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss_sum / n_tokens, float(grad_norm), sum(int(b["attention_mask"].sum()) for b in micro)
+
+
 def _optimizer(model, cfg: SFTConfig) -> torch.optim.Optimizer:
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
@@ -139,23 +154,14 @@ def run_sft(model, tokenizer, train, heldout, cfg: SFTConfig, run_dir: Path, *, 
     for step in progress:
         model.train()
         micro = [collate([sequences[i] for i in next(stream)], tokenizer.pad_token_id) for _ in range(cfg.grad_accum)]
-        n_tokens = sum(int((b["labels"][:, 1:] != IGNORE).sum()) for b in micro)
-        loss_sum = 0.0
-        for batch in micro:
-            loss, _ = token_losses(model, batch)
-            (loss / n_tokens).backward()  # normalised by the whole step's completion tokens
-            loss_sum += loss.item()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-        optimizer.step()
+        loss_value, grad_norm, trained = train_step(model, optimizer, micro, cfg.max_grad_norm)
         scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        tokens_seen += sum(int(b["attention_mask"].sum()) for b in micro)
-        window_tokens += sum(int(b["attention_mask"].sum()) for b in micro)
-        loss_value = loss_sum / n_tokens
+        tokens_seen += trained
+        window_tokens += trained
         if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
             tokens_per_s = window_tokens / max(time.monotonic() - window_start, 1e-9)
             _append(metrics_path, [{"stage": "sft", "step": step + 1, "loss/sft": loss_value,
-                                    "optim/lr": scheduler.get_last_lr()[0], "optim/grad_norm": float(grad_norm),
+                                    "optim/lr": scheduler.get_last_lr()[0], "optim/grad_norm": grad_norm,
                                     "perf/tokens_per_s": tokens_per_s, "perf/tokens": tokens_seen}])
             progress.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{tokens_per_s:.0f}")
             window_tokens, window_start = 0, time.monotonic()

@@ -319,14 +319,6 @@ def _parse(s: str) -> Value:
     return _leaf(s)
 
 
-def _negate(v: Value) -> Value:
-    if isinstance(v, Num):
-        return Num(-v.value, "-" + v.text, v.int_literal, v.decimals, v.unreduced)
-    if isinstance(v, Expr):
-        return Expr(-v.value, "-" + v.text)
-    return Text("-" + getattr(v, "text", ""))
-
-
 def is_assignment_lhs(text: str) -> bool:
     """`x`, `x_1`, `\\theta`, `f(x)`: a left side that names one variable, so `x = 3` means `3`."""
     return bool(_ASSIGN_LHS.fullmatch(text))
