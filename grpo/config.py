@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-STAGES = ("sft",)  # stages this build can run; grpo, generate, filter, distill and eval arrive with their issues
+STAGES = ("sft", "grpo")  # stages this build can run; generate, filter, distill and eval arrive with their issues
 
 
 class ConfigError(ValueError):
@@ -131,6 +131,98 @@ class SFTConfig:
 
 
 @dataclass
+class RolloutConfig:
+    engine: str = "auto"
+    """auto, hf (transformers) or vllm; auto takes vllm when it is built and importable (issue #6), else hf"""
+    temperature: float = 1.0
+    """sampling temperature (the learner divides its logits by the same value)"""
+    top_p: float = 1.0
+    """nucleus sampling mass (1: off)"""
+    top_k: int = 0
+    """sample among the k most likely tokens (0: off)"""
+    max_new_tokens: int = 256
+    """generation budget per completion (L_max); a completion that reaches it is truncated"""
+    batch_size: int = 256
+    """sequences per generation forward pass of the transformers engine"""
+
+
+@dataclass
+class RewardConfig:
+    accuracy_weight: float = 1.0
+    """weight of the verifier's accuracy reward (1 correct, 0 otherwise)"""
+    format_weight: float = 0.0
+    """weight of the format reward (1 for <think>...</think> then a non-empty answer)"""
+    format_gate: bool = False
+    """accuracy counts only when the format is right"""
+    overlong_buffer: int = 0
+    """DAPO soft overlong penalty: the last this many tokens of max_new_tokens cost up to overlong_penalty (0: off)"""
+    overlong_penalty: float = 1.0
+    """largest overlong penalty (reached at max_new_tokens)"""
+    mask_truncated: bool = False
+    """completions cut at max_new_tokens are left out of the loss (DAPO's overlong filtering)"""
+    timeout_s: float = 5.0
+    """verifier deadline per completion (a timeout is a zero reward, logged)"""
+    workers: int = 2
+    """verifier worker processes"""
+
+
+@dataclass
+class GRPOConfig:
+    steps: int = 200
+    """optimizer steps (each on one batch of prompts_per_step groups, times mu passes)"""
+    prompts_per_step: int = 16
+    """prompts per step (B); each gets group_size completions"""
+    group_size: int = 8
+    """completions per prompt (G)"""
+    mu: int = 1
+    """optimizer passes over each rollout batch (old logprobs fixed before the first pass)"""
+    micro_batch_size: int = 64
+    """completions per forward/backward (memory knob; the update does not depend on it)"""
+    lr: float = 1.0e-6
+    """peak learning rate (AdamW)"""
+    warmup_steps: int = 0
+    """linear warmup steps, then cosine decay to min_lr_ratio * lr"""
+    min_lr_ratio: float = 1.0
+    """final learning rate as a fraction of lr (1: constant after warmup)"""
+    weight_decay: float = 0.0
+    """AdamW weight decay (not applied to norms and biases)"""
+    max_grad_norm: float = 1.0
+    """gradient clipping threshold"""
+    advantage: str = "group"
+    """group (GRPO), batch (batch std), none (Dr. GRPO) or rloo: see grpo/advantages.py"""
+    loss_aggregation: str = "token-mean"
+    """token-mean (DAPO), seq-mean-token-mean (GRPO) or constant (Dr. GRPO): see grpo/loss.py"""
+    ratio_level: str = "token"
+    """token (PPO/GRPO) or sequence (GSPO) importance ratio"""
+    clip_low: float = 0.2
+    """lower clip range: ratio >= 1 - clip_low"""
+    clip_high: float = 0.28
+    """upper clip range: ratio <= 1 + clip_high (DAPO's clip-higher; equal to clip_low for plain PPO)"""
+    kl_coef: float = 0.0
+    """k3 KL penalty to the frozen starting model (0: no reference model is kept)"""
+    is_cap: float = 0.0
+    """truncated importance sampling between engine and learner logprobs, capped at this ratio (0: off)"""
+    dynamic_sampling: bool = False
+    """DAPO dynamic sampling: drop groups whose rewards are all equal and sample more prompts to refill"""
+    max_sampling_rounds: int = 3
+    """most rollout rounds per step when dynamic_sampling refills the batch"""
+    eval_every: int = 50
+    """held-out accuracy every this many steps (0: only at the end)"""
+    eval_size: int = 200
+    """held-out problems per evaluation"""
+    eval_max_new_tokens: int = 0
+    """generation budget for held-out evaluation (0: rollout.max_new_tokens)"""
+    save_every: int = 0
+    """checkpoint (model, optimizer, scheduler, RNG, data position) every this many steps (0: final only)"""
+    keep_checkpoints: int = 2
+    """most recent checkpoints kept"""
+    log_every: int = 1
+    """metrics.jsonl every this many steps"""
+    samples_per_log: int = 4
+    """completions written to samples.jsonl at each logged step"""
+
+
+@dataclass
 class Config:
     run: RunConfig = field(default_factory=RunConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -140,6 +232,9 @@ class Config:
     """held-out data; source "" means the held-out split of `data` (built-in tasks) or none"""
     prompt: PromptConfig = field(default_factory=PromptConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    grpo: GRPOConfig = field(default_factory=GRPOConfig)
 
 
 def _check_type(value, kind, key: str, where: str):
@@ -214,9 +309,39 @@ def validate(config: Config, where: str) -> None:
         (s.max_length <= config.model.max_position_embeddings or config.model.path, "sft.max_length",
          f"exceeds model.max_position_embeddings ({config.model.max_position_embeddings})"),
     ]
+    checks += _grpo_checks(config)
     for ok, key, message in checks:
         if not ok:
             raise ConfigError(f"{where}: {key} {message}")
+
+
+def _grpo_checks(config: Config) -> list:
+    g, r, w = config.grpo, config.rollout, config.reward
+    from grpo.advantages import ESTIMATORS
+    from grpo.loss import AGGREGATIONS
+
+    return [
+        (r.engine in ("auto", "hf", "vllm"), "rollout.engine", "must be auto, hf or vllm"),
+        (r.engine != "vllm", "rollout.engine", "vllm arrives with issue #6; use hf or auto"),
+        (r.temperature >= 0 and 0 < r.top_p <= 1 and r.top_k >= 0, "rollout.temperature",
+         "temperature >= 0, 0 < top_p <= 1, top_k >= 0"),
+        (r.max_new_tokens >= 1 and r.batch_size >= 1, "rollout.max_new_tokens", "max_new_tokens and batch_size >= 1"),
+        (w.overlong_buffer < r.max_new_tokens, "reward.overlong_buffer",
+         f"must be below rollout.max_new_tokens ({r.max_new_tokens})"),
+        (w.timeout_s > 0 and w.workers >= 1, "reward.timeout_s", "timeout_s > 0 and workers >= 1"),
+        (g.steps >= 1 and g.prompts_per_step >= 1 and g.mu >= 1 and g.micro_batch_size >= 1, "grpo.steps",
+         "steps, prompts_per_step, mu, micro_batch_size >= 1"),
+        (g.group_size >= 2, "grpo.group_size", "must be >= 2 (advantages compare completions of one prompt)"),
+        (g.advantage in ESTIMATORS, "grpo.advantage", f"must be one of {sorted(ESTIMATORS)}"),
+        (g.loss_aggregation in AGGREGATIONS, "grpo.loss_aggregation", f"must be one of {list(AGGREGATIONS)}"),
+        (g.ratio_level in ("token", "sequence"), "grpo.ratio_level", "must be token or sequence"),
+        (0 <= g.clip_low < 1 and g.clip_high >= 0, "grpo.clip_low", "0 <= clip_low < 1 and clip_high >= 0"),
+        (g.kl_coef >= 0 and g.is_cap >= 0, "grpo.kl_coef", "kl_coef and is_cap must be >= 0"),
+        (0 <= g.warmup_steps <= g.steps, "grpo.warmup_steps", f"must be within 0..grpo.steps ({g.steps})"),
+        (0.0 <= g.min_lr_ratio <= 1.0 and g.lr > 0, "grpo.lr", "lr > 0 and 0 <= min_lr_ratio <= 1"),
+        (g.max_sampling_rounds >= 1 and g.keep_checkpoints >= 1, "grpo.max_sampling_rounds",
+         "max_sampling_rounds and keep_checkpoints >= 1"),
+    ]
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
@@ -246,5 +371,5 @@ def to_yaml(config: Config) -> str:
     return yaml.safe_dump(to_dict(config), sort_keys=False)
 
 
-__all__ = ["Config", "ConfigError", "DataConfig", "ModelConfig", "PromptConfig", "RunConfig", "SFTConfig",
-           "TaskConfig", "STAGES", "load_config", "to_dict", "to_yaml"]
+__all__ = ["Config", "ConfigError", "DataConfig", "GRPOConfig", "ModelConfig", "PromptConfig", "RewardConfig",
+           "RolloutConfig", "RunConfig", "SFTConfig", "TaskConfig", "STAGES", "load_config", "to_dict", "to_yaml"]

@@ -168,7 +168,9 @@ def run_sft(model, tokenizer, train, heldout, cfg: SFTConfig, run_dir: Path, *, 
         if cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.steps:
             progress.write(f"sft step {step + 1}: held-out accuracy {evaluate(step + 1):.3f}")
         if cfg.save_every and (step + 1) % cfg.save_every == 0:
-            save_checkpoint(model, tokenizer, optimizer, step + 1, rng, run_dir / "checkpoints" / f"step_{step + 1}")
+            (run_dir / "checkpoints" / "sft").mkdir(parents=True, exist_ok=True)
+            save_checkpoint(model, tokenizer, optimizer, step + 1, rng,
+                            run_dir / "checkpoints" / "sft" / f"step_{step + 1}")
     progress.close()
     accuracy = evaluate(cfg.steps)
     final = run_dir / "final"

@@ -1,10 +1,13 @@
-"""`python -m grpo.train [--config FILE] [section.key=value ...]`: run a recipe's stages in order.
+"""`python -m grpo.train [--config FILE] [--resume RUN_DIR] [section.key=value ...]`: a recipe's stages in order.
 
 With no argument it runs the embedded default, `configs/tiny.yaml`: a tiny model built from scratch here,
-cold-start SFT on the built-in arithmetic task, held-out accuracy judged by the math verifier. The run dir
-gets the resolved `config.yaml`, `metrics.jsonl`, `samples.jsonl`, `final/` (Hugging Face format) and
-`summary.json` ({"stages": {"sft": {"heldout_accuracy", "seconds", ...}}}). The GRPO stage arrives with
-issue #5.
+cold-start SFT on the built-in arithmetic task, then GRPO with the math verifier's reward, held-out accuracy
+after each stage. The run dir gets the resolved `config.yaml`, `metrics.jsonl`, `samples.jsonl`,
+`checkpoints/`, `final/` (Hugging Face format) and `summary.json`
+({"stages": {"sft": {"heldout_accuracy", "seconds", ...}, "grpo": {...}}}).
+
+`--resume RUN_DIR` continues a stopped run: it reads the run's own `config.yaml` (overrides still apply),
+skips the stages `summary.json` records as done, and continues GRPO from its newest checkpoint.
 """
 
 from __future__ import annotations
@@ -21,16 +24,19 @@ import torch
 from grpo.config import Config, ConfigError, load_config, to_yaml
 from grpo.data import DataError, load_records, to_examples
 from grpo.model import build_model, build_tokenizer, load, parameter_count
+from grpo.trainer import latest_checkpoint
 
 DEFAULT_RECIPE = Path(__file__).resolve().parent.parent / "configs" / "tiny.yaml"
 
 
-def prepare(config: Config):
-    """Seeds, threads, model and tokenizer for a run."""
+def prepare(config: Config, start_from: Path | None = None):
+    """Seeds, threads, model and tokenizer for a run (from `start_from` when resuming)."""
     random.seed(config.run.seed)
     torch.manual_seed(config.run.seed)
     if config.run.threads:
         torch.set_num_threads(config.run.threads)
+    if start_from is not None:
+        return load(str(start_from), config.model.dtype)
     if config.model.path:
         return load(config.model.path, config.model.dtype)
     tokenizer = build_tokenizer()
@@ -39,11 +45,25 @@ def prepare(config: Config):
     return model.to(getattr(torch, config.model.dtype)), tokenizer
 
 
-def run(config: Config) -> dict:
+def _resume_point(run_dir: Path, stages: list[str]) -> tuple[dict, Path | None, Path | None]:
+    """(summary so far, model directory to start from, GRPO checkpoint to continue) of a stopped run."""
+    summary_path = run_dir / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {"stages": {}}
+    checkpoint = latest_checkpoint(run_dir) if "grpo" not in summary["stages"] else None
+    if checkpoint is not None:
+        return summary, checkpoint, checkpoint
+    done = [s for s in stages if s in summary["stages"]]
+    return summary, (run_dir / "final" if done else None), None
+
+
+def run(config: Config, *, resume: bool = False) -> dict:
     run_dir = config.run.path()
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(to_yaml(config))
-    model, tokenizer = prepare(config)
+    summary, start_from, checkpoint = ({"stages": {}}, None, None)
+    if resume:
+        summary, start_from, checkpoint = _resume_point(run_dir, config.run.stages)
+    model, tokenizer = prepare(config, start_from)
     if config.model.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     print(f"model: {config.model.path or config.model.preset} ({parameter_count(model) / 1e6:.2f}M parameters), "
@@ -53,8 +73,11 @@ def run(config: Config) -> dict:
     heldout, _ = load_records(heldout_cfg, config.task, split="heldout", seed=config.run.seed)
     print(f"data: {report['kept']} training records ({report['left_out']} left out by data.max_rows), "
           f"{len(heldout)} held-out")
-    summary = {"run_dir": str(run_dir), "stages": {}}
+    summary["run_dir"] = str(run_dir)
     for stage in config.run.stages:
+        if stage in summary["stages"]:
+            print(f"{stage}: already done (summary.json), skipped")
+            continue
         if stage == "sft":
             from grpo.sft import run_sft
 
@@ -66,6 +89,26 @@ def run(config: Config) -> dict:
             print(f"sft: held-out accuracy {result['heldout_accuracy']:.3f} after {result['steps']} steps "
                   f"({result['seconds']:.0f} s); model saved to {result['final']}")
             summary["stages"]["sft"] = result
+        if stage == "grpo":
+            from grpo.rollout import make_engine
+            from grpo.trainer import run_grpo
+
+            engine = make_engine(config.rollout.engine, model, tokenizer, batch_size=config.rollout.batch_size)
+            previous = [summary["stages"][s]["heldout_accuracy"] for s in config.run.stages
+                        if s in summary["stages"] and s != "grpo"]
+            same_heldout = config.grpo.eval_size == config.sft.eval_size and "sft" in summary["stages"]
+            try:
+                result = run_grpo(model, tokenizer, engine, to_examples(train, tokenizer, config.prompt),
+                                  to_examples(heldout, tokenizer, config.prompt), config.grpo, config.rollout,
+                                  config.reward, run_dir, seed=config.run.seed,
+                                  think_prefix=config.prompt.think_prefix, resume_from=checkpoint,
+                                  start_accuracy=previous[-1] if previous and same_heldout else None)
+            finally:
+                engine.close()
+            start = result["evals"][0]["heldout_accuracy"] if result["evals"] else float("nan")
+            print(f"grpo: held-out accuracy {result['heldout_accuracy']:.3f} (from {start:.3f}) after "
+                  f"{result['steps']} steps ({result['seconds']:.0f} s); model saved to {result['final']}")
+            summary["stages"]["grpo"] = result
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 
@@ -73,16 +116,23 @@ def run(config: Config) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m grpo.train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", type=Path, default=DEFAULT_RECIPE, help="recipe YAML (default: configs/tiny.yaml)")
+    parser.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
+                        help="continue a stopped run from its config.yaml, summary.json and newest checkpoint")
     parser.add_argument("overrides", nargs="*", help="section.key=value, e.g. sft.steps=100 run.seed=1")
     args = parser.parse_args(argv)
     try:
-        config = load_config(args.config, args.overrides)
+        if args.resume is not None:
+            if not (args.resume / "config.yaml").exists():
+                raise ConfigError(f"{args.resume}: not a run directory (no config.yaml) to resume")
+            config = load_config(args.resume / "config.yaml", [*args.overrides, f"run.dir={args.resume}"])
+        else:
+            config = load_config(args.config, args.overrides)
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
         return 2
     start = time.monotonic()
     try:
-        run(config)
+        run(config, resume=args.resume is not None)
     except (DataError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

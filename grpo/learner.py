@@ -1,0 +1,140 @@
+"""The learner side of a GRPO step: completions -> padded tensors -> mu optimizer passes of the policy loss.
+
+Layout. Each completion becomes one row `prompt_ids + completion_ids`, right-padded to the batch's longest row.
+Position t of the (N, L-1) "target" tensors holds the token at t+1 and what the model said about it at t:
+`mask` is 1 on completion tokens (the stop token included), `engine_logprobs` holds the engine's sampling
+logprobs there. Rows are sorted by length before they are cut into micro-batches, so little padding is
+computed; the loss is normalised by the whole optimizer step (`StepSize`), so the cut does not change the
+update (tests/test_learner.py checks it).
+
+Old logprobs: with mu = 1 and no importance-sampling correction the learner's own detached logprobs are the
+old ones (ratio 1, one forward saved); otherwise they are computed once, without gradient, before the first
+pass. The reference model (only when kl_coef > 0) is the frozen model the stage started from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from grpo.loss import StepSize, policy_loss
+
+
+@dataclass
+class MicroBatch:
+    input_ids: torch.Tensor  # (n, L) right-padded prompt + completion
+    attention_mask: torch.Tensor  # (n, L)
+    mask: torch.Tensor  # (n, L-1) 1 on completion targets that enter the loss
+    engine_logprobs: torch.Tensor  # (n, L-1) sampling logprobs on completion targets, 0 elsewhere
+    advantages: torch.Tensor  # (n,)
+    old_logprobs: torch.Tensor | None = None  # (n, L-1), set before the first pass when needed
+    ref_logprobs: torch.Tensor | None = None  # (n, L-1), set when kl_coef > 0
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One completion as the learner needs it."""
+
+    prompt_ids: list[int]
+    token_ids: list[int]
+    engine_logprobs: list[float]
+    advantage: float
+    in_loss: bool  # False: masked out (a truncated completion under reward.mask_truncated)
+
+
+def micro_batches(samples: list[Sample], size: int, pad_id: int) -> list[MicroBatch]:
+    """Length-sorted micro-batches of at most `size` rows (see the module docstring for the layout)."""
+    order = sorted(range(len(samples)), key=lambda i: len(samples[i].prompt_ids) + len(samples[i].token_ids))
+    out = []
+    for start in range(0, len(order), size):
+        rows = [samples[i] for i in order[start : start + size]]
+        width = max(len(s.prompt_ids) + len(s.token_ids) for s in rows)
+        n = len(rows)
+        input_ids = torch.full((n, width), pad_id, dtype=torch.long)
+        attention = torch.zeros((n, width), dtype=torch.long)
+        mask = torch.zeros((n, width - 1))
+        engine = torch.zeros((n, width - 1))
+        for r, s in enumerate(rows):
+            p, c = len(s.prompt_ids), len(s.token_ids)
+            input_ids[r, : p + c] = torch.tensor(s.prompt_ids + s.token_ids, dtype=torch.long)
+            attention[r, : p + c] = 1
+            if s.in_loss:
+                mask[r, p - 1 : p - 1 + c] = 1.0  # target t+1 = completion token; predicted at position t
+            engine[r, p - 1 : p - 1 + c] = torch.tensor(s.engine_logprobs)
+        out.append(MicroBatch(input_ids, attention, mask, engine, torch.tensor([s.advantage for s in rows])))
+    return out
+
+
+def token_logprobs(model, input_ids, attention_mask, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logprobs, entropy), each (n, L-1): log pi(token_{t+1} | prefix) of the temperature-scaled distribution,
+    and that distribution's entropy (detached). Gathered as logit - logsumexp, without a second (n, L, V)."""
+    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1].float()  # (n, L-1, V)
+    if temperature > 0:
+        logits = logits / temperature
+    lse = torch.logsumexp(logits, dim=-1)  # (n, L-1)
+    logprobs = logits.gather(-1, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1) - lse
+    with torch.no_grad():
+        entropy = lse - (torch.softmax(logits, dim=-1) * logits).sum(-1)
+    return logprobs, entropy
+
+
+@torch.no_grad()
+def fill_fixed_logprobs(model, ref_model, batches: list[MicroBatch], *, need_old: bool, temperature: float) -> None:
+    """Old logprobs (before any update) and reference logprobs, without gradient."""
+    for mb in batches:
+        if need_old:
+            mb.old_logprobs = token_logprobs(model, mb.input_ids, mb.attention_mask, temperature)[0]
+        if ref_model is not None:
+            mb.ref_logprobs = token_logprobs(ref_model, mb.input_ids, mb.attention_mask, temperature)[0]
+
+
+def step_size(batches: list[MicroBatch], max_new_tokens: int) -> StepSize:
+    tokens = int(sum(mb.mask.sum() for mb in batches))
+    sequences = int(sum((mb.mask.sum(-1) > 0).sum() for mb in batches))
+    return StepSize(tokens=tokens, sequences=sequences, max_completion_length=max_new_tokens)
+
+
+def optimizer_pass(model, optimizer, batches: list[MicroBatch], size: StepSize, *, temperature: float,
+                   max_grad_norm: float, loss_kwargs: dict) -> dict:
+    """One optimizer step over every micro-batch of the rollout batch; detached statistics."""
+    totals = {"loss": 0.0, "clipped_tokens": 0.0, "kl_sum": 0.0, "ratio_sum": 0.0, "tokens": 0.0,
+              "entropy_sum": 0.0, "gap_sum": 0.0}
+    model.train()
+    for mb in batches:
+        logprobs, entropy = token_logprobs(model, mb.input_ids, mb.attention_mask, temperature)
+        old = mb.old_logprobs if mb.old_logprobs is not None else logprobs.detach()
+        loss, stats = policy_loss(logprobs, old, mb.advantages, mb.mask, size, ref_logprobs=mb.ref_logprobs,
+                                  engine_logprobs=mb.engine_logprobs, **loss_kwargs)
+        if size.tokens:
+            loss.backward()
+        totals["loss"] += loss.item() if torch.is_tensor(loss) else float(loss)
+        for key in ("clipped_tokens", "kl_sum", "ratio_sum", "tokens"):
+            totals[key] += stats[key]
+        totals["entropy_sum"] += float((entropy * mb.mask).sum())
+        totals["gap_sum"] += float(((old - mb.engine_logprobs).abs() * mb.mask).sum())
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    if size.tokens:
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    totals["grad_norm"] = float(grad_norm)
+    return totals
+
+
+def update(model, optimizer, ref_model, samples: list[Sample], *, mu: int, micro_batch_size: int, pad_id: int,
+           temperature: float, max_new_tokens: int, max_grad_norm: float, loss_kwargs: dict) -> dict:
+    """mu optimizer passes over `samples`; metrics averaged over the passes (the logprob gap and entropy are
+    those of the first pass, before any update)."""
+    batches = micro_batches(samples, micro_batch_size, pad_id)
+    size = step_size(batches, max_new_tokens)
+    need_old = mu > 1 or bool(loss_kwargs.get("is_cap"))
+    fill_fixed_logprobs(model, ref_model, batches, need_old=need_old, temperature=temperature)
+    passes = [optimizer_pass(model, optimizer, batches, size, temperature=temperature, max_grad_norm=max_grad_norm,
+                             loss_kwargs=loss_kwargs) for _ in range(mu)]
+    tokens = max(passes[0]["tokens"], 1.0)
+    mean = lambda key: sum(p[key] for p in passes) / len(passes)  # noqa: E731
+    return {"loss/policy": mean("loss"), "loss/clip_frac": mean("clipped_tokens") / tokens,
+            "loss/kl": mean("kl_sum") / tokens, "loss/ratio_mean": mean("ratio_sum") / tokens,
+            "policy/entropy": passes[0]["entropy_sum"] / tokens,
+            "rollout/logprob_gap": passes[0]["gap_sum"] / tokens, "optim/grad_norm": mean("grad_norm"),
+            "loss/tokens": size.tokens}

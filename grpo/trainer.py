@@ -1,0 +1,311 @@
+"""The `grpo` stage: group sampling, verifier rewards, group-relative advantages, the clipped policy update.
+
+One step, in order (each phase timed as perf/<phase>_s):
+1. rollout     B prompts from the shuffled training set, G completions each from the engine, seeded by
+               (run seed, step, round)
+2. verify      the math verifier judges every completion (worker pool, hard deadline); rewards combined by
+               grpo/rewards.py. With dynamic sampling, groups whose rewards are all equal are dropped and
+               phases 1-2 repeat with fresh prompts until B groups are kept or max_sampling_rounds is reached.
+               A group holding an infrastructure failure (NaN reward) is always dropped.
+3. advantages  (B, G) rewards -> (B, G) advantages (grpo/advantages.py, estimator grpo.advantage)
+4. update      mu optimizer passes over the batch in micro-batches (grpo/learner.py), gradient clipping,
+               AdamW, LR schedule (linear warmup, cosine to min_lr_ratio)
+5. sync        the learner's weights to the engine (in place; nothing to copy when the engine shares them)
+6. log         metrics.jsonl, samples.jsonl, progress bar; held-out evaluation every eval_every steps;
+               a checkpoint every save_every steps
+Checkpoints (checkpoints/grpo/step_<n>/, written to a temporary directory and renamed) hold the model,
+tokenizer, optimizer, scheduler, RNG states, data position and elapsed time; `resume` continues from one
+exactly as if the run had not stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+import random
+import shutil
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from grpo import rewards as R
+from grpo.advantages import advantages as compute_advantages
+from grpo.config import GRPOConfig, RewardConfig, RolloutConfig
+from grpo.evaluate import heldout_accuracy
+from grpo.learner import Sample, update
+from grpo.rollout import Group, SamplingParams
+from grpo.sft import _append, _optimizer, lr_factor
+
+
+class PromptSampler:
+    """Shuffled passes over the training set; the state is (epoch, position), so a resumed run draws exactly
+    the prompts the uninterrupted run would have."""
+
+    def __init__(self, size: int, seed: int):
+        self.size, self.seed, self.epoch, self.position = size, seed, 0, 0
+        self._order = self._shuffled(0)
+
+    def _shuffled(self, epoch: int) -> list[int]:
+        order = list(range(self.size))
+        random.Random(f"prompts:{self.seed}:{epoch}").shuffle(order)
+        return order
+
+    def take(self, k: int) -> list[int]:
+        out = []
+        while len(out) < k:
+            if self.position == self.size:
+                self.epoch, self.position = self.epoch + 1, 0
+                self._order = self._shuffled(self.epoch)
+            out.append(self._order[self.position])
+            self.position += 1
+        return out
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "position": self.position}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.position = state["epoch"], state["position"]
+        self._order = self._shuffled(self.epoch)
+
+
+class Timer:
+    def __init__(self):
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    @contextlib.contextmanager
+    def __call__(self, phase: str):
+        start = time.perf_counter()
+        yield
+        self.seconds[phase] += time.perf_counter() - start
+
+
+def score(groups: list[Group], golds: list[str], cfg: RewardConfig, *, max_new_tokens: int,
+          think_prefix: bool) -> list[list[dict]]:
+    """Judge every completion: per group, per completion {"reward", "accuracy", "format", "correct", "reason"}.
+    A verifier that raises gives zero rewards with reason "verifier_error" (logged, never a crash)."""
+    from verifiers.math import verify_batch
+
+    completions = [c for g in groups for c in g.completions]
+    texts = [("<think>\n" if think_prefix else "") + c.text for c in completions]
+    gold_per = [gold for g, gold in zip(groups, golds) for _ in g.completions]
+    try:
+        results = verify_batch(texts, gold_per, timeout_s=cfg.timeout_s, workers=cfg.workers)
+        accuracy, correct, reasons = [r.reward for r in results], [r.correct for r in results], [r.reason for r in results]
+    except Exception as e:  # noqa: BLE001: the pool itself failed; the step goes on with zero rewards
+        print(f"grpo: verifier failed on this batch ({type(e).__name__}: {e}); rewards are 0")
+        accuracy, correct, reasons = [0.0] * len(texts), [False] * len(texts), ["verifier_error"] * len(texts)
+    formats = [R.think_format(t) for t in texts]
+    totals = R.combine(accuracy, formats, [len(c.token_ids) for c in completions],
+                       accuracy_weight=cfg.accuracy_weight, format_weight=cfg.format_weight,
+                       format_gate=cfg.format_gate, max_new_tokens=max_new_tokens,
+                       overlong_buffer=cfg.overlong_buffer, overlong_factor=cfg.overlong_penalty)
+    flat = [{"reward": t, "accuracy": a, "format": f, "correct": c, "reason": r}
+            for t, a, f, c, r in zip(totals, accuracy, formats, correct, reasons)]
+    n = len(groups[0].completions) if groups else 0
+    return [flat[i * n : (i + 1) * n] for i in range(len(groups))]
+
+
+def _rollout_and_verify(engine, sampler, examples, cfg: GRPOConfig, rollout: RolloutConfig, reward: RewardConfig,
+                        *, step: int, seed: int, think_prefix: bool, timer: Timer):
+    """Phases 1-2, repeated under dynamic sampling. Returns (groups, golds, scores, stats)."""
+    sampling = SamplingParams(rollout.temperature, rollout.top_p, rollout.top_k, rollout.max_new_tokens)
+    kept: list[tuple[Group, str, list[dict]]] = []
+    seen = {"groups": 0, "zero_std": 0, "infra": 0, "rounds": 0, "completions": [], "scores": []}
+    for round_ in range(cfg.max_sampling_rounds if cfg.dynamic_sampling else 1):
+        seen["rounds"] += 1
+        picked = [examples[i] for i in sampler.take(cfg.prompts_per_step)]
+        with timer("rollout"):
+            groups = engine.generate([e.prompt for e in picked], cfg.group_size, sampling,
+                                     seed=(seed * 1_000_003 + step * 101 + round_) & 0x7FFFFFFF)
+        with timer("verify"):
+            scores = score(groups, [e.answer for e in picked], reward, max_new_tokens=rollout.max_new_tokens,
+                           think_prefix=think_prefix)
+        rewards = torch.tensor([[s["reward"] for s in group] for group in scores])  # (B, G)
+        informative = R.informative_groups(rewards)
+        infra = torch.isnan(rewards).any(dim=1)
+        seen["groups"] += len(groups)
+        seen["zero_std"] += int((~informative & ~infra).sum())
+        seen["infra"] += int(infra.sum())
+        for g, e, s, keep_it, bad in zip(groups, picked, scores, informative.tolist(), infra.tolist()):
+            seen["completions"].extend(g.completions)
+            seen["scores"].extend(s)
+            if not bad and (keep_it or not cfg.dynamic_sampling):
+                kept.append((g, e.answer, s))
+        if not cfg.dynamic_sampling or len(kept) >= cfg.prompts_per_step:
+            break
+    return kept[: cfg.prompts_per_step], seen
+
+
+def _rollout_metrics(seen: dict, kept: list) -> dict:
+    completions, scores = seen["completions"], seen["scores"]
+    lengths = [len(c.token_ids) for c in completions]
+    n = max(len(completions), 1)
+    return {
+        "reward/mean": sum(s["reward"] for s in scores if s["reward"] == s["reward"]) / n,
+        "reward/correct_frac": sum(s["correct"] for s in scores) / n,
+        "reward/format_frac": sum(s["format"] for s in scores) / n,
+        "reward/zero_std_frac": seen["zero_std"] / max(seen["groups"], 1),
+        "reward/infra_error_frac": seen["infra"] / max(seen["groups"], 1),
+        "reward/verifier_timeout_frac": sum(s["reason"] in ("timeout", "memory", "verifier_error") for s in scores) / n,
+        "rollout/len_mean": sum(lengths) / n,
+        "rollout/len_max": max(lengths, default=0),
+        "rollout/truncated_frac": sum(c.finish_reason == "length" for c in completions) / n,
+        "rollout/groups_kept": len(kept),
+        "rollout/rounds": seen["rounds"],
+        "perf/generated_tokens": sum(lengths),
+    }
+
+
+def save_checkpoint(path: Path, model, tokenizer, optimizer, scheduler, sampler: PromptSampler, step: int,
+                    extra: dict, ref_model=None) -> None:
+    """Everything a resume needs, atomically: a temporary directory renamed into place."""
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    state = {"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+             "sampler": sampler.state_dict(), "python_rng": random.getstate(), "torch_rng": torch.get_rng_state(),
+             **extra}
+    torch.save(state, tmp / "trainer_state.pt")
+    if ref_model is not None:
+        torch.save(ref_model.state_dict(), tmp / "reference.pt")
+    shutil.rmtree(path, ignore_errors=True)
+    os.replace(tmp, path)
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The newest complete GRPO checkpoint of a run (temporary directories are ignored)."""
+    root = run_dir / "checkpoints" / "grpo"
+    steps = [p for p in root.glob("step_*") if p.is_dir() and p.name[5:].isdigit() and (p / "trainer_state.pt").exists()]
+    return max(steps, key=lambda p: int(p.name[5:]), default=None)
+
+
+def _prune(root: Path, keep: int) -> None:
+    steps = sorted((p for p in root.glob("step_*") if p.name[5:].isdigit()), key=lambda p: int(p.name[5:]))
+    for old in steps[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _drop_after(path: Path, stage: str, step: int) -> None:
+    """Remove lines of `stage` logged after `step` (what a crashed run wrote past its last checkpoint)."""
+    if not path.exists():
+        return
+    lines = [line for line in path.read_text().splitlines()
+             if line.strip() and not (json.loads(line).get("stage") == stage and json.loads(line).get("step", 0) > step)]
+    path.write_text("".join(line + "\n" for line in lines))
+
+
+def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout: RolloutConfig,
+             reward: RewardConfig, run_dir: Path, *, seed: int, think_prefix: bool,
+             resume_from: Path | None = None, start_accuracy: float | None = None) -> dict:
+    """Train `model` with GRPO on `train` examples; return {"heldout_accuracy", "seconds", "steps", ...}.
+    `start_accuracy`: the held-out accuracy of the starting model when the caller already measured it on the
+    same problems (the previous stage's); otherwise it is measured at step 0."""
+    start = time.monotonic()
+    metrics_path, samples_path = run_dir / "metrics.jsonl", run_dir / "samples.jsonl"
+    optimizer = _optimizer(model, cfg)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg))
+    sampler = PromptSampler(len(train), seed)
+    ref_model = copy.deepcopy(model).eval().requires_grad_(False) if cfg.kl_coef > 0 else None
+    first_step, evals, elapsed_before = 0, [], 0.0
+    if resume_from is not None:
+        state = torch.load(resume_from / "trainer_state.pt", weights_only=False)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        sampler.load_state_dict(state["sampler"])
+        random.setstate(state["python_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        if ref_model is not None:
+            ref_model.load_state_dict(torch.load(resume_from / "reference.pt"))
+        first_step, evals, elapsed_before = state["step"], state["evals"], state["elapsed"]
+        for path in (metrics_path, samples_path):
+            _drop_after(path, "grpo", first_step)
+        print(f"grpo: resumed from {resume_from} at step {first_step}")
+    eval_tokens = cfg.eval_max_new_tokens or rollout.max_new_tokens
+    loss_kwargs = dict(clip_low=cfg.clip_low, clip_high=cfg.clip_high, level=cfg.ratio_level,
+                       aggregation=cfg.loss_aggregation, kl_coef=cfg.kl_coef, is_cap=cfg.is_cap or None)
+
+    def evaluate(step: int) -> float:
+        accuracy, samples = heldout_accuracy(model, tokenizer, heldout[: cfg.eval_size], max_new_tokens=eval_tokens,
+                                             think_prefix=think_prefix)
+        _append(metrics_path, [{"stage": "grpo", "step": step, "eval/heldout_accuracy": accuracy}])
+        _append(samples_path, [dict(s, stage="grpo", step=step, split="heldout") for s in samples[:4]])
+        evals.append({"step": step, "heldout_accuracy": accuracy})
+        return accuracy
+
+    if first_step == 0:
+        if start_accuracy is None:
+            print(f"grpo: held-out accuracy before training {evaluate(0):.3f}")
+        else:
+            evals.append({"step": 0, "heldout_accuracy": start_accuracy})
+    progress = tqdm(range(first_step, cfg.steps), desc="grpo", unit="step", dynamic_ncols=True,
+                    initial=first_step, total=cfg.steps)
+    for step in progress:
+        timer, step_start = Timer(), time.perf_counter()
+        # 1-2. rollout and verify (repeated under dynamic sampling)
+        kept, seen = _rollout_and_verify(engine, sampler, train, cfg, rollout, reward, step=step, seed=seed,
+                                         think_prefix=think_prefix, timer=timer)
+        # 3. advantages
+        with timer("advantages"):
+            rewards = torch.tensor([[s["reward"] for s in scores] for _, _, scores in kept]).reshape(len(kept), -1)
+            adv = compute_advantages(rewards, cfg.advantage) if kept else rewards  # (B, G)
+            samples = [Sample(g.prompt_ids, c.token_ids, c.logprobs, float(adv[i, j]),
+                              not (reward.mask_truncated and c.finish_reason == "length"))
+                       for i, (g, _, _) in enumerate(kept) for j, c in enumerate(g.completions)]
+        # 4. update
+        with timer("update"):
+            stats = update(model, optimizer, ref_model, samples, mu=cfg.mu, micro_batch_size=cfg.micro_batch_size,
+                           pad_id=tokenizer.pad_token_id, temperature=rollout.temperature or 1.0,
+                           max_new_tokens=rollout.max_new_tokens, max_grad_norm=cfg.max_grad_norm,
+                           loss_kwargs=loss_kwargs) if samples else {}
+            scheduler.step()
+        # 5. sync
+        with timer("sync"):
+            engine.load_weights(model.named_parameters())
+        # 6. log, evaluate, checkpoint
+        with timer("log"):
+            done = step + 1
+            metrics = {"stage": "grpo", "step": done, **_rollout_metrics(seen, kept), **stats,
+                       "optim/lr": scheduler.get_last_lr()[0]}
+            if (done % cfg.log_every == 0 or done == cfg.steps):
+                _append(samples_path, _samples(kept, done, cfg.samples_per_log))
+            if cfg.eval_every and done % cfg.eval_every == 0 and done < cfg.steps:
+                progress.write(f"grpo step {done}: held-out accuracy {evaluate(done):.3f}")
+            if cfg.save_every and done % cfg.save_every == 0 and done < cfg.steps:
+                root = run_dir / "checkpoints" / "grpo"
+                root.mkdir(parents=True, exist_ok=True)
+                extra = {"evals": evals, "elapsed": elapsed_before + time.monotonic() - start}
+                save_checkpoint(root / f"step_{done}", model, tokenizer, optimizer, scheduler, sampler, done, extra,
+                                ref_model)
+                _prune(root, cfg.keep_checkpoints)
+        step_seconds = time.perf_counter() - step_start
+        metrics.update({f"perf/{phase}_s": round(s, 4) for phase, s in timer.seconds.items()})
+        metrics["perf/step_s"] = round(step_seconds, 4)
+        metrics["perf/tokens_per_s"] = metrics["perf/generated_tokens"] / max(timer.seconds["rollout"], 1e-9)
+        if done % cfg.log_every == 0 or done == cfg.steps:
+            _append(metrics_path, [metrics])
+        progress.set_postfix(reward=f"{metrics['reward/mean']:.2f}", correct=f"{metrics['reward/correct_frac']:.2f}",
+                             len=f"{metrics['rollout/len_mean']:.0f}")
+    progress.close()
+    accuracy = evaluate(cfg.steps)
+    final = run_dir / "final"
+    save_checkpoint(final, model, tokenizer, optimizer, scheduler, sampler, cfg.steps,
+                    {"evals": evals, "elapsed": elapsed_before + time.monotonic() - start})
+    return {"heldout_accuracy": accuracy, "seconds": round(elapsed_before + time.monotonic() - start, 1),
+            "steps": cfg.steps, "evals": evals, "final": str(final)}
+
+
+def _samples(kept, step: int, k: int) -> list[dict]:
+    """The first completion of the first k groups, readable."""
+    rows = []
+    for g, gold, scores in kept[:k]:
+        c, s = g.completions[0], scores[0]
+        rows.append({"stage": "grpo", "step": step, "split": "train", "prompt": g.prompt, "completion": c.text,
+                     "gold": gold, "reward": s["reward"], "reason": s["reason"], "finish_reason": c.finish_reason,
+                     "group_rewards": [x["reward"] for x in scores]})
+    return rows

@@ -1,0 +1,113 @@
+"""The learner: tensor layout by hand, logprobs against a plain loop, and an update that does not depend on how
+the batch is cut into micro-batches."""
+
+import copy
+
+import pytest
+import torch
+
+from grpo.learner import Sample, micro_batches, step_size, token_logprobs, update
+from grpo.model import build_model, build_tokenizer
+
+LOSS = dict(clip_low=0.2, clip_high=0.28, level="token", aggregation="token-mean", kl_coef=0.0, is_cap=None)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    tokenizer = build_tokenizer()
+    return build_model("tiny", tokenizer, seed=0), tokenizer
+
+
+def test_layout_by_hand():
+    # prompt [5, 6], completion [7, 8]: input 5 6 7 8; position 1 predicts 7, position 2 predicts 8
+    samples = [Sample([5, 6], [7, 8], [-0.5, -0.25], 1.5, True), Sample([5], [9], [-1.0], -1.0, False)]
+    (short, long_) = micro_batches(samples, 1, pad_id=0)  # sorted by length: the 2-token row first
+    assert short.input_ids.tolist() == [[5, 9]] and short.mask.tolist() == [[0.0]]  # left out of the loss
+    assert short.engine_logprobs.tolist() == [[-1.0]] and short.advantages.tolist() == [-1.0]
+    assert long_.input_ids.tolist() == [[5, 6, 7, 8]] and long_.attention_mask.tolist() == [[1, 1, 1, 1]]
+    assert long_.mask.tolist() == [[0.0, 1.0, 1.0]]
+    assert long_.engine_logprobs.tolist() == [[0.0, -0.5, -0.25]]
+    both = micro_batches(samples, 2, pad_id=0)[0]
+    assert both.input_ids.tolist() == [[5, 9, 0, 0], [5, 6, 7, 8]]
+    assert both.attention_mask.tolist() == [[1, 1, 0, 0], [1, 1, 1, 1]]
+    size = step_size([both], max_new_tokens=16)
+    assert (size.tokens, size.sequences, size.max_completion_length) == (2, 1, 16)
+
+
+def test_token_logprobs_against_a_plain_loop(tiny):
+    model, _ = tiny
+    ids = torch.tensor([[3, 4, 5, 6, 7]])
+    logprobs, entropy = token_logprobs(model, ids, torch.ones_like(ids), temperature=0.7)
+    with torch.no_grad():
+        logits = model(ids).logits[0].float() / 0.7
+    for t in range(4):
+        dist = torch.log_softmax(logits[t], dim=-1)
+        assert logprobs[0, t].item() == pytest.approx(dist[ids[0, t + 1]].item(), abs=1e-5)
+        assert entropy[0, t].item() == pytest.approx(-(dist.exp() * dist).sum().item(), abs=1e-5)
+
+
+def _samples(tokenizer):
+    texts = [("Compute 1 + 2.\n", "3</think>\\boxed{3}"), ("Compute 4.\n", "4"), ("Compute 9 - 1.\n", "8 8 8"),
+             ("Q\n", "a longer completion here")]
+    out = []
+    for i, (prompt, completion) in enumerate(texts):
+        p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        c = tokenizer(completion, add_special_tokens=False)["input_ids"]
+        out.append(Sample(p, c, [-2.0] * len(c), [1.0, -0.5, 0.25, -0.75][i], True))
+    return out
+
+
+@pytest.mark.parametrize("aggregation", ["token-mean", "seq-mean-token-mean", "constant"])
+def test_update_is_the_same_whatever_the_micro_batch_size(tiny, aggregation):
+    model, tokenizer = tiny
+    samples = _samples(tokenizer)
+
+    def updated(micro_batch_size, mu=1):
+        learner = copy.deepcopy(model)
+        optimizer = torch.optim.SGD(learner.parameters(), lr=0.1)
+        stats = update(learner, optimizer, None, samples, mu=mu, micro_batch_size=micro_batch_size,
+                       pad_id=tokenizer.pad_token_id, temperature=1.0, max_new_tokens=32, max_grad_norm=1e9,
+                       loss_kwargs=dict(LOSS, aggregation=aggregation))
+        return torch.cat([p.detach().flatten() for p in learner.parameters()]), stats
+
+    whole, stats = updated(4)
+    for size in (1, 3):
+        other, other_stats = updated(size)
+        assert torch.allclose(whole, other, atol=1e-6, rtol=0)
+        assert other_stats["loss/policy"] == pytest.approx(stats["loss/policy"], abs=1e-6)
+    before = torch.cat([p.detach().flatten() for p in model.parameters()])
+    assert (whole - before).abs().max() > 1e-4  # the update did something
+    assert stats["loss/clip_frac"] == 0.0 and stats["loss/ratio_mean"] == pytest.approx(1.0, abs=1e-6)
+    # mu = 2: the second pass sees ratios away from 1 against the fixed old logprobs
+    _, two = updated(4, mu=2)
+    assert two["loss/ratio_mean"] != pytest.approx(1.0, abs=1e-6)
+
+
+def test_zero_advantages_leave_the_model_unchanged(tiny):
+    model, tokenizer = tiny
+    samples = [Sample(s.prompt_ids, s.token_ids, s.engine_logprobs, 0.0, True) for s in _samples(tokenizer)]
+    learner = copy.deepcopy(model)
+    optimizer = torch.optim.SGD(learner.parameters(), lr=0.1)
+    stats = update(learner, optimizer, None, samples, mu=1, micro_batch_size=2, pad_id=tokenizer.pad_token_id,
+                   temperature=1.0, max_new_tokens=32, max_grad_norm=1.0, loss_kwargs=LOSS)
+    for a, b in zip(learner.parameters(), model.parameters()):
+        assert torch.equal(a, b)
+    assert stats["loss/policy"] == 0.0 and stats["optim/grad_norm"] == 0.0
+
+
+def test_engine_gap_and_kl_are_reported(tiny):
+    model, tokenizer = tiny
+    samples = _samples(tokenizer)
+    learner = copy.deepcopy(model)
+    optimizer = torch.optim.SGD(learner.parameters(), lr=0.1)
+    reference = copy.deepcopy(model).requires_grad_(False)
+    stats = update(learner, optimizer, reference, samples, mu=1, micro_batch_size=4, pad_id=tokenizer.pad_token_id,
+                   temperature=1.0, max_new_tokens=32, max_grad_norm=1.0, loss_kwargs=dict(LOSS, kl_coef=0.1))
+    # learner == reference before the update, so k3 KL is exactly 0 on the first (and only) pass
+    assert stats["loss/kl"] == pytest.approx(0.0, abs=1e-7)
+    # the engine logprobs were set to -2 everywhere: the gap is mean |learner - (-2)| over completion tokens
+    batch = micro_batches(samples, 4, tokenizer.pad_token_id)[0]
+    with torch.no_grad():
+        logprobs, _ = token_logprobs(model, batch.input_ids, batch.attention_mask, 1.0)
+    expected = float(((logprobs + 2.0).abs() * batch.mask).sum() / batch.mask.sum())
+    assert stats["rollout/logprob_gap"] == pytest.approx(expected, abs=1e-5)
