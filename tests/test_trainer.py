@@ -1,0 +1,145 @@
+"""The GRPO stage end to end on the tiny model: what the run writes, exact resume, dynamic sampling, and a
+verifier that fails."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import grpo.trainer
+from grpo import train
+from grpo.config import ConfigError, GRPOConfig, RewardConfig, RolloutConfig, load_config
+from grpo.data import to_examples
+from grpo.config import PromptConfig
+from grpo.model import load
+from grpo.rollout import Completion, Group, HFEngine
+from grpo.tasks import arithmetic
+from grpo.trainer import PromptSampler, _rollout_and_verify, Timer, latest_checkpoint, score
+
+SMALL = ["task.train_size=300", "task.heldout_size=8", "rollout.max_new_tokens=40", "grpo.prompts_per_step=4",
+         "grpo.group_size=4", "grpo.eval_size=8", "grpo.eval_every=0", "grpo.lr=1e-3", "reward.format_weight=0.5"]
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    """A tiny model after a short cold start: it writes think blocks, so rewards vary within groups."""
+    run_dir = tmp_path_factory.mktemp("sft")
+    assert train.main([f"run.dir={run_dir}", "run.stages=[sft]", "sft.steps=80", "sft.warmup_steps=5",
+                       "sft.eval_every=0", "sft.eval_size=4", "sft.max_new_tokens=8", "task.train_size=2000",
+                       "task.heldout_size=4"]) == 0
+    return run_dir / "final"
+
+
+def test_a_short_run_writes_metrics_samples_checkpoints_and_summary(tmp_path, base):
+    run_dir = tmp_path / "run"
+    assert train.main([f"run.dir={run_dir}", "run.stages=[grpo]", f"model.path={base}", "grpo.steps=3",
+                       "grpo.save_every=1", "grpo.keep_checkpoints=1", *SMALL]) == 0
+    summary = json.loads((run_dir / "summary.json").read_text())
+    grpo_summary = summary["stages"]["grpo"]
+    assert 0.0 <= grpo_summary["heldout_accuracy"] <= 1.0 and grpo_summary["steps"] == 3
+    assert [e["step"] for e in grpo_summary["evals"]] == [0, 3]
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in rows if "reward/mean" in r]
+    assert [r["step"] for r in steps] == [1, 2, 3]
+    for key in ("reward/mean", "reward/correct_frac", "reward/format_frac", "reward/zero_std_frac",
+                "rollout/len_mean", "rollout/truncated_frac", "rollout/logprob_gap", "loss/policy", "loss/kl",
+                "loss/clip_frac", "policy/entropy", "optim/lr", "optim/grad_norm", "perf/rollout_s",
+                "perf/verify_s", "perf/advantages_s", "perf/update_s", "perf/sync_s", "perf/log_s", "perf/step_s",
+                "perf/tokens_per_s"):
+        assert key in steps[0], key
+    assert steps[0]["rollout/logprob_gap"] < 1e-3  # the engine is the learner: same weights, same numbers
+    samples = [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines()]
+    assert any(s["split"] == "train" and "completion" in s and "reward" in s for s in samples)
+    # keep_checkpoints=1: step_1 was pruned; the final step is the final model, not a checkpoint
+    assert sorted(p.name for p in (run_dir / "checkpoints" / "grpo").iterdir()) == ["step_2"]
+    model, tokenizer = load(str(run_dir / "final"))
+    assert model.config.vocab_size == len(tokenizer)
+
+
+def _weights(path):
+    return load_file(str(path / "model.safetensors"))
+
+
+def test_resume_continues_exactly(tmp_path, base, monkeypatch):
+    args = ["run.stages=[grpo]", f"model.path={base}", "grpo.steps=4", "grpo.save_every=2", *SMALL]
+    straight = tmp_path / "straight"
+    assert train.main([f"run.dir={straight}", *args]) == 0
+
+    crashed = tmp_path / "crashed"
+    real_update, calls = grpo.trainer.update, {"n": 0}
+
+    def crash_on_third(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:  # step 3, after the checkpoint at step 2
+            raise KeyboardInterrupt("simulated crash")
+        return real_update(*a, **k)
+
+    monkeypatch.setattr(grpo.trainer, "update", crash_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        train.main([f"run.dir={crashed}", *args])
+    monkeypatch.setattr(grpo.trainer, "update", real_update)
+    assert latest_checkpoint(crashed).name == "step_2"
+    assert train.main(["--resume", str(crashed)]) == 0
+
+    a, b = _weights(straight / "final"), _weights(crashed / "final")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], v) for k, v in _weights(base).items())  # training changed the model
+
+    def logged(run_dir):
+        rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        return [{k: v for k, v in r.items() if not k.startswith("perf/") or k == "perf/generated_tokens"}
+                for r in rows]
+
+    assert logged(straight) == logged(crashed)
+
+
+def test_resume_needs_a_run_directory(tmp_path, capsys):
+    assert train.main(["--resume", str(tmp_path / "nothing")]) == 2
+    assert "no config.yaml" in capsys.readouterr().err
+
+
+def test_dynamic_sampling_keeps_only_informative_groups(base):
+    model, tokenizer = load(str(base))
+    examples = to_examples(arithmetic(200, split="train", seed=0, digits=1, ops=4), tokenizer, PromptConfig("plain"))
+    cfg = GRPOConfig(prompts_per_step=6, group_size=4, dynamic_sampling=True, max_sampling_rounds=3)
+    sampler = PromptSampler(len(examples), seed=0)
+    kept, seen = _rollout_and_verify(HFEngine(model, tokenizer), sampler, examples, cfg,
+                                     RolloutConfig(max_new_tokens=40), RewardConfig(format_weight=0.5), step=0,
+                                     seed=0, think_prefix=True, timer=Timer())
+    assert 1 <= seen["rounds"] <= 3 and len(kept) <= 6
+    assert sampler.state_dict()["position"] == 6 * seen["rounds"]
+    for _, _, scores in kept:
+        assert len({s["reward"] for s in scores}) > 1
+    if seen["rounds"] < 3:
+        assert len(kept) == 6  # it stopped early only because the batch was full
+
+
+def test_a_failing_verifier_gives_logged_zero_rewards(monkeypatch, capsys):
+    def broken(*args, **kwargs):
+        raise RuntimeError("worker pool is gone")
+
+    monkeypatch.setattr("verifiers.math.verify_batch", broken)
+    groups = [Group("Compute 1 + 1.\n", [1], [Completion([2], "2</think>\\boxed{2}", [-0.1], "stop")])]
+    (scores,) = score(groups, ["2"], RewardConfig(), max_new_tokens=8, think_prefix=True)
+    assert scores[0]["reward"] == 0.0 and scores[0]["reason"] == "verifier_error"
+    assert "verifier failed" in capsys.readouterr().out
+
+
+def test_prompt_sampler_state_round_trips():
+    a = PromptSampler(5, seed=3)
+    first = a.take(7)  # crosses into the second pass
+    assert sorted(first[:5]) == [0, 1, 2, 3, 4]
+    b = PromptSampler(5, seed=3)
+    b.load_state_dict(a.state_dict())
+    assert a.take(6) == b.take(6)
+
+
+@pytest.mark.parametrize("override, key", [
+    ("grpo.group_size=1", "grpo.group_size"), ("grpo.advantage=zscore", "grpo.advantage"),
+    ("grpo.loss_aggregation=sum", "grpo.loss_aggregation"), ("rollout.engine=sglang", "rollout.engine"),
+    ("reward.overlong_buffer=400", "reward.overlong_buffer"), ("grpo.ratio_level=seq", "grpo.ratio_level"),
+])
+def test_grpo_config_errors_name_the_key(override, key):
+    with pytest.raises(ConfigError, match=key):
+        load_config(train.DEFAULT_RECIPE, [override])
