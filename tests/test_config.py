@@ -44,7 +44,7 @@ def test_yaml_then_overrides(tmp_path):
     ("bogus: 1\n", "unknown key bogus"),
     ("sft:\n  warmup_steps: 900\n  steps: 100\n", "sft.warmup_steps must be within 0..sft.steps"),
     ("data:\n  source: jsonl\n", "data.path is required when data.source is jsonl"),
-    ("run:\n  stages: [grpo]\n", "run.stages unknown stage"),
+    ("run:\n  stages: [distill]\n", "run.stages unknown stage"),
     ("model:\n  preset: huge\n", "model.preset 'huge' is not a preset"),
     ("sft:\n  max_length: 4096\n", "sft.max_length exceeds model.max_position_embeddings"),
     ("data:\n  source: csv\n", "data.source must be"),
