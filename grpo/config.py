@@ -114,6 +114,8 @@ class SFTConfig:
     """final learning rate as a fraction of lr"""
     weight_decay: float = 0.01
     """AdamW weight decay (not applied to norms and biases)"""
+    adam_beta2: float = 0.95
+    """AdamW second-moment decay"""
     max_grad_norm: float = 1.0
     """gradient clipping threshold"""
     max_length: int = 256
@@ -186,6 +188,8 @@ class GRPOConfig:
     """final learning rate as a fraction of lr (1: constant after warmup)"""
     weight_decay: float = 0.0
     """AdamW weight decay (not applied to norms and biases)"""
+    adam_beta2: float = 0.999
+    """AdamW second-moment decay (slow: policy gradients are noisy and sparse)"""
     max_grad_norm: float = 1.0
     """gradient clipping threshold"""
     advantage: str = "group"
