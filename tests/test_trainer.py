@@ -18,7 +18,8 @@ from grpo.tasks import arithmetic
 from grpo.trainer import PromptSampler, _rollout_and_verify, Timer, latest_checkpoint, score
 
 SMALL = ["task.train_size=300", "task.heldout_size=8", "rollout.max_new_tokens=40", "grpo.prompts_per_step=4",
-         "grpo.group_size=4", "grpo.eval_size=8", "grpo.eval_every=0", "grpo.lr=1e-3", "reward.format_weight=0.5"]
+         "grpo.group_size=4", "grpo.eval_size=8", "grpo.eval_every=0", "grpo.lr=1e-3", "reward.format_weight=0.5",
+         "grpo.warmup_steps=0"]
 
 
 @pytest.fixture(scope="module")
