@@ -41,13 +41,13 @@ def run_ours(steps: int, batch: int, warmup: int) -> dict:
 
     from grpo.config import SFTConfig
     from grpo.model import build_model
-    from grpo.sft import _optimizer, batches, collate, tokenize, train_step
+    from grpo.sft import adamw, batches, collate, tokenize, train_step
 
     tokenizer, examples = _data(steps * batch)
     model = build_model("tiny", tokenizer, seed=0)
     sequences, _ = tokenize(examples, tokenizer, 256)
     stream = batches(sequences, batch, random.Random(0))
-    optimizer = _optimizer(model, SFTConfig(lr=LR))
+    optimizer = adamw(model, SFTConfig(lr=LR))
     tokens = 0
     for step in range(steps):
         if step == warmup:

@@ -15,11 +15,8 @@ One optimizer step, in order:
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import random
-import shutil
 import time
 from pathlib import Path
 
@@ -27,7 +24,7 @@ import torch
 from tqdm import tqdm
 
 from grpo.config import SFTConfig
-from grpo.evaluate import heldout_accuracy
+from grpo.runfiles import append_jsonl, log_heldout, save_checkpoint
 
 IGNORE = -100
 
@@ -102,29 +99,17 @@ def train_step(model, optimizer, micro: list[dict], max_grad_norm: float) -> tup
     return loss_sum / n_tokens, float(grad_norm), sum(int(b["attention_mask"].sum()) for b in micro)
 
 
-def _optimizer(model, cfg: SFTConfig) -> torch.optim.Optimizer:
+def adamw(model, cfg) -> torch.optim.Optimizer:
+    """AdamW with `cfg.lr`, `cfg.weight_decay` (not on norms and biases) and betas (0.9, `cfg.adam_beta2`)."""
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
     return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                               {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, cfg.adam_beta2))
 
 
-def save_checkpoint(model, tokenizer, optimizer, step: int, rng: random.Random, path: Path) -> None:
-    """model + tokenizer + optimizer + RNG states + step, written atomically (temp dir, then rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    torch.save({"optimizer": optimizer.state_dict(), "step": step, "python_rng": rng.getstate(),
-                "torch_rng": torch.get_rng_state()}, tmp / "trainer_state.pt")
-    shutil.rmtree(path, ignore_errors=True)
-    os.replace(tmp, path)
-
-
-def _append(path: Path, rows) -> None:
-    with path.open("a") as f:
-        for row in rows:
-            f.write(json.dumps(row) + "\n")
+def _state(optimizer, step: int, rng: random.Random) -> dict:
+    return {"optimizer": optimizer.state_dict(), "step": step, "python_rng": rng.getstate(),
+            "torch_rng": torch.get_rng_state()}
 
 
 def run_sft(model, tokenizer, train, heldout, cfg: SFTConfig, run_dir: Path, *, seed: int,
@@ -136,16 +121,14 @@ def run_sft(model, tokenizer, train, heldout, cfg: SFTConfig, run_dir: Path, *, 
         raise ValueError(f"no training example fits sft.max_length={cfg.max_length} ({too_long} too long)")
     rng = random.Random(seed)
     stream = batches(sequences, cfg.batch_size, rng)
-    optimizer = _optimizer(model, cfg)
+    optimizer = adamw(model, cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, cfg))
     metrics_path = run_dir / "metrics.jsonl"
     evals: list[dict] = []
 
     def evaluate(step: int) -> float:
-        accuracy, samples = heldout_accuracy(model, tokenizer, heldout[: cfg.eval_size],
-                                             max_new_tokens=cfg.max_new_tokens, think_prefix=think_prefix)
-        _append(metrics_path, [{"stage": "sft", "step": step, "eval/heldout_accuracy": accuracy}])
-        _append(run_dir / "samples.jsonl", [dict(s, stage="sft", step=step) for s in samples[:8]])
+        accuracy = log_heldout(model, tokenizer, heldout[: cfg.eval_size], run_dir, stage="sft", step=step,
+                               max_new_tokens=cfg.max_new_tokens, think_prefix=think_prefix, n_samples=8)
         evals.append({"step": step, "heldout_accuracy": accuracy})
         return accuracy
 
@@ -160,21 +143,20 @@ def run_sft(model, tokenizer, train, heldout, cfg: SFTConfig, run_dir: Path, *, 
         window_tokens += trained
         if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
             tokens_per_s = window_tokens / max(time.monotonic() - window_start, 1e-9)
-            _append(metrics_path, [{"stage": "sft", "step": step + 1, "loss/sft": loss_value,
-                                    "optim/lr": scheduler.get_last_lr()[0], "optim/grad_norm": grad_norm,
-                                    "perf/tokens_per_s": tokens_per_s, "perf/tokens": tokens_seen}])
+            append_jsonl(metrics_path, [{"stage": "sft", "step": step + 1, "loss/sft": loss_value,
+                                         "optim/lr": scheduler.get_last_lr()[0], "optim/grad_norm": grad_norm,
+                                         "perf/tokens_per_s": tokens_per_s, "perf/tokens": tokens_seen}])
             progress.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{tokens_per_s:.0f}")
             window_tokens, window_start = 0, time.monotonic()
         if cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.steps:
             progress.write(f"sft step {step + 1}: held-out accuracy {evaluate(step + 1):.3f}")
         if cfg.save_every and (step + 1) % cfg.save_every == 0:
-            (run_dir / "checkpoints" / "sft").mkdir(parents=True, exist_ok=True)
-            save_checkpoint(model, tokenizer, optimizer, step + 1, rng,
-                            run_dir / "checkpoints" / "sft" / f"step_{step + 1}")
+            save_checkpoint(run_dir / "checkpoints" / "sft" / f"step_{step + 1}", model, tokenizer,
+                            _state(optimizer, step + 1, rng))
     progress.close()
     accuracy = evaluate(cfg.steps)
     final = run_dir / "final"
-    save_checkpoint(model, tokenizer, optimizer, cfg.steps, rng, final)
+    save_checkpoint(final, model, tokenizer, _state(optimizer, cfg.steps, rng))
     return {"heldout_accuracy": accuracy, "seconds": round(time.monotonic() - start, 1), "steps": cfg.steps,
             "examples": len(sequences), "left_out_too_long": too_long, "tokens": tokens_seen,
             "evals": evals, "final": str(final)}

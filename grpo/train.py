@@ -24,7 +24,8 @@ import torch
 from grpo.config import Config, ConfigError, load_config, to_yaml
 from grpo.data import DataError, load_records, to_examples
 from grpo.model import build_model, build_tokenizer, load, parameter_count
-from grpo.trainer import latest_checkpoint
+from grpo.runfiles import latest_checkpoint
+from grpo.trainer import CHECKPOINTS
 
 DEFAULT_RECIPE = Path(__file__).resolve().parent.parent / "configs" / "tiny.yaml"
 
@@ -49,7 +50,7 @@ def _resume_point(run_dir: Path, stages: list[str]) -> tuple[dict, Path | None, 
     """(summary so far, model directory to start from, GRPO checkpoint to continue) of a stopped run."""
     summary_path = run_dir / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {"stages": {}}
-    checkpoint = latest_checkpoint(run_dir) if "grpo" not in summary["stages"] else None
+    checkpoint = latest_checkpoint(run_dir / CHECKPOINTS) if "grpo" not in summary["stages"] else None
     if checkpoint is not None:
         return summary, checkpoint, checkpoint
     done = [s for s in stages if s in summary["stages"]]

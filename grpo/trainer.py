@@ -23,9 +23,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import os
 import random
-import shutil
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -36,10 +34,12 @@ from tqdm import tqdm
 from grpo import rewards as R
 from grpo.advantages import advantages as compute_advantages
 from grpo.config import GRPOConfig, RewardConfig, RolloutConfig
-from grpo.evaluate import heldout_accuracy
 from grpo.learner import Sample, update
 from grpo.rollout import Group, SamplingParams
-from grpo.sft import _append, _optimizer, lr_factor
+from grpo.runfiles import append_jsonl, log_heldout, prune_checkpoints, save_checkpoint
+from grpo.sft import adamw, lr_factor
+
+CHECKPOINTS = Path("checkpoints") / "grpo"  # under the run dir
 
 
 class PromptSampler:
@@ -112,7 +112,8 @@ def score(groups: list[Group], golds: list[str], cfg: RewardConfig, *, max_new_t
 
 def _rollout_and_verify(engine, sampler, examples, cfg: GRPOConfig, rollout: RolloutConfig, reward: RewardConfig,
                         *, step: int, seed: int, think_prefix: bool, timer: Timer):
-    """Phases 1-2, repeated under dynamic sampling. Returns (groups, golds, scores, stats)."""
+    """Phases 1-2, repeated under dynamic sampling. Returns (kept, seen): at most prompts_per_step
+    (group, gold, scores) triples to train on, and every completion and score sampled, for the metrics."""
     sampling = SamplingParams(rollout.temperature, rollout.top_p, rollout.top_k, rollout.max_new_tokens)
     kept: list[tuple[Group, str, list[dict]]] = []
     seen = {"groups": 0, "zero_std": 0, "infra": 0, "rounds": 0, "completions": [], "scores": []}
@@ -161,43 +162,12 @@ def _rollout_metrics(seen: dict, kept: list) -> dict:
     }
 
 
-def save_checkpoint(path: Path, model, tokenizer, optimizer, scheduler, sampler: PromptSampler, step: int,
-                    extra: dict, ref_model=None) -> None:
-    """Everything a resume needs, atomically: a temporary directory renamed into place."""
-    tmp = path.with_name(path.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    state = {"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-             "sampler": sampler.state_dict(), "python_rng": random.getstate(), "torch_rng": torch.get_rng_state(),
-             **extra}
-    torch.save(state, tmp / "trainer_state.pt")
-    if ref_model is not None:
-        torch.save(ref_model.state_dict(), tmp / "reference.pt")
-    shutil.rmtree(path, ignore_errors=True)
-    os.replace(tmp, path)
-
-
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The newest complete GRPO checkpoint of a run (temporary directories are ignored)."""
-    root = run_dir / "checkpoints" / "grpo"
-    steps = [p for p in root.glob("step_*") if p.is_dir() and p.name[5:].isdigit() and (p / "trainer_state.pt").exists()]
-    return max(steps, key=lambda p: int(p.name[5:]), default=None)
-
-
-def _prune(root: Path, keep: int) -> None:
-    steps = sorted((p for p in root.glob("step_*") if p.name[5:].isdigit()), key=lambda p: int(p.name[5:]))
-    for old in steps[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def _drop_after(path: Path, stage: str, step: int) -> None:
     """Remove lines of `stage` logged after `step` (what a crashed run wrote past its last checkpoint)."""
     if not path.exists():
         return
-    lines = [line for line in path.read_text().splitlines()
-             if line.strip() and not (json.loads(line).get("stage") == stage and json.loads(line).get("step", 0) > step)]
-    path.write_text("".join(line + "\n" for line in lines))
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows if not (r.get("stage") == stage and r.get("step", 0) > step)))
 
 
 def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout: RolloutConfig,
@@ -208,7 +178,7 @@ def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout:
     same problems (the previous stage's); otherwise it is measured at step 0."""
     start = time.monotonic()
     metrics_path, samples_path = run_dir / "metrics.jsonl", run_dir / "samples.jsonl"
-    optimizer = _optimizer(model, cfg)
+    optimizer = adamw(model, cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg))
     sampler = PromptSampler(len(train), seed)
     ref_model = copy.deepcopy(model).eval().requires_grad_(False) if cfg.kl_coef > 0 else None
@@ -231,12 +201,18 @@ def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout:
                        aggregation=cfg.loss_aggregation, kl_coef=cfg.kl_coef, is_cap=cfg.is_cap or None)
 
     def evaluate(step: int) -> float:
-        accuracy, samples = heldout_accuracy(model, tokenizer, heldout[: cfg.eval_size], max_new_tokens=eval_tokens,
-                                             think_prefix=think_prefix)
-        _append(metrics_path, [{"stage": "grpo", "step": step, "eval/heldout_accuracy": accuracy}])
-        _append(samples_path, [dict(s, stage="grpo", step=step, split="heldout") for s in samples[:4]])
+        accuracy = log_heldout(model, tokenizer, heldout[: cfg.eval_size], run_dir, stage="grpo", step=step,
+                               max_new_tokens=eval_tokens, think_prefix=think_prefix, n_samples=4, split="heldout")
         evals.append({"step": step, "heldout_accuracy": accuracy})
         return accuracy
+
+    def checkpoint(path: Path, step: int, *, with_reference: bool = True) -> None:
+        state = {"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                 "sampler": sampler.state_dict(), "python_rng": random.getstate(),
+                 "torch_rng": torch.get_rng_state(), "evals": evals,
+                 "elapsed": elapsed_before + time.monotonic() - start}
+        reference = ref_model is not None and with_reference
+        save_checkpoint(path, model, tokenizer, state, {"reference": ref_model.state_dict()} if reference else None)
 
     if first_step == 0:
         if start_accuracy is None:
@@ -270,32 +246,28 @@ def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout:
         # 6. log, evaluate, checkpoint
         with timer("log"):
             done = step + 1
+            log_now = done % cfg.log_every == 0 or done == cfg.steps
             metrics = {"stage": "grpo", "step": done, **_rollout_metrics(seen, kept), **stats,
                        "optim/lr": scheduler.get_last_lr()[0]}
-            if (done % cfg.log_every == 0 or done == cfg.steps):
-                _append(samples_path, _samples(kept, done, cfg.samples_per_log))
+            if log_now:
+                append_jsonl(samples_path, _samples(kept, done, cfg.samples_per_log))
             if cfg.eval_every and done % cfg.eval_every == 0 and done < cfg.steps:
                 progress.write(f"grpo step {done}: held-out accuracy {evaluate(done):.3f}")
             if cfg.save_every and done % cfg.save_every == 0 and done < cfg.steps:
-                root = run_dir / "checkpoints" / "grpo"
-                root.mkdir(parents=True, exist_ok=True)
-                extra = {"evals": evals, "elapsed": elapsed_before + time.monotonic() - start}
-                save_checkpoint(root / f"step_{done}", model, tokenizer, optimizer, scheduler, sampler, done, extra,
-                                ref_model)
-                _prune(root, cfg.keep_checkpoints)
+                checkpoint(run_dir / CHECKPOINTS / f"step_{done}", done)
+                prune_checkpoints(run_dir / CHECKPOINTS, cfg.keep_checkpoints)
         step_seconds = time.perf_counter() - step_start
         metrics.update({f"perf/{phase}_s": round(s, 4) for phase, s in timer.seconds.items()})
         metrics["perf/step_s"] = round(step_seconds, 4)
         metrics["perf/tokens_per_s"] = metrics["perf/generated_tokens"] / max(timer.seconds["rollout"], 1e-9)
-        if done % cfg.log_every == 0 or done == cfg.steps:
-            _append(metrics_path, [metrics])
+        if log_now:
+            append_jsonl(metrics_path, [metrics])
         progress.set_postfix(reward=f"{metrics['reward/mean']:.2f}", correct=f"{metrics['reward/correct_frac']:.2f}",
                              len=f"{metrics['rollout/len_mean']:.0f}")
     progress.close()
     accuracy = evaluate(cfg.steps)
     final = run_dir / "final"
-    save_checkpoint(final, model, tokenizer, optimizer, scheduler, sampler, cfg.steps,
-                    {"evals": evals, "elapsed": elapsed_before + time.monotonic() - start})
+    checkpoint(final, cfg.steps, with_reference=False)  # final/ is the model to use, not a resume point
     return {"heldout_accuracy": accuracy, "seconds": round(elapsed_before + time.monotonic() - start, 1),
             "steps": cfg.steps, "evals": evals, "final": str(final)}
 

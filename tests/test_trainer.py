@@ -15,7 +15,8 @@ from grpo.config import PromptConfig
 from grpo.model import load
 from grpo.rollout import Completion, Group, HFEngine
 from grpo.tasks import arithmetic
-from grpo.trainer import PromptSampler, _rollout_and_verify, Timer, latest_checkpoint, score
+from grpo.runfiles import latest_checkpoint
+from grpo.trainer import CHECKPOINTS, PromptSampler, _rollout_and_verify, Timer, score
 
 SMALL = ["task.train_size=300", "task.heldout_size=8", "rollout.max_new_tokens=40", "grpo.prompts_per_step=4",
          "grpo.group_size=4", "grpo.eval_size=8", "grpo.eval_every=0", "grpo.lr=1e-3", "reward.format_weight=0.5",
@@ -80,7 +81,7 @@ def test_resume_continues_exactly(tmp_path, base, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         train.main([f"run.dir={crashed}", *args])
     monkeypatch.setattr(grpo.trainer, "update", real_update)
-    assert latest_checkpoint(crashed).name == "step_2"
+    assert latest_checkpoint(crashed / CHECKPOINTS).name == "step_2"
     assert train.main(["--resume", str(crashed)]) == 0
 
     a, b = _weights(straight / "final"), _weights(crashed / "final")

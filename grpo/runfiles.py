@@ -1,0 +1,66 @@
+"""What the stages write into a run dir: JSONL lines, held-out evaluations, atomic checkpoints.
+
+A checkpoint is a directory: the model and tokenizer (Hugging Face format), `trainer_state.pt` (the stage's
+own resume state) and optional extra state dicts (`<name>.pt`). It is written to `<dir>.tmp` and renamed into
+place, so a crash never leaves a half-written checkpoint under the real name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+from grpo.evaluate import heldout_accuracy
+
+
+def append_jsonl(path: Path, rows) -> None:
+    with path.open("a") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+
+
+def log_heldout(model, tokenizer, examples, run_dir: Path, *, stage: str, step: int, max_new_tokens: int,
+                think_prefix: bool, n_samples: int, **sample_fields) -> float:
+    """Held-out accuracy, written as an `eval/heldout_accuracy` metric line plus the first `n_samples`
+    completions in samples.jsonl (tagged with stage, step and `sample_fields`)."""
+    accuracy, samples = heldout_accuracy(model, tokenizer, examples, max_new_tokens=max_new_tokens,
+                                         think_prefix=think_prefix)
+    append_jsonl(run_dir / "metrics.jsonl", [{"stage": stage, "step": step, "eval/heldout_accuracy": accuracy}])
+    append_jsonl(run_dir / "samples.jsonl",
+                 [dict(s, stage=stage, step=step, **sample_fields) for s in samples[:n_samples]])
+    return accuracy
+
+
+def save_checkpoint(path: Path, model, tokenizer, state: dict, extra_state_dicts: dict | None = None) -> None:
+    """model + tokenizer + `state` (trainer_state.pt) + extra state dicts, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    torch.save(state, tmp / "trainer_state.pt")
+    for name, tensors in (extra_state_dicts or {}).items():
+        torch.save(tensors, tmp / f"{name}.pt")
+    shutil.rmtree(path, ignore_errors=True)
+    os.replace(tmp, path)
+
+
+def step_dirs(root: Path) -> list[Path]:
+    """`root/step_<n>` directories, oldest first (temporary `.tmp` directories are not steps)."""
+    steps = [p for p in root.glob("step_*") if p.is_dir() and p.name[5:].isdigit()]
+    return sorted(steps, key=lambda p: int(p.name[5:]))
+
+
+def latest_checkpoint(root: Path) -> Path | None:
+    """The newest complete checkpoint under `root`."""
+    complete = [p for p in step_dirs(root) if (p / "trainer_state.pt").exists()]
+    return complete[-1] if complete else None
+
+
+def prune_checkpoints(root: Path, keep: int) -> None:
+    for old in step_dirs(root)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
