@@ -289,6 +289,15 @@ def _override(config: Config, item: str) -> None:
     _fill(config, nested, "", "command line")
 
 
+def _schedule_checks(section: str, cfg) -> list:
+    """The learning-rate schedule rows shared by every training stage (SFT, GRPO)."""
+    return [
+        (0 <= cfg.warmup_steps <= cfg.steps, f"{section}.warmup_steps",
+         f"must be within 0..{section}.steps ({cfg.steps})"),
+        (0.0 <= cfg.min_lr_ratio <= 1.0 and cfg.lr > 0, f"{section}.lr", "lr > 0 and 0 <= min_lr_ratio <= 1"),
+    ]
+
+
 def validate(config: Config, where: str) -> None:
     """Impossible combinations, each named."""
     s, d = config.sft, config.data
@@ -308,8 +317,7 @@ def validate(config: Config, where: str) -> None:
         (set(config.task.operators) <= set("+-*") and config.task.operators, "task.operators", "use + - *"),
         (config.task.digits >= 1 and config.task.ops >= 1, "task.digits", "digits and ops must be >= 1"),
         (s.steps >= 1 and s.batch_size >= 1 and s.grad_accum >= 1, "sft.steps", "steps, batch, accum >= 1"),
-        (0 <= s.warmup_steps <= s.steps, "sft.warmup_steps", f"must be within 0..sft.steps ({s.steps})"),
-        (0.0 <= s.min_lr_ratio <= 1.0 and s.lr > 0, "sft.lr", "lr > 0 and 0 <= min_lr_ratio <= 1"),
+        *_schedule_checks("sft", s),
         (s.max_length <= config.model.max_position_embeddings or config.model.path, "sft.max_length",
          f"exceeds model.max_position_embeddings ({config.model.max_position_embeddings})"),
     ]
@@ -341,8 +349,7 @@ def _grpo_checks(config: Config) -> list:
         (g.ratio_level in ("token", "sequence"), "grpo.ratio_level", "must be token or sequence"),
         (0 <= g.clip_low < 1 and g.clip_high >= 0, "grpo.clip_low", "0 <= clip_low < 1 and clip_high >= 0"),
         (g.kl_coef >= 0 and g.is_cap >= 0, "grpo.kl_coef", "kl_coef and is_cap must be >= 0"),
-        (0 <= g.warmup_steps <= g.steps, "grpo.warmup_steps", f"must be within 0..grpo.steps ({g.steps})"),
-        (0.0 <= g.min_lr_ratio <= 1.0 and g.lr > 0, "grpo.lr", "lr > 0 and 0 <= min_lr_ratio <= 1"),
+        *_schedule_checks("grpo", g),
         (g.max_sampling_rounds >= 1 and g.keep_checkpoints >= 1, "grpo.max_sampling_rounds",
          "max_sampling_rounds and keep_checkpoints >= 1"),
     ]

@@ -17,7 +17,6 @@ Total reward of a completion (weights from `RewardConfig`):
 
 from __future__ import annotations
 
-import math
 import re
 
 import torch
@@ -61,7 +60,3 @@ def informative_groups(rewards: torch.Tensor) -> torch.Tensor:
     finite = ~torch.isnan(rewards).any(dim=1)
     spread = (rewards.max(dim=1).values - rewards.min(dim=1).values) > 0
     return finite & spread
-
-
-def has_nan(values: list[float]) -> bool:
-    return any(math.isnan(v) for v in values)
