@@ -135,7 +135,7 @@ class SFTConfig:
 @dataclass
 class RolloutConfig:
     engine: str = "auto"
-    """auto, hf (transformers) or vllm; auto takes vllm when it is built and importable (issue #6), else hf"""
+    """auto, hf (transformers) or vllm; auto takes vllm when it imports (the cpu or gpu extra), else hf"""
     temperature: float = 1.0
     """sampling temperature (the learner divides its logits by the same value)"""
     top_p: float = 1.0
@@ -146,6 +146,16 @@ class RolloutConfig:
     """generation budget per completion (L_max); a completion that reaches it is truncated"""
     batch_size: int = 256
     """sequences per generation forward pass of the transformers engine"""
+    max_model_len: int = 0
+    """vLLM: longest prompt + completion in tokens (0: the model's max_position_embeddings)"""
+    vllm_cpu_kv_cache_gib: float = 1.0
+    """vLLM on CPU: KV cache memory, reserved when the engine starts"""
+    vllm_gpu_memory_utilization: float = 0.3
+    """vLLM on GPU: share of device memory the engine may take (the learner needs the rest)"""
+    vllm_sleep: bool = False
+    """vLLM on GPU: release the engine's weights and KV cache between rollouts so the learner has the device"""
+    vllm_enforce_eager: bool = True
+    """vLLM: no torch.compile or CUDA graphs (starts in seconds; turn off for long GPU runs)"""
 
 
 @dataclass
@@ -334,7 +344,9 @@ def _grpo_checks(config: Config) -> list:
 
     return [
         (r.engine in ("auto", "hf", "vllm"), "rollout.engine", "must be auto, hf or vllm"),
-        (r.engine != "vllm", "rollout.engine", "vllm arrives with issue #6; use hf or auto"),
+        (r.max_model_len >= 0 and r.vllm_cpu_kv_cache_gib > 0 and 0 < r.vllm_gpu_memory_utilization <= 1,
+         "rollout.vllm_gpu_memory_utilization",
+         "needs max_model_len >= 0, vllm_cpu_kv_cache_gib > 0 and 0 < vllm_gpu_memory_utilization <= 1"),
         (r.temperature >= 0 and 0 < r.top_p <= 1 and r.top_k >= 0, "rollout.temperature",
          "temperature >= 0, 0 < top_p <= 1, top_k >= 0"),
         (r.max_new_tokens >= 1 and r.batch_size >= 1, "rollout.max_new_tokens", "max_new_tokens and batch_size >= 1"),

@@ -12,7 +12,7 @@ sampled token is taken from the *processed* distribution it was drawn from (afte
 top-p): exactly the sampling probability, which is what importance sampling needs. With top-k or top-p the
 learner (which applies the temperature only) sees a slightly different distribution; the gap is logged as
 `rollout/logprob_gap`. Seeded: the same seed, prompts and weights give the same completions.
-The vLLM engine (issue #6) implements the same protocol.
+`grpo.vllm_engine.VLLMEngine` implements the same protocol with vLLM; `make_engine` picks one.
 """
 
 from __future__ import annotations
@@ -157,7 +157,7 @@ class HFEngine:
         return result
 
     def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
-        own = dict(self.model.named_parameters())
+        own = self.model.state_dict(keep_vars=True)  # parameters by every name, tied ones included
         for name, tensor in named_tensors:
             if name not in own:
                 raise KeyError(f"engine model has no parameter {name!r}")
@@ -168,8 +168,19 @@ class HFEngine:
         self.model = None
 
 
-def make_engine(engine: str, model, tokenizer, *, batch_size: int = 256) -> RolloutEngine:
-    """The configured engine (`rollout.engine`): hf, or auto (vLLM once issue #6 lands; transformers now)."""
-    if engine in ("auto", "hf"):
-        return HFEngine(model, tokenizer, batch_size=batch_size)
-    raise ValueError(f"rollout.engine {engine!r} is not available in this build (use hf or auto)")
+def make_engine(rollout, model, tokenizer) -> RolloutEngine:
+    """The engine `rollout.engine` names (a `RolloutConfig`): hf, vllm, or auto (vLLM when it imports)."""
+    if rollout.engine not in ("auto", "hf", "vllm"):
+        raise ValueError(f"rollout.engine {rollout.engine!r}: must be auto, hf or vllm")
+    if rollout.engine == "hf":
+        return HFEngine(model, tokenizer, batch_size=rollout.batch_size)
+    from grpo import vllm_engine
+
+    if rollout.engine == "auto" and not vllm_engine.available():
+        return HFEngine(model, tokenizer, batch_size=rollout.batch_size)
+    dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+    settings = vllm_engine.EngineSettings(
+        dtype=dtype, max_model_len=rollout.max_model_len or model.config.max_position_embeddings,
+        cpu_kv_cache_gib=rollout.vllm_cpu_kv_cache_gib, gpu_memory_utilization=rollout.vllm_gpu_memory_utilization,
+        sleep=rollout.vllm_sleep, enforce_eager=rollout.vllm_enforce_eager)
+    return vllm_engine.acquire(model, tokenizer, settings)

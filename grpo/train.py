@@ -94,7 +94,7 @@ def run(config: Config, *, resume: bool = False) -> dict:
             from grpo.rollout import make_engine
             from grpo.trainer import run_grpo
 
-            engine = make_engine(config.rollout.engine, model, tokenizer, batch_size=config.rollout.batch_size)
+            engine = make_engine(config.rollout, model, tokenizer)
             previous = [summary["stages"][s]["heldout_accuracy"] for s in config.run.stages
                         if s in summary["stages"] and s != "grpo"]
             same_heldout = config.grpo.eval_size == config.sft.eval_size and "sft" in summary["stages"]

