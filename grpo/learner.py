@@ -99,7 +99,7 @@ def optimizer_pass(model, optimizer, batches: list[MicroBatch], size: StepSize, 
                    max_grad_norm: float, loss_kwargs: dict) -> dict:
     """One optimizer step over every micro-batch of the rollout batch; detached statistics."""
     totals = {"loss": 0.0, "clipped_tokens": 0.0, "kl_sum": 0.0, "ratio_sum": 0.0, "tokens": 0.0,
-              "entropy_sum": 0.0, "gap_sum": 0.0}
+              "entropy_sum": 0.0, "gap_sum": 0.0, "gap_max": 0.0}
     model.train()
     for mb in batches:
         logprobs, entropy = token_logprobs(model, mb.input_ids, mb.attention_mask, temperature)
@@ -112,7 +112,9 @@ def optimizer_pass(model, optimizer, batches: list[MicroBatch], size: StepSize, 
         for key in ("clipped_tokens", "kl_sum", "ratio_sum", "tokens"):
             totals[key] += stats[key]
         totals["entropy_sum"] += float((entropy * mb.mask).sum())
-        totals["gap_sum"] += float(((old - mb.engine_logprobs).abs() * mb.mask).sum())
+        gap = (old - mb.engine_logprobs).abs() * mb.mask
+        totals["gap_sum"] += float(gap.sum())
+        totals["gap_max"] = max(totals["gap_max"], float(gap.max()) if gap.numel() else 0.0)
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
     if size.tokens:
         optimizer.step()
@@ -136,5 +138,6 @@ def update(model, optimizer, ref_model, samples: list[Sample], *, mu: int, micro
     return {"loss/policy": mean("loss"), "loss/clip_frac": mean("clipped_tokens") / tokens,
             "loss/kl": mean("kl_sum") / tokens, "loss/ratio_mean": mean("ratio_sum") / tokens,
             "policy/entropy": passes[0]["entropy_sum"] / tokens,
-            "rollout/logprob_gap": passes[0]["gap_sum"] / tokens, "optim/grad_norm": mean("grad_norm"),
+            "rollout/logprob_gap": passes[0]["gap_sum"] / tokens, "rollout/logprob_gap_max": passes[0]["gap_max"],
+            "optim/grad_norm": mean("grad_norm"),
             "loss/tokens": size.tokens}

@@ -32,6 +32,7 @@ from __future__ import annotations
 import atexit
 import gc
 import json
+import logging
 import os
 import random
 import tempfile
@@ -110,6 +111,17 @@ def _llm(model_dir: str, settings: EngineSettings) -> "LLM":
     return LLM(model=model_dir, dtype=settings.dtype, max_model_len=settings.max_model_len, seed=0,
                logprobs_mode="processed_logprobs", enforce_eager=settings.enforce_eager,
                **memory)
+
+
+class _DerivedBufferWarning(logging.Filter):
+    """Drops "RotaryEmbedding: Failed to load weights" from in-place reloads: the rotary tables are computed
+    from the config, never loaded, and are put back as they were; the line would repeat at every sync."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("RotaryEmbedding: Failed to load weights")
+
+
+logging.getLogger("vllm.model_executor.model_loader.reload.layerwise").addFilter(_DerivedBufferWarning())
 
 
 def _reload_weights(llm, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:

@@ -111,3 +111,5 @@ def test_engine_gap_and_kl_are_reported(tiny):
         logprobs, _ = token_logprobs(model, batch.input_ids, batch.attention_mask, 1.0)
     expected = float(((logprobs + 2.0).abs() * batch.mask).sum() / batch.mask.sum())
     assert stats["rollout/logprob_gap"] == pytest.approx(expected, abs=1e-5)
+    largest = float(((logprobs + 2.0).abs() * batch.mask).max())
+    assert stats["rollout/logprob_gap_max"] == pytest.approx(largest, abs=1e-5)

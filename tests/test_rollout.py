@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from grpo.model import build_model, build_tokenizer
+from grpo.config import RolloutConfig
 from grpo.rollout import HFEngine, SamplingParams, make_engine, processed_logprobs
 
 PROMPTS = ["Compute 1 + 2.\n<think>\n", "Compute (3 - 4) + 5.\n<think>\n"]
@@ -95,4 +96,4 @@ def test_greedy_matches_transformers_generate(tiny):
 
 def test_unknown_engine_is_refused(tiny):
     with pytest.raises(ValueError, match="rollout.engine"):
-        make_engine("sglang", *tiny)
+        make_engine(RolloutConfig(engine="sglang"), *tiny)

@@ -23,16 +23,6 @@ SMALL = ["task.train_size=300", "task.heldout_size=8", "rollout.max_new_tokens=4
          "grpo.warmup_steps=0"]
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    """A tiny model after a short cold start: it writes think blocks, so rewards vary within groups."""
-    run_dir = tmp_path_factory.mktemp("sft")
-    assert train.main([f"run.dir={run_dir}", "run.stages=[sft]", "sft.steps=80", "sft.warmup_steps=5",
-                       "sft.eval_every=0", "sft.eval_size=4", "sft.max_new_tokens=8", "task.train_size=2000",
-                       "task.heldout_size=4"]) == 0
-    return run_dir / "final"
-
-
 def test_a_short_run_writes_metrics_samples_checkpoints_and_summary(tmp_path, base):
     run_dir = tmp_path / "run"
     assert train.main([f"run.dir={run_dir}", "run.stages=[grpo]", f"model.path={base}", "grpo.steps=3",

@@ -1,0 +1,16 @@
+"""Fixtures shared across test files: built once per test session."""
+
+import pytest
+
+from grpo import train
+
+
+@pytest.fixture(scope="session")
+def base(tmp_path_factory):
+    """A tiny model after a short cold start (a run's `final/` directory): it writes think blocks and ends its
+    turn, so rewards vary within groups and completions stop before the token budget."""
+    run_dir = tmp_path_factory.mktemp("sft")
+    assert train.main([f"run.dir={run_dir}", "run.stages=[sft]", "sft.steps=80", "sft.warmup_steps=5",
+                       "sft.eval_every=0", "sft.eval_size=4", "sft.max_new_tokens=8", "task.train_size=2000",
+                       "task.heldout_size=4"]) == 0
+    return run_dir / "final"
