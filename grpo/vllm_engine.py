@@ -4,8 +4,10 @@
 transformers engine's sampling parameters and semantics:
 - prompts go in as token ids (the same ids the learner sees) and completions are decoded here with the
   run's own tokenizer, so text and ids never depend on vLLM's detokenizer;
-- a group of n completions is one request with `n` (vLLM gives child i the seed `seed + i`, so request j
-  gets `seed + j * n` and no two rows share a seed);
+- a group of n completions is one request with `n`; `seed` seeds the RNG vLLM's sampler draws from (the
+  process's torch RNG, as the engine runs in this process), forked so the caller's RNG state is untouched.
+  (Per-request seeds are not used: on CPU, vLLM 0.32 crashes with them once a prefill is split across
+  scheduler steps, "CPU Generator does not use offset". Same seed, prompts and weights: same completions.)
 - the logprob of a sampled token comes from the processed distribution (vLLM's `processed_logprobs`
   mode: after temperature, top-k and top-p), as in `HFEngine`;
 - it stops at the same end-of-turn ids; the stop token is part of `token_ids`, not of the text.
@@ -155,10 +157,10 @@ def _wake(llm, tags: list[str]) -> None:
     llm.wake_up(tags=tags)
 
 
-def _sampling_params(sampling: SamplingParams, n: int, seed: int, stop_ids: set[int]) -> "VllmSamplingParams":
+def _sampling_params(sampling: SamplingParams, n: int, stop_ids: set[int]) -> "VllmSamplingParams":
     return VllmSamplingParams(n=n, temperature=sampling.temperature, top_p=sampling.top_p,
                               top_k=sampling.top_k if sampling.top_k > 0 else -1,
-                              max_tokens=sampling.max_new_tokens, seed=seed, logprobs=0,
+                              max_tokens=sampling.max_new_tokens, logprobs=0,
                               stop_token_ids=sorted(stop_ids), ignore_eos=False, detokenize=False)
 
 
@@ -208,9 +210,11 @@ class VLLMEngine:
         per_request = n if sampling.temperature > 0 else 1
         copies = n // per_request
         requests = [TokensPrompt(prompt_token_ids=g.prompt_ids) for g in groups for _ in range(copies)]
-        params = [_sampling_params(sampling, per_request, seed + j * per_request, self.stop_ids)
-                  for j in range(len(requests))]
-        outputs = self.llm.generate(requests, params, use_tqdm=False)
+        params = _sampling_params(sampling, per_request, self.stop_ids)
+        devices = [torch.cuda.current_device()] if on_gpu() else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            outputs = self.llm.generate(requests, params, use_tqdm=False)
         for j, output in enumerate(outputs):
             group = groups[j // copies]
             for out in sorted(output.outputs, key=lambda o: o.index):

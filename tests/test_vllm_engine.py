@@ -161,13 +161,14 @@ def test_vllm_requested_but_missing_names_the_extra(monkeypatch, tokenizer):
 def test_a_short_grpo_run_on_vllm_raises_reward(tmp_path, base):
     run_dir = tmp_path / "run"
     assert train.main([f"run.dir={run_dir}", "run.stages=[grpo]", f"model.path={base}", "rollout.engine=vllm",
-                       "grpo.steps=12", "task.ops=2", "task.train_size=300", "task.heldout_size=8",
+                       "grpo.steps=16", "task.ops=2", "task.train_size=300", "task.heldout_size=8",
                        "rollout.max_new_tokens=40", "grpo.prompts_per_step=8", "grpo.group_size=8",
-                       "grpo.eval_every=0", "grpo.eval_size=8", "grpo.lr=1e-3", "reward.format_weight=0.5",
+                       "grpo.eval_every=0", "grpo.eval_size=8", "grpo.lr=5e-4", "reward.format_weight=0.5",
                        "grpo.warmup_steps=0"]) == 0
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in rows if "reward/mean" in r]
     rewards = [r["reward/mean"] for r in steps]
-    assert sum(rewards[-3:]) / 3 > sum(rewards[:3]) / 3 + 0.1, rewards
+    # seeds 0-3 of this setting went from 0.07-0.19 (first 4 steps) to 0.42-0.49 (last 4)
+    assert sum(rewards[-4:]) / 4 > sum(rewards[:4]) / 4 + 0.15, rewards
     # every step the engine sampled with the weights the learner had: the in-place sync kept them equal
     assert max(r["rollout/logprob_gap_max"] for r in steps) < 1e-3
