@@ -8,8 +8,9 @@ most `--tokens` new tokens). A round is what a GRPO step asks of the engine: the
 (a small random update, standing in for the optimizer step), the engine takes them (`load_weights`: vLLM's
 in-place reload plus prefix cache reset; nothing to copy for the transformers engine, which holds the learner
 itself), then generates the batch. Each engine gets one small warm-up round first; its start time is
-reported apart. Figures: generated tokens per second over the measured rounds, sync included, and their
-ratio. The last line is one JSON object.
+reported apart. Each engine runs in its own subprocess (vLLM binds the process's OpenMP threads to cores when
+it starts, which would otherwise also bind the other side). Figures: generated tokens per second over the
+measured rounds, sync included, and their ratio. The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -17,21 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
+import sys
 import time
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--prompts", type=int, default=64)
-    parser.add_argument("--group", type=int, default=8)
-    parser.add_argument("--tokens", type=int, default=128)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--preset", default="small")
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-
+def measure(name: str, args) -> dict:
     import torch
 
     from grpo.config import PromptConfig, RolloutConfig
@@ -46,35 +40,55 @@ def main() -> None:
     prompts = [e.prompt for e in to_examples(arithmetic(args.prompts, split="train", seed=0, digits=2, ops=2),
                                              tokenizer, PromptConfig(template="plain"))]
     sampling = SamplingParams(temperature=1.0, max_new_tokens=args.tokens)
-    warmup = SamplingParams(temperature=1.0, max_new_tokens=16)
 
     def nudge():  # the optimizer step's stand-in: every weight moves a little
         with torch.no_grad():
             for p in model.parameters():
                 p.add_(torch.randn_like(p), alpha=1e-4)
 
+    start = time.perf_counter()
+    engine = make_engine(RolloutConfig(engine=name), model, tokenizer)
+    started = time.perf_counter() - start
+    engine.generate(prompts[:8], args.group, SamplingParams(temperature=1.0, max_new_tokens=16), seed=0)  # warm-up
+    tokens, sync_s, total_s = 0, 0.0, 0.0
+    for r in range(args.rounds):
+        nudge()
+        t0 = time.perf_counter()
+        engine.load_weights(model.state_dict().items())
+        t1 = time.perf_counter()
+        groups = engine.generate(prompts, args.group, sampling, seed=r + 1)
+        total_s += time.perf_counter() - t0
+        sync_s += t1 - t0
+        tokens += sum(len(c.token_ids) for g in groups for c in g.completions)
+    return {"tokens_per_s": round(tokens / total_s, 1), "generated_tokens": tokens, "seconds": round(total_s, 2),
+            "sync_s_per_round": round(sync_s / args.rounds, 4), "start_s": round(started, 2),
+            "model_parameters": parameter_count(model)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--prompts", type=int, default=64)
+    parser.add_argument("--group", type=int, default=8)
+    parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--preset", default="small")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--side", choices=["vllm", "hf"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.side:
+        print(json.dumps(measure(args.side, args)))
+        return
     result = {"machine": f"{os.uname().machine} {os.cpu_count()} cpus", "threads": args.threads,
-              "model_parameters": parameter_count(model), "prompts": args.prompts, "group": args.group,
-              "max_new_tokens": args.tokens, "rounds": args.rounds}
+              "prompts": args.prompts, "group": args.group, "max_new_tokens": args.tokens, "rounds": args.rounds}
     for name in ("vllm", "hf"):
-        start = time.perf_counter()
-        engine = make_engine(RolloutConfig(engine=name), model, tokenizer)
-        started = time.perf_counter() - start
-        engine.generate(prompts[:8], args.group, warmup, seed=0)
-        tokens, sync_s, total_s = 0, 0.0, 0.0
-        for r in range(args.rounds):
-            nudge()
-            t0 = time.perf_counter()
-            engine.load_weights(model.state_dict().items())
-            t1 = time.perf_counter()
-            groups = engine.generate(prompts, args.group, sampling, seed=r + 1)
-            total_s += time.perf_counter() - t0
-            sync_s += t1 - t0
-            tokens += sum(len(c.token_ids) for g in groups for c in g.completions)
-        engine.close()
-        figures = {"tokens_per_s": round(tokens / total_s, 1), "generated_tokens": tokens,
-                   "seconds": round(total_s, 2), "sync_s_per_round": round(sync_s / args.rounds, 4),
-                   "start_s": round(started, 2)}
+        out = subprocess.run([sys.executable, "-m", "bench.rollout", "--side", name,
+                              *[f"--{k}={getattr(args, k)}" for k in ("prompts", "group", "tokens", "rounds",
+                                                                      "preset", "threads")]],
+                             capture_output=True, text=True)
+        if out.returncode != 0:
+            sys.exit(f"{name} failed:\n{out.stderr[-3000:]}")
+        figures = json.loads(out.stdout.strip().splitlines()[-1])
+        result["model_parameters"] = figures.pop("model_parameters")
         print(f"{name}: {figures}", flush=True)
         result[name] = figures
     result["speedup"] = round(result["vllm"]["tokens_per_s"] / result["hf"]["tokens_per_s"], 2)
