@@ -1,15 +1,16 @@
 """Benchmark: one GRPO step, ours against TRL's GRPOTrainer, same model, prompts, reward and settings, one run.
 
-    python -m bench.grpo_step [--steps 12] [--threads 2]     (TRL: pip install -e ".[bench]")
+    python -m bench.grpo_step [--steps 12] [--threads 2] [--model anchor|small] [--sides ...]
+    (TRL: pip install -e ".[bench]")
 
-Two settings, each measured on both sides:
+Two settings, each measured on every side (ours with the vLLM engine, ours with the transformers engine,
+TRL's GRPOTrainer with transformers.generate, TRL with its vLLM colocate mode):
 - "anchor": G=8 completions for 2 prompts per step, 32 completion tokens, DAPO loss (token-mean), no KL,
   one pass per batch (the settings of ../shared/anchors/trl_grpo_cpu.py);
 - "rollout-heavy": 16 prompts x G=8, 128 completion tokens.
-Both sides get the same freshly initialised Qwen2 model (the anchor's size: hidden 256, 4 layers, 4 heads,
-3.2M parameters) with our character-level tokenizer, the same arithmetic prompts, temperature 1, AdamW at the
+Every side gets the same freshly initialised Qwen2 model (`--model anchor`: the anchor's size, hidden 256,
+4 layers, 4 heads, 3.2M parameters; `--model small`: the `small` preset, 19M) with our character-level tokenizer, the same arithmetic prompts, temperature 1, AdamW at the
 same learning rate, fp32, and the same reward: our math verifier (`verifiers.math.verify_batch`, 2 workers).
-TRL generates with `transformers.generate` (use_vllm=False); we use our transformers engine (grpo/rollout.py).
 Each side runs in its own subprocess (its own peak RSS). Figures: seconds per step (mean over steps after the
 first two), generated tokens per second over the whole step, peak RSS. The last line is one JSON object.
 """
@@ -33,6 +34,15 @@ LR, SEED, WARMUP = 1e-5, 0, 2
 SETTINGS = {"anchor": {"prompts": 2, "group": 8, "tokens": 32}, "rollout-heavy": {"prompts": 16, "group": 8, "tokens": 128}}
 
 
+MODELS = {  # the anchor's size, and the size of bench/rollout.py (the `small` preset)
+    "anchor": dict(hidden_size=256, intermediate_size=1024, num_hidden_layers=4, num_attention_heads=4,
+                   num_key_value_heads=4),
+    "small": dict(hidden_size=512, intermediate_size=1536, num_hidden_layers=6, num_attention_heads=8,
+                  num_key_value_heads=4),
+}
+MODEL = "anchor"  # set from --model
+
+
 def _model_and_prompts(n: int):
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
@@ -43,8 +53,7 @@ def _model_and_prompts(n: int):
     from grpo.tasks import arithmetic
 
     tokenizer = build_tokenizer()
-    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=256, intermediate_size=1024, num_hidden_layers=4,
-                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=512,
+    config = Qwen2Config(vocab_size=len(tokenizer), **MODELS[MODEL], max_position_embeddings=512,
                          tie_word_embeddings=True, bos_token_id=None, eos_token_id=tokenizer.eos_token_id,
                          pad_token_id=tokenizer.pad_token_id)
     torch.manual_seed(SEED)
@@ -53,28 +62,31 @@ def _model_and_prompts(n: int):
     return model, tokenizer, to_examples(records, tokenizer, PromptConfig(template="plain", think_prefix=False))
 
 
-def run_ours(setting: dict, steps: int) -> dict:
+def run_ours(setting: dict, steps: int, engine_name: str = "hf") -> dict:
     from grpo.config import GRPOConfig, RewardConfig, RolloutConfig
-    from grpo.rollout import HFEngine
+    from grpo.rollout import make_engine
     from grpo.trainer import run_grpo
 
     model, tokenizer, examples = _model_and_prompts(setting["prompts"] * steps * 2)
     cfg = GRPOConfig(steps=steps, prompts_per_step=setting["prompts"], group_size=setting["group"], lr=LR,
                      loss_aggregation="token-mean", clip_low=0.2, clip_high=0.28, micro_batch_size=128,
                      eval_every=0, eval_size=1, eval_max_new_tokens=1)
-    rollout = RolloutConfig(temperature=1.0, max_new_tokens=setting["tokens"])
+    rollout = RolloutConfig(engine=engine_name, temperature=1.0, max_new_tokens=setting["tokens"])
+    engine = make_engine(rollout, model, tokenizer)
     with tempfile.TemporaryDirectory() as out:
-        run_grpo(model, tokenizer, HFEngine(model, tokenizer), examples, examples[:1], cfg, rollout, RewardConfig(),
+        run_grpo(model, tokenizer, engine, examples, examples[:1], cfg, rollout, RewardConfig(),
                  Path(out), seed=SEED, think_prefix=False, start_accuracy=0.0)
         rows = [json.loads(line) for line in (Path(out) / "metrics.jsonl").read_text().splitlines()]
     rows = [r for r in rows if "perf/step_s" in r][WARMUP:]
     seconds = [r["perf/step_s"] for r in rows]
     tokens = sum(r["perf/generated_tokens"] for r in rows)
     return {"s_per_step": statistics.mean(seconds), "tokens_per_s": tokens / sum(seconds),
-            "rollout_share": sum(r["perf/rollout_s"] for r in rows) / sum(seconds)}
+            "rollout_s": statistics.mean(r["perf/rollout_s"] for r in rows),
+            "update_s": statistics.mean(r["perf/update_s"] for r in rows),
+            "sync_s": statistics.mean(r["perf/sync_s"] for r in rows)}
 
 
-def run_trl(setting: dict, steps: int) -> dict:
+def run_trl(setting: dict, steps: int, use_vllm: bool = False) -> dict:
     from datasets import Dataset
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
@@ -103,11 +115,16 @@ def run_trl(setting: dict, steps: int) -> dict:
 
     group = setting["group"]
     with tempfile.TemporaryDirectory() as out:
+        if use_vllm:  # TRL's colocated vLLM starts from model.name_or_path: give it a directory
+            model.save_pretrained(f"{out}/model")
+            tokenizer.save_pretrained(f"{out}/model")
+            model = type(model).from_pretrained(f"{out}/model")
         config = GRPOConfig(output_dir=out, max_steps=steps, per_device_train_batch_size=setting["prompts"] * group,
                             gradient_accumulation_steps=1, num_generations=group,
                             max_completion_length=setting["tokens"], temperature=1.0, learning_rate=LR,
                             loss_type="dapo", beta=0.0, epsilon=0.2, epsilon_high=0.28, num_iterations=1,
-                            use_vllm=False, use_cpu=True, bf16=False, fp16=False, gradient_checkpointing=False,
+                            use_vllm=use_vllm, vllm_mode="colocate", vllm_gpu_memory_utilization=0.1,
+                            use_cpu=True, bf16=False, fp16=False, gradient_checkpointing=False,
                             logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=True, seed=SEED,
                             dataloader_num_workers=0)
         trainer = GRPOTrainer(model=model, reward_funcs=[accuracy], args=config, train_dataset=data,
@@ -118,11 +135,21 @@ def run_trl(setting: dict, steps: int) -> dict:
     return {"s_per_step": statistics.mean(seconds), "tokens_per_s": tokens / sum(seconds)}
 
 
+SIDES = ["ours", "ours-vllm", "trl", "trl-vllm"]
+
+
+def _last_error(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if "Error" in line or "error" in line]
+    return (lines[-1] if lines else stderr.strip().splitlines()[-1] if stderr.strip() else "no output")[-300:]
+
+
 def child(side: str, name: str, steps: int, threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    result = (run_ours if side == "ours" else run_trl)(SETTINGS[name], steps)
+    runs = {"ours": lambda: run_ours(SETTINGS[name], steps), "ours-vllm": lambda: run_ours(SETTINGS[name], steps, "vllm"),
+            "trl": lambda: run_trl(SETTINGS[name], steps), "trl-vllm": lambda: run_trl(SETTINGS[name], steps, True)}
+    result = runs[side]()
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result))
 
@@ -132,29 +159,36 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--settings", default="anchor,rollout-heavy")
-    parser.add_argument("--side", choices=["ours", "trl"], help=argparse.SUPPRESS)
+    parser.add_argument("--model", choices=list(MODELS), default="anchor",
+                        help="anchor: 3.2M parameters (TRL anchor's size); small: 19M (bench/rollout.py's)")
+    parser.add_argument("--sides", default="ours-vllm,ours,trl,trl-vllm")
+    parser.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)
     parser.add_argument("--setting", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global MODEL
+    MODEL = args.model
     if args.side:
         child(args.side, args.setting, args.steps, args.threads)
         return
-    result = {"machine": f"{os.uname().machine} {os.cpu_count()} cpus", "threads": args.threads, "steps": args.steps}
+    result = {"machine": f"{os.uname().machine} {os.cpu_count()} cpus", "threads": args.threads, "steps": args.steps,
+              "model": args.model}
     for name in args.settings.split(","):
         result[name] = {"setting": SETTINGS[name]}
-        for side in ("ours", "trl"):
+        for side in args.sides.split(","):
             out = subprocess.run([sys.executable, "-m", "bench.grpo_step", "--side", side, "--setting", name,
-                                  "--steps", str(args.steps), "--threads", str(args.threads)],
+                                  "--steps", str(args.steps), "--threads", str(args.threads), "--model", args.model],
                                  capture_output=True, text=True)
             if out.returncode != 0:
                 print(f"{name} {side} failed:\n{out.stderr[-3000:]}", file=sys.stderr)
-                result[name][side] = None
+                result[name][side] = {"failed": _last_error(out.stderr)}
                 continue
             figures = {k: round(v, 3) for k, v in json.loads(out.stdout.strip().splitlines()[-1]).items()}
             print(f"{name} {side}: {figures}", flush=True)
             result[name][side] = figures
-        ours, trl = result[name].get("ours"), result[name].get("trl")
-        if ours and trl:
-            result[name]["speedup_s_per_step"] = round(trl["s_per_step"] / ours["s_per_step"], 2)
+        trl = result[name].get("trl")
+        for side in ("ours", "ours-vllm"):
+            if result[name].get(side) and trl:
+                result[name][f"speedup_{side}_vs_trl"] = round(trl["s_per_step"] / result[name][side]["s_per_step"], 2)
     print(json.dumps(result))
 
 

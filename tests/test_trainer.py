@@ -23,10 +23,20 @@ SMALL = ["task.train_size=300", "task.heldout_size=8", "rollout.max_new_tokens=4
          "grpo.warmup_steps=0"]
 
 
-def test_a_short_run_writes_metrics_samples_checkpoints_and_summary(tmp_path, base):
+def _vllm_available() -> bool:
+    try:
+        from grpo import vllm_engine
+    except ImportError:
+        return False
+    return vllm_engine.available()
+
+
+@pytest.mark.parametrize("engine", ["hf", pytest.param("vllm", marks=pytest.mark.skipif(
+    not _vllm_available(), reason="vllm does not import here"))])
+def test_a_short_run_writes_metrics_samples_checkpoints_and_summary(tmp_path, base, engine):
     run_dir = tmp_path / "run"
     assert train.main([f"run.dir={run_dir}", "run.stages=[grpo]", f"model.path={base}", "grpo.steps=3",
-                       "grpo.save_every=1", "grpo.keep_checkpoints=1", *SMALL]) == 0
+                       "grpo.save_every=1", "grpo.keep_checkpoints=1", f"rollout.engine={engine}", *SMALL]) == 0
     summary = json.loads((run_dir / "summary.json").read_text())
     grpo_summary = summary["stages"]["grpo"]
     assert 0.0 <= grpo_summary["heldout_accuracy"] <= 1.0 and grpo_summary["steps"] == 3
@@ -131,6 +141,7 @@ def test_prompt_sampler_state_round_trips():
     ("grpo.group_size=1", "grpo.group_size"), ("grpo.advantage=zscore", "grpo.advantage"),
     ("grpo.loss_aggregation=sum", "grpo.loss_aggregation"), ("rollout.engine=sglang", "rollout.engine"),
     ("reward.overlong_buffer=400", "reward.overlong_buffer"), ("grpo.ratio_level=seq", "grpo.ratio_level"),
+    ("rollout.vllm_gpu_memory_utilization=1.5", "rollout.vllm_gpu_memory_utilization"),
 ])
 def test_grpo_config_errors_name_the_key(override, key):
     with pytest.raises(ConfigError, match=key):
