@@ -1,0 +1,217 @@
+"""`python -m evals.run`: score a model, or completions from anywhere, on the evaluation suites.
+
+    python -m evals.run --suite math500 --model PATH --output-dir DIR [--preset r1|greedy] [--n N] ...
+    python -m evals.run --suite humaneval --completions FILE --output-dir DIR
+
+`--completions FILE` grades precomputed completions: jsonl lines with `id` (the dataset's own id, see
+evals/suites.py) and `completion`, several lines per id for n > 1. Every suite writes
+`DIR/<suite>/results.json` (`suite`, `n`, `metrics` with `pass@1`, the protocol and every parameter),
+`DIR/<suite>/samples.jsonl` (each sample with its verdict) and `DIR/<suite>/report.md`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+from evals.metrics import suite_metrics
+from evals.suites import SUITES, Suite, data_dir, load_rows
+
+PRESETS = {  # DeepSeek-R1's protocol (README "Usage Recommendations"), and greedy decoding
+    "r1": {"temperature": 0.6, "top_p": 0.95, "think_prefix": True},
+    "greedy": {"temperature": 0.0, "top_p": 1.0, "think_prefix": False, "n": 1},
+}
+
+
+def read_completions(path: Path, ids: set[str]) -> dict[str, list[str]]:
+    """id -> completions, in file order; unknown ids and malformed lines are errors naming the line."""
+    out: dict[str, list[str]] = defaultdict(list)
+    for line_no, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as e:
+            raise ValueError(f"{path}:{line_no}: not JSON ({e})") from e
+        if not isinstance(row, dict) or "id" not in row or not isinstance(row.get("completion"), str):
+            raise ValueError(f"{path}:{line_no}: needs an 'id' and a string 'completion'")
+        key = str(row["id"])
+        if key not in ids:
+            raise ValueError(f"{path}:{line_no}: id {key!r} is not in the suite")
+        out[key].append(row["completion"])
+    return dict(out)
+
+
+def grade(suite: Suite, rows: list[dict], samples: dict[str, list[dict]], *, workers: int,
+          timeout_s: float) -> list[dict]:
+    """Each problem with its samples judged: [{"id", "row", "samples": [{completion, correct, reason, extracted,
+    ...}]}]. Every problem must have the same number of samples."""
+    flat = [(suite.id_of(r, r["_index"]), r, s) for r in rows for s in samples[suite.id_of(r, r["_index"])]]
+    completions = [s["completion"] for _, _, s in flat]
+    if suite.kind == "math":
+        from verifiers.math import verify_batch
+
+        verdicts = verify_batch(completions, [str(suite.gold_of(r)) for _, r, _ in flat], workers=workers,
+                                timeout_s=timeout_s)
+    else:
+        from verifiers.code import verify_batch
+
+        problems = [{k: v for k, v in r.items() if k != "_index"} for _, r, _ in flat]
+        verdicts = verify_batch(completions, problems, workers=workers, timeout_s=timeout_s)
+    by_id: dict[str, dict] = {}
+    for (pid, row, sample), v in zip(flat, verdicts):
+        entry = by_id.setdefault(pid, {"id": pid, "row": row, "samples": []})
+        entry["samples"].append({**sample, "correct": bool(v.correct), "reason": v.reason,
+                                 "extracted": v.extracted if suite.kind == "math" else None})
+    return [by_id[suite.id_of(r, r["_index"])] for r in rows]
+
+
+def summarise(suite: Suite, graded: list[dict]) -> dict:
+    problems = [{"correct": [s["correct"] for s in p["samples"]],
+                 "answers": [s["extracted"] for s in p["samples"]]} for p in graded]
+    metrics = suite_metrics(problems)
+    if suite.kind != "math":  # a vote over programs is not defined here
+        metrics = {k: v for k, v in metrics.items() if not k.startswith("maj@")}
+    every = [s for p in graded for s in p["samples"]]
+    metrics["extraction_failure_rate"] = sum(s["reason"] in ("no_answer", "no_code") for s in every) / len(every)
+    if all("tokens" in s for s in every):
+        metrics["mean_length_tokens"] = sum(s["tokens"] for s in every) / len(every)
+        metrics["truncation_rate"] = sum(s.get("finish_reason") == "length" for s in every) / len(every)
+    else:
+        metrics["mean_length_chars"] = sum(len(s["completion"]) for s in every) / len(every)
+    breakdowns = {}
+    for fieldname in suite.breakdown:
+        groups = defaultdict(list)
+        for p in graded:
+            groups[str(p["row"].get(fieldname))].append(sum(s["correct"] for s in p["samples"]) / len(p["samples"]))
+        breakdowns[fieldname] = {k: {"pass@1": sum(v) / len(v), "problems": len(v)} for k, v in sorted(groups.items())}
+    return {"metrics": metrics, "breakdowns": breakdowns}
+
+
+def write(out: Path, suite: Suite, graded: list[dict], summary: dict, params: dict) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    n = len(graded[0]["samples"])
+    results = {"suite": suite.name, "n": n, "problems": len(graded), **summary, "params": params,
+               "note": suite.note}
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    with (out / "samples.jsonl").open("w") as f:
+        for p in graded:
+            for s in p["samples"]:
+                f.write(json.dumps({"id": p["id"], **s}) + "\n")
+    m = summary["metrics"]
+    lines = [f"# {suite.name}", "", f"{len(graded)} problems, n = {n} samples each. {suite.note}".rstrip(), "",
+             "| metric | value | standard error |", "|---|---:|---:|"]
+    lines += [f"| {k} | {v:.4f} | {m.get(k + '_se', float('nan')):.4f} |" for k, v in m.items()
+              if not k.endswith("_se")]
+    for fieldname, table in summary["breakdowns"].items():
+        lines += ["", f"## by {fieldname}", "", f"| {fieldname} | problems | pass@1 |", "|---|---:|---:|"]
+        lines += [f"| {k} | {v['problems']} | {v['pass@1']:.4f} |" for k, v in table.items()]
+    lines += ["", "## Parameters", "", "```json", json.dumps(params, indent=2), "```", "", "## Samples", ""]
+    right = [s for p in graded for s in p["samples"] if s["correct"]][:2]
+    wrong = [s for p in graded for s in p["samples"] if not s["correct"]][:2]
+    for label, chosen in (("right", right), ("wrong", wrong)):
+        for s in chosen:
+            lines += [f"**{label}** ({s['reason']}):", "", "```", s["completion"][-800:], "```", ""]
+    (out / "report.md").write_text("\n".join(lines))
+    return results
+
+
+def generate(suite: Suite, rows: list[dict], args) -> dict[str, list[dict]]:
+    """Samples from a model through the rollout engine (`--engine`, vLLM when it imports)."""
+    from grpo.config import RolloutConfig
+    from grpo.model import load
+    from grpo.rollout import SamplingParams, make_engine
+
+    model, tokenizer = load(args.model)
+    prompts = []
+    for r in rows:
+        text = suite.prompt_of(r)
+        if tokenizer.chat_template:
+            text = tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
+                                                 add_generation_prompt=True)
+        prompts.append(text + ("<think>\n" if args.think_prefix else ""))
+    context = model.config.max_position_embeddings
+    longest = max(len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts)
+    budget = min(args.max_new_tokens, context - longest)
+    if budget < 1:
+        raise ValueError(f"suite {suite.name}: a prompt of {longest} tokens fills the model's context ({context})")
+    engine = make_engine(RolloutConfig(engine=args.engine, max_model_len=context), model, tokenizer)
+    try:
+        groups = engine.generate(prompts, args.n, SamplingParams(temperature=args.temperature, top_p=args.top_p,
+                                                                 max_new_tokens=budget), seed=args.seed)
+    finally:
+        engine.close()
+    return {suite.id_of(r, r["_index"]): [{"completion": c.text, "tokens": len(c.token_ids),
+                                           "finish_reason": c.finish_reason} for c in g.completions]
+            for r, g in zip(rows, groups)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Evaluate a model, or precomputed completions, on suites.")
+    parser.add_argument("--suite", required=True, help=f"comma-separated: {', '.join(SUITES)}")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="a local model directory (or hub name)")
+    source.add_argument("--completions", help="jsonl of {id, completion}: grade these instead of generating")
+    parser.add_argument("--output-dir", required=True)
+    parser.add_argument("--preset", choices=list(PRESETS), default="r1")
+    parser.add_argument("--n", type=int, help="samples per problem (default: the suite's, 1 for greedy)")
+    parser.add_argument("--temperature", type=float)
+    parser.add_argument("--top-p", type=float)
+    parser.add_argument("--max-new-tokens", type=int, default=32768)
+    parser.add_argument("--think-prefix", action=argparse.BooleanOptionalAction, default=None)
+    parser.add_argument("--engine", choices=["auto", "vllm", "hf"], default="auto")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--limit", type=int, default=0, help="only the first N problems")
+    parser.add_argument("--data-dir")
+    parser.add_argument("--date-from", default="", help="LiveCodeBench: contest_date >= this (ISO date)")
+    parser.add_argument("--date-to", default="", help="LiveCodeBench: contest_date < this")
+    parser.add_argument("--difficulty", default="", help="LiveCodeBench: comma-separated easy,medium,hard")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--timeout-s", type=float, default=6.0)
+    args = parser.parse_args(argv)
+    unknown = [s for s in args.suite.split(",") if s not in SUITES]
+    if unknown:
+        print(f"evals.run: unknown suite {unknown[0]!r} (known: {', '.join(SUITES)})", file=sys.stderr)
+        return 2
+    preset = PRESETS[args.preset]
+    given_args = args
+    for name in given_args.suite.split(","):
+        suite, args = SUITES[name], argparse.Namespace(**vars(given_args))  # per-suite defaults
+        args.n = args.n or preset.get("n", suite.n)
+        args.temperature = preset["temperature"] if args.temperature is None else args.temperature
+        args.top_p = preset["top_p"] if args.top_p is None else args.top_p
+        args.think_prefix = preset["think_prefix"] if args.think_prefix is None else args.think_prefix
+        rows = load_rows(suite, data_dir(args.data_dir), limit=args.limit, date_from=args.date_from,
+                         date_to=args.date_to, difficulty=args.difficulty)
+        if not rows:
+            print(f"evals.run: suite {name}: no problems left after the filters", file=sys.stderr)
+            return 2
+        if args.completions:
+            given = read_completions(Path(args.completions), {suite.id_of(r, r["_index"]) for r in rows})
+            rows = [r for r in rows if suite.id_of(r, r["_index"]) in given]
+            counts = {len(v) for v in given.values()}
+            if len(counts) != 1:
+                print(f"evals.run: {args.completions}: ids have different numbers of completions {sorted(counts)}",
+                      file=sys.stderr)
+                return 2
+            samples = {k: [{"completion": c} for c in v] for k, v in given.items()}
+            params = {"source": str(args.completions), "n": counts.pop()}
+        else:
+            samples = generate(suite, rows, args)
+            params = {"source": args.model, "preset": args.preset, "n": args.n, "temperature": args.temperature,
+                      "top_p": args.top_p, "think_prefix": args.think_prefix, "max_new_tokens": args.max_new_tokens,
+                      "engine": args.engine, "seed": args.seed}
+        params.update({"limit": args.limit, "date_from": args.date_from, "date_to": args.date_to,
+                       "difficulty": args.difficulty})
+        graded = grade(suite, rows, samples, workers=args.workers, timeout_s=args.timeout_s)
+        results = write(Path(args.output_dir) / name, suite, graded, summarise(suite, graded), params)
+        print(f"{name}: pass@1 {results['metrics']['pass@1']:.4f} ± {results['metrics']['pass@1_se']:.4f} "
+              f"over {results['problems']} problems, n = {results['n']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
