@@ -149,11 +149,31 @@ def generate(suite: Suite, rows: list[dict], args) -> dict[str, list[dict]]:
             for r, g in zip(rows, groups)}
 
 
+HELDOUT = Suite("heldout", "", "math", lambda r, i: str(i), lambda r: "", lambda r: "",
+                note="the run's own held-out problems, evaluated as the run evaluated them (greedy)")
+
+
+def _run_dir(args) -> int:
+    from evals.heldout import evaluate_run
+
+    if args.suite not in (None, "heldout"):
+        print("evals.run: --run-dir evaluates the run's own held-out set (--suite heldout)", file=sys.stderr)
+        return 2
+    samples, params = evaluate_run(Path(args.run_dir), args.checkpoint)
+    graded = [{"id": str(i), "row": {}, "samples": [s]} for i, s in enumerate(samples)]
+    results = write(Path(args.output_dir) / "heldout", HELDOUT, graded, summarise(HELDOUT, graded), params)
+    print(f"heldout: pass@1 {results['metrics']['pass@1']:.4f} ± {results['metrics']['pass@1_se']:.4f} "
+          f"over {results['problems']} problems ({params['source']})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Evaluate a model, or precomputed completions, on suites.")
-    parser.add_argument("--suite", required=True, help=f"comma-separated: {', '.join(SUITES)}")
+    parser.add_argument("--suite", help=f"comma-separated: {', '.join(SUITES)} (with --run-dir: heldout)")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", help="a local model directory (or hub name)")
+    source.add_argument("--run-dir", help="a training run: its own held-out set, evaluated as training did")
+    parser.add_argument("--checkpoint", default="final", help="with --run-dir: final or checkpoints/grpo/step_N")
     source.add_argument("--completions", help="jsonl of {id, completion}: grade these instead of generating")
     parser.add_argument("--output-dir", required=True)
     parser.add_argument("--preset", choices=list(PRESETS), default="r1")
@@ -172,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--timeout-s", type=float, default=6.0)
     args = parser.parse_args(argv)
+    if args.run_dir:
+        return _run_dir(args)
+    if not args.suite:
+        parser.error("--suite is required with --model or --completions")
     unknown = [s for s in args.suite.split(",") if s not in SUITES]
     if unknown:
         print(f"evals.run: unknown suite {unknown[0]!r} (known: {', '.join(SUITES)})", file=sys.stderr)

@@ -1,6 +1,7 @@
 """Held-out accuracy: greedy completions from the learner, judged by the math verifier.
 
-The same code path serves in-training validation and (later) offline evaluation. Generation is batched with
+The same code path serves in-training validation and offline evaluation of a run's checkpoint
+(`python -m evals.run --run-dir RUN`, evals/heldout.py), so both give the same number. Generation is batched with
 left padding and stops at the end-of-turn token.
 """
 
@@ -38,6 +39,7 @@ def heldout_accuracy(model, tokenizer, examples, *, max_new_tokens: int, think_p
     completions = generate(model, tokenizer, [e.prompt for e in examples], max_new_tokens=max_new_tokens)
     judged = ["<think>\n" + c if think_prefix else c for c in completions]  # the prompt opened the think block
     results = verify_batch(judged, [e.answer for e in examples], workers=2, timeout_s=5.0)
-    samples = [{"prompt": e.prompt, "completion": c, "gold": e.answer, "reward": r.reward, "reason": r.reason}
+    samples = [{"prompt": e.prompt, "completion": c, "gold": e.answer, "reward": r.reward, "reason": r.reason,
+                "correct": bool(r.correct), "extracted": r.extracted}
                for e, c, r in zip(examples, completions, results)]
     return sum(r.correct for r in results) / len(results), samples

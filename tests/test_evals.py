@@ -104,3 +104,20 @@ def test_a_tiny_model_is_evaluated_end_to_end(tmp_path, base):
     assert results["metrics"]["truncation_rate"] > 0 and 0 <= results["metrics"]["pass@1"] <= 1
     samples = (tmp_path / "o" / "gsm8k" / "samples.jsonl").read_text().splitlines()
     assert len(samples) == 8
+
+
+def test_a_run_dir_is_evaluated_exactly_as_training_evaluated_it(tmp_path, base):
+    run_dir = base.parent
+    assert run.main(["--run-dir", str(run_dir), "--output-dir", str(tmp_path / "o")]) == 0
+    results = json.loads((tmp_path / "o" / "heldout" / "results.json").read_text())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert results["metrics"]["pass@1"] == summary["stages"]["sft"]["heldout_accuracy"]
+    ours = [json.loads(line) for line in (tmp_path / "o" / "heldout" / "samples.jsonl").read_text().splitlines()]
+    logged = [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines()]
+    final = [s for s in logged if s["stage"] == "sft" and s["step"] == summary["stages"]["sft"]["steps"]]
+    assert final and [s["completion"] for s in ours[: len(final)]] == [s["completion"] for s in final]
+
+
+def test_a_directory_that_is_not_a_run_is_refused(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no config.yaml"):
+        run.main(["--run-dir", str(tmp_path), "--output-dir", str(tmp_path / "o")])

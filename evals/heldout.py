@@ -1,0 +1,39 @@
+"""A run's own held-out set, evaluated offline exactly as the run evaluated it during training.
+
+`python -m evals.run --run-dir RUN [--checkpoint final]` reads the run's `config.yaml`, rebuilds its held-out
+problems (same data config, task and seed), renders them with the run's prompt template, and calls the very
+function the training loop calls (`grpo.evaluate.heldout_accuracy`: greedy, the stage's evaluation size and
+token budget, the math verifier). The figure therefore equals the run's last `eval/heldout_accuracy` for
+that checkpoint.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from grpo.config import load_config
+from grpo.data import load_records, to_examples
+from grpo.evaluate import heldout_accuracy
+from grpo.model import load
+
+
+def evaluate_run(run_dir: Path, checkpoint: str = "final") -> tuple[list[dict], dict]:
+    """(samples with verdicts, parameters) of the run's held-out evaluation on `run_dir/checkpoint`."""
+    config_path = run_dir / "config.yaml"
+    if not config_path.exists():
+        raise FileNotFoundError(f"{run_dir}: no config.yaml (not a run directory)")
+    config = load_config(config_path, [])
+    stage = config.run.stages[-1]
+    if stage == "grpo":
+        size, tokens = config.grpo.eval_size, config.grpo.eval_max_new_tokens or config.rollout.max_new_tokens
+    else:
+        size, tokens = config.sft.eval_size, config.sft.max_new_tokens
+    heldout_cfg = config.heldout if config.heldout.source else config.data
+    records, _ = load_records(heldout_cfg, config.task, split="heldout", seed=config.run.seed)
+    model, tokenizer = load(str(run_dir / checkpoint), config.model.dtype)
+    examples = to_examples(records, tokenizer, config.prompt)[:size]
+    _, samples = heldout_accuracy(model, tokenizer, examples, max_new_tokens=tokens,
+                                  think_prefix=config.prompt.think_prefix)
+    params = {"source": str(run_dir / checkpoint), "stage": stage, "eval_size": size, "max_new_tokens": tokens,
+              "decoding": "greedy", "prompt": vars(config.prompt), "seed": config.run.seed}
+    return samples, params
