@@ -115,8 +115,58 @@ def write(out: Path, suite: Suite, graded: list[dict], summary: dict, params: di
     for label, chosen in (("right", right), ("wrong", wrong)):
         for s in chosen:
             lines += [f"**{label}** ({s['reason']}):", "", "```", s["completion"][-800:], "```", ""]
+    lines += ["## Plots", ""] + [f"![{name}]({name}.png)" for name in plot(out, graded, summary)]
     (out / "report.md").write_text("\n".join(lines))
     return results
+
+
+def plot(out: Path, graded: list[dict], summary: dict) -> list[str]:
+    """PNG plots next to the report: pass@k against k (n > 1), completion lengths, each breakdown."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    made = []
+    m = summary["metrics"]
+    ks = sorted(int(k.split("@")[1]) for k in m if k.startswith("pass@") and not k.endswith("_se"))
+    if len(ks) > 1:
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        ax.errorbar(ks, [m[f"pass@{k}"] for k in ks], yerr=[m[f"pass@{k}_se"] for k in ks], marker="o",
+                    label="pass@k")
+        majority = [k for k in ks if f"maj@{k}" in m]
+        if majority:
+            ax.plot(majority, [m[f"maj@{k}"] for k in majority], marker="s", label="maj@k")
+        ax.set_xscale("log", base=2)
+        ax.set(xlabel="k", ylabel="fraction of problems", ylim=(0, 1))
+        ax.legend()
+        made.append(_save(fig, out, "pass_at_k"))
+    every = [s for p in graded for s in p["samples"]]
+    tokens = all("tokens" in s for s in every)
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for label, correct in (("correct", True), ("wrong", False)):
+        values = [s["tokens"] if tokens else len(s["completion"]) for s in every if s["correct"] == correct]
+        if values:
+            ax.hist(values, bins=30, alpha=0.6, label=f"{label} ({len(values)})")
+    ax.set(xlabel="completion length (" + ("tokens" if tokens else "characters") + ")", ylabel="samples")
+    ax.legend()
+    made.append(_save(fig, out, "lengths"))
+    for fieldname, table in summary["breakdowns"].items():
+        fig, ax = plt.subplots(figsize=(max(4, 0.6 * len(table) + 2), 3.5))
+        ax.bar(list(table), [v["pass@1"] for v in table.values()])
+        ax.set(xlabel=fieldname, ylabel="pass@1", ylim=(0, 1))
+        ax.tick_params(axis="x", labelrotation=45)
+        made.append(_save(fig, out, f"by_{fieldname}"))
+    return made
+
+
+def _save(fig, out: Path, name: str) -> str:
+    fig.tight_layout()
+    fig.savefig(out / f"{name}.png", dpi=100)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return name
 
 
 def generate(suite: Suite, rows: list[dict], args) -> dict[str, list[dict]]:

@@ -38,7 +38,10 @@ def test_math500_reference_solutions_score_at_least_99_percent(tmp_path):
     results = _score(tmp_path, "math500", lambda r: r["solution"])
     assert results["problems"] == 500 and results["metrics"]["pass@1"] >= 0.99
     assert set(results["breakdowns"]) == {"subject", "level"}
-    assert (tmp_path / "out" / "math500" / "report.md").read_text().startswith("# math500")
+    report = (tmp_path / "out" / "math500" / "report.md").read_text()
+    assert report.startswith("# math500") and "![by_level](by_level.png)" in report
+    for name in ("lengths", "by_subject", "by_level"):
+        assert (tmp_path / "out" / "math500" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
 
 
 @needs_data
@@ -92,6 +95,7 @@ def test_several_samples_per_problem_give_pass_at_k_and_maj_at_k(tmp_path):
     m = json.loads((tmp_path / "o" / "gsm8k" / "results.json").read_text())["metrics"]
     assert m["pass@1"] == pytest.approx(1 / 3) and m["pass@2"] == pytest.approx(1 - 1 / 3) and m["pass@3"] == 1.0
     assert m["maj@3"] == 0.0 and m["maj@2"] == 1.0  # a 1-1 tie goes to the first answer
+    assert (tmp_path / "o" / "gsm8k" / "pass_at_k.png").exists()
 
 
 @needs_data
