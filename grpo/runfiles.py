@@ -29,7 +29,13 @@ def log_heldout(model, tokenizer, examples, run_dir: Path, *, stage: str, step: 
     completions in samples.jsonl (tagged with stage, step and `sample_fields`)."""
     accuracy, samples = heldout_accuracy(model, tokenizer, examples, max_new_tokens=max_new_tokens,
                                          think_prefix=think_prefix)
-    append_jsonl(run_dir / "metrics.jsonl", [{"stage": stage, "step": step, "eval/heldout_accuracy": accuracy}])
+    line = {"stage": stage, "step": step, "eval/heldout_accuracy": accuracy}
+    if samples:  # the names and the function `python -m evals.run` uses (evals/metrics.py)
+        from evals.metrics import suite_metrics
+
+        metrics = suite_metrics([{"correct": [s["correct"]], "answers": [s["extracted"]]} for s in samples])
+        line.update({f"eval/heldout/{k}": v for k, v in metrics.items()})
+    append_jsonl(run_dir / "metrics.jsonl", [line])
     append_jsonl(run_dir / "samples.jsonl",
                  [dict(s, stage=stage, step=step, **sample_fields) for s in samples[:n_samples]])
     return accuracy

@@ -116,6 +116,10 @@ def test_a_run_dir_is_evaluated_exactly_as_training_evaluated_it(tmp_path, base)
     results = json.loads((tmp_path / "o" / "heldout" / "results.json").read_text())
     summary = json.loads((run_dir / "summary.json").read_text())
     assert results["metrics"]["pass@1"] == summary["stages"]["sft"]["heldout_accuracy"]
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    last_eval = [r for r in lines if "eval/heldout/pass@1" in r][-1]
+    assert last_eval["eval/heldout/pass@1"] == results["metrics"]["pass@1"]
+    assert last_eval["eval/heldout/pass@1_se"] == results["metrics"]["pass@1_se"]
     ours = [json.loads(line) for line in (tmp_path / "o" / "heldout" / "samples.jsonl").read_text().splitlines()]
     logged = [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines()]
     final = [s for s in logged if s["stage"] == "sft" and s["step"] == summary["stages"]["sft"]["steps"]]
