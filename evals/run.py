@@ -19,6 +19,7 @@ from pathlib import Path
 
 from evals.metrics import suite_metrics
 from evals.suites import SUITES, Suite, data_dir, load_rows
+from grpo.data import read_jsonl
 
 PRESETS = {  # DeepSeek-R1's protocol (README "Usage Recommendations"), and greedy decoding
     "r1": {"temperature": 0.6, "top_p": 0.95, "think_prefix": True},
@@ -29,18 +30,12 @@ PRESETS = {  # DeepSeek-R1's protocol (README "Usage Recommendations"), and gree
 def read_completions(path: Path, ids: set[str]) -> dict[str, list[str]]:
     """id -> completions, in file order; unknown ids and malformed lines are errors naming the line."""
     out: dict[str, list[str]] = defaultdict(list)
-    for line_no, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError as e:
-            raise ValueError(f"{path}:{line_no}: not JSON ({e})") from e
+    for where, row in read_jsonl(path):
         if not isinstance(row, dict) or "id" not in row or not isinstance(row.get("completion"), str):
-            raise ValueError(f"{path}:{line_no}: needs an 'id' and a string 'completion'")
+            raise ValueError(f"{where}: needs an 'id' and a string 'completion'")
         key = str(row["id"])
         if key not in ids:
-            raise ValueError(f"{path}:{line_no}: id {key!r} is not in the suite")
+            raise ValueError(f"{where}: id {key!r} is not in the suite")
         out[key].append(row["completion"])
     return dict(out)
 

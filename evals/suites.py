@@ -9,11 +9,12 @@ and MBPP `task_id`, LiveCodeBench `question_id`, AIME `id`), else the line index
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
+
+from grpo.data import read_jsonl
 
 R1_MATH = "Please reason step by step, and put your final answer within \\boxed{}."
 CODE_FENCE = "Write the solution in Python inside one ```python code block."
@@ -81,13 +82,7 @@ def load_rows(suite: Suite, directory: Path, *, limit: int = 0, date_from: str =
     if not path.exists():
         raise FileNotFoundError(f"suite {suite.name}: no data file {path} (set --data-dir or GRPO_EVAL_DATA)")
     rows = []
-    for line_no, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError as e:
-            raise ValueError(f"{path}:{line_no}: not JSON ({e})") from e
+    for _, row in read_jsonl(path):
         row["_index"] = len(rows)
         rows.append(row)
     if date_from or date_to:

@@ -61,20 +61,26 @@ def _record(row, cfg: DataConfig, where: str) -> dict:
     return {"problem": str(row[cfg.prompt_field]), "answer": _answer(row, cfg, where), "solution": solution}
 
 
+def read_jsonl(path: Path):
+    """(where, row) for each non-blank line of a jsonl file; `where` is "file:line", and a line that is not
+    JSON stops with a DataError naming it."""
+    with Path(path).open(encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield f"{path}:{number}", json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}:{number}: not valid JSON ({e.msg})") from e
+
+
 def _rows(cfg: DataConfig):
     """(where, row) pairs from the configured source."""
     if cfg.source == "jsonl":
         path = Path(cfg.path)
         if not path.exists():
             raise DataError(f"{path}: no such file (data.path)")
-        with path.open(encoding="utf-8") as f:
-            for number, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    yield f"{path}:{number}", json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise DataError(f"{path}:{number}: not valid JSON ({e.msg})") from e
+        yield from read_jsonl(path)
         return
     import datasets
 
