@@ -22,11 +22,12 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench import SideFailed, run_side
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -138,11 +139,6 @@ def run_trl(setting: dict, steps: int, use_vllm: bool = False) -> dict:
 SIDES = ["ours", "ours-vllm", "trl", "trl-vllm"]
 
 
-def _last_error(stderr: str) -> str:
-    lines = [line for line in stderr.splitlines() if "Error" in line or "error" in line]
-    return (lines[-1] if lines else stderr.strip().splitlines()[-1] if stderr.strip() else "no output")[-300:]
-
-
 def child(side: str, name: str, steps: int, threads: int) -> None:
     import torch
 
@@ -175,14 +171,15 @@ def main() -> None:
     for name in args.settings.split(","):
         result[name] = {"setting": SETTINGS[name]}
         for side in args.sides.split(","):
-            out = subprocess.run([sys.executable, "-m", "bench.grpo_step", "--side", side, "--setting", name,
-                                  "--steps", str(args.steps), "--threads", str(args.threads), "--model", args.model],
-                                 capture_output=True, text=True)
-            if out.returncode != 0:
-                print(f"{name} {side} failed:\n{out.stderr[-3000:]}", file=sys.stderr)
-                result[name][side] = {"failed": _last_error(out.stderr)}
+            try:
+                figures = run_side("bench.grpo_step", ["--side", side, "--setting", name, "--steps", str(args.steps),
+                                                       "--threads", str(args.threads), "--model", args.model],
+                                   f"{name} {side}")
+            except SideFailed as e:
+                print(e, file=sys.stderr)
+                result[name][side] = {"failed": e.last_error}
                 continue
-            figures = {k: round(v, 3) for k, v in json.loads(out.stdout.strip().splitlines()[-1]).items()}
+            figures = {k: round(v, 3) for k, v in figures.items()}
             print(f"{name} {side}: {figures}", flush=True)
             result[name][side] = figures
         trl = result[name].get("trl")

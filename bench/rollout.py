@@ -18,9 +18,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
+
+from bench import SideFailed, run_side
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -81,13 +82,11 @@ def main() -> None:
     result = {"machine": f"{os.uname().machine} {os.cpu_count()} cpus", "threads": args.threads,
               "prompts": args.prompts, "group": args.group, "max_new_tokens": args.tokens, "rounds": args.rounds}
     for name in ("vllm", "hf"):
-        out = subprocess.run([sys.executable, "-m", "bench.rollout", "--side", name,
-                              *[f"--{k}={getattr(args, k)}" for k in ("prompts", "group", "tokens", "rounds",
-                                                                      "preset", "threads")]],
-                             capture_output=True, text=True)
-        if out.returncode != 0:
-            sys.exit(f"{name} failed:\n{out.stderr[-3000:]}")
-        figures = json.loads(out.stdout.strip().splitlines()[-1])
+        try:
+            figures = run_side("bench.rollout", ["--side", name, *[f"--{k}={getattr(args, k)}" for k in (
+                "prompts", "group", "tokens", "rounds", "preset", "threads")]], name)
+        except SideFailed as e:
+            sys.exit(str(e))
         result["model_parameters"] = figures.pop("model_parameters")
         print(f"{name}: {figures}", flush=True)
         result[name] = figures

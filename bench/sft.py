@@ -16,9 +16,10 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import time
+
+from bench import SideFailed, run_side
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -139,14 +140,13 @@ def main() -> None:
     result = {"machine": f"{os.uname().machine} {os.cpu_count()} cpus", "threads": args.threads,
               "batch": args.batch, "steps": args.steps, "fp32_matmul_peak_gflops": round(peak / 1e9, 1)}
     for side in ("ours", "trl"):
-        out = subprocess.run([sys.executable, "-m", "bench.sft", "--side", side, "--steps", str(args.steps),
-                              "--warmup", str(args.warmup), "--batch", str(args.batch), "--threads",
-                              str(args.threads)], capture_output=True, text=True)
-        if out.returncode != 0:
-            print(f"{side} failed:\n{out.stderr[-3000:]}", file=sys.stderr)
+        try:
+            figures = run_side("bench.sft", ["--side", side, "--steps", str(args.steps), "--warmup", str(args.warmup),
+                                             "--batch", str(args.batch), "--threads", str(args.threads)], side)
+        except SideFailed as e:
+            print(e, file=sys.stderr)
             result[side] = None
             continue
-        figures = json.loads(out.stdout.strip().splitlines()[-1])
         figures["mfu"] = round(6 * figures["params"] * figures["tokens_per_s"] / peak, 4)
         figures = {k: round(v, 2) if isinstance(v, float) else v for k, v in figures.items()}
         print(f"{side}: {figures}")

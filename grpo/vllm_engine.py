@@ -39,7 +39,6 @@ import os
 import random
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterable
 
 import torch
