@@ -2,8 +2,8 @@
 
 `python -m evals.run --run-dir RUN [--checkpoint final]` reads the run's `config.yaml`, rebuilds its held-out
 problems (same data config, task and seed), renders them with the run's prompt template, and calls the very
-function the training loop calls (`grpo.evaluate.heldout_accuracy`: greedy, the stage's evaluation size and
-token budget, the math verifier). The figure therefore equals the run's last `eval/heldout_accuracy` for
+function the training loop calls (`grpo.evaluate.heldout_accuracy`: the stage's protocol, greedy or sampled
+through the run's rollout engine with the run's seed; its evaluation size and token budget; the math verifier). The figure therefore equals the run's last `eval/heldout_accuracy` for
 that checkpoint.
 """
 
@@ -13,8 +13,9 @@ from pathlib import Path
 
 from grpo.config import load_config
 from grpo.data import load_records, to_examples
-from grpo.evaluate import heldout_accuracy
+from grpo.evaluate import GREEDY, heldout_accuracy
 from grpo.model import load
+from grpo.trainer import eval_protocol
 
 
 def evaluate_run(run_dir: Path, checkpoint: str = "final") -> tuple[list[dict], dict]:
@@ -32,8 +33,21 @@ def evaluate_run(run_dir: Path, checkpoint: str = "final") -> tuple[list[dict], 
     records, _ = load_records(heldout_cfg, config.task, split="heldout", seed=config.run.seed)
     model, tokenizer = load(str(run_dir / checkpoint), config.model.dtype)
     examples = to_examples(records, tokenizer, config.prompt)[:size]
-    _, samples = heldout_accuracy(model, tokenizer, examples, max_new_tokens=tokens,
-                                  think_prefix=config.prompt.think_prefix)
+    protocol, engine = GREEDY, None
+    if stage == "grpo":
+        protocol = eval_protocol(config.grpo, config.run.seed)
+    if not protocol.greedy:  # sampled: through the engine the run used, as in training
+        from grpo.rollout import make_engine
+
+        engine = make_engine(config.rollout, model, tokenizer)
+    try:
+        _, samples = heldout_accuracy(model, tokenizer, examples, max_new_tokens=tokens,
+                                      think_prefix=config.prompt.think_prefix, protocol=protocol, engine=engine)
+    finally:
+        if engine is not None:
+            engine.close()
     params = {"source": str(run_dir / checkpoint), "stage": stage, "eval_size": size, "max_new_tokens": tokens,
-              "decoding": "greedy", "prompt": vars(config.prompt), "seed": config.run.seed}
+              "decoding": "greedy" if protocol.greedy else "sampled", "n": protocol.n,
+              "temperature": protocol.temperature, "top_p": protocol.top_p, "engine": config.rollout.engine,
+              "prompt": vars(config.prompt), "seed": config.run.seed}
     return samples, params

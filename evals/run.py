@@ -195,7 +195,7 @@ def generate(suite: Suite, rows: list[dict], args) -> dict[str, list[dict]]:
 
 
 HELDOUT = Suite("heldout", "", "math", lambda r, i: str(i), lambda r: "", lambda r: "",
-                note="the run's own held-out problems, evaluated as the run evaluated them (greedy)")
+                note="the run's own held-out problems, evaluated as the run evaluated them")
 
 
 def _run_dir(args) -> int:
@@ -205,7 +205,10 @@ def _run_dir(args) -> int:
         print("evals.run: --run-dir evaluates the run's own held-out set (--suite heldout)", file=sys.stderr)
         return 2
     samples, params = evaluate_run(Path(args.run_dir), args.checkpoint)
-    graded = [{"id": str(i), "row": {}, "samples": [s]} for i, s in enumerate(samples)]
+    by_id: dict[str, dict] = {}
+    for s in samples:
+        by_id.setdefault(str(s["problem"]), {"id": str(s["problem"]), "row": {}, "samples": []})["samples"].append(s)
+    graded = list(by_id.values())
     results = write(Path(args.output_dir) / "heldout", HELDOUT, graded, summarise(HELDOUT, graded), params)
     print(f"heldout: pass@1 {results['metrics']['pass@1']:.4f} ± {results['metrics']['pass@1_se']:.4f} "
           f"over {results['problems']} problems ({params['source']})")

@@ -226,6 +226,12 @@ class GRPOConfig:
     """held-out problems per evaluation"""
     eval_max_new_tokens: int = 0
     """generation budget for held-out evaluation (0: rollout.max_new_tokens)"""
+    eval_n: int = 1
+    """held-out samples per problem; the accuracy is pass@1 averaged over them (pass@k, maj@k logged too)"""
+    eval_temperature: float = 0.0
+    """held-out decoding: 0 greedy (transformers), > 0 sampled through the rollout engine (R1 protocol: 0.6)"""
+    eval_top_p: float = 1.0
+    """held-out nucleus mass when sampled (R1 protocol: 0.95)"""
     save_every: int = 0
     """checkpoint (model, optimizer, scheduler, RNG, data position) every this many steps (0: final only)"""
     keep_checkpoints: int = 2
@@ -364,6 +370,10 @@ def _grpo_checks(config: Config) -> list:
         *_schedule_checks("grpo", g),
         (g.max_sampling_rounds >= 1 and g.keep_checkpoints >= 1, "grpo.max_sampling_rounds",
          "max_sampling_rounds and keep_checkpoints >= 1"),
+        (g.eval_n >= 1 and g.eval_temperature >= 0 and 0 < g.eval_top_p <= 1, "grpo.eval_n",
+         "eval_n >= 1, eval_temperature >= 0, 0 < eval_top_p <= 1"),
+        (g.eval_temperature > 0 or g.eval_n == 1, "grpo.eval_n",
+         "must be 1 when eval_temperature is 0 (greedy samples are all the same)"),
     ]
 
 

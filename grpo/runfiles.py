@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from grpo.evaluate import heldout_accuracy
+from grpo.evaluate import GREEDY, EvalProtocol, by_problem, heldout_accuracy
 
 
 def append_jsonl(path: Path, rows) -> None:
@@ -24,17 +24,18 @@ def append_jsonl(path: Path, rows) -> None:
 
 
 def log_heldout(model, tokenizer, examples, run_dir: Path, *, stage: str, step: int, max_new_tokens: int,
-                think_prefix: bool, n_samples: int, **sample_fields) -> float:
-    """Held-out accuracy, written as an `eval/heldout_accuracy` metric line plus the first `n_samples`
-    completions in samples.jsonl (tagged with stage, step and `sample_fields`)."""
+                think_prefix: bool, n_samples: int, protocol: EvalProtocol = GREEDY, engine=None,
+                **sample_fields) -> float:
+    """Held-out accuracy (pass@1 over `protocol.n` samples per problem), written as an `eval/heldout_accuracy`
+    metric line with `eval/heldout/pass@k`, `maj@k` and standard errors, plus the first `n_samples` completions in
+    samples.jsonl (tagged with stage, step and `sample_fields`)."""
     accuracy, samples = heldout_accuracy(model, tokenizer, examples, max_new_tokens=max_new_tokens,
-                                         think_prefix=think_prefix)
+                                         think_prefix=think_prefix, protocol=protocol, engine=engine)
     line = {"stage": stage, "step": step, "eval/heldout_accuracy": accuracy}
     if samples:  # the names and the function `python -m evals.run` uses (evals/metrics.py)
         from evals.metrics import suite_metrics
 
-        metrics = suite_metrics([{"correct": [s["correct"]], "answers": [s["extracted"]]} for s in samples])
-        line.update({f"eval/heldout/{k}": v for k, v in metrics.items()})
+        line.update({f"eval/heldout/{k}": v for k, v in suite_metrics(by_problem(samples)).items()})
     append_jsonl(run_dir / "metrics.jsonl", [line])
     append_jsonl(run_dir / "samples.jsonl",
                  [dict(s, stage=stage, step=step, **sample_fields) for s in samples[:n_samples]])

@@ -97,7 +97,8 @@ def run(config: Config, *, resume: bool = False) -> dict:
             engine = make_engine(config.rollout, model, tokenizer)
             previous = [summary["stages"][s]["heldout_accuracy"] for s in config.run.stages
                         if s in summary["stages"] and s != "grpo"]
-            same_heldout = config.grpo.eval_size == config.sft.eval_size and "sft" in summary["stages"]
+            same_heldout = (config.grpo.eval_size == config.sft.eval_size and "sft" in summary["stages"]
+                            and config.grpo.eval_temperature == 0)  # SFT evaluates greedy
             try:
                 result = run_grpo(model, tokenizer, engine, to_examples(train, tokenizer, config.prompt),
                                   to_examples(heldout, tokenizer, config.prompt), config.grpo, config.rollout,

@@ -34,6 +34,7 @@ from tqdm import tqdm
 from grpo import rewards as R
 from grpo.advantages import advantages as compute_advantages
 from grpo.config import GRPOConfig, RewardConfig, RolloutConfig
+from grpo.evaluate import EvalProtocol
 from grpo.learner import Sample, update
 from grpo.rollout import Group, SamplingParams
 from grpo.runfiles import append_jsonl, log_heldout, prune_checkpoints, save_checkpoint
@@ -200,9 +201,12 @@ def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout:
     loss_kwargs = dict(clip_low=cfg.clip_low, clip_high=cfg.clip_high, level=cfg.ratio_level,
                        aggregation=cfg.loss_aggregation, kl_coef=cfg.kl_coef, is_cap=cfg.is_cap or None)
 
-    def evaluate(step: int) -> float:
+    protocol = eval_protocol(cfg, seed)
+
+    def evaluate(step: int) -> float:  # the engine holds the learner's weights here (synced after each update)
         accuracy = log_heldout(model, tokenizer, heldout[: cfg.eval_size], run_dir, stage="grpo", step=step,
-                               max_new_tokens=eval_tokens, think_prefix=think_prefix, n_samples=4, split="heldout")
+                               max_new_tokens=eval_tokens, think_prefix=think_prefix, n_samples=4,
+                               protocol=protocol, engine=engine, split="heldout")
         evals.append({"step": step, "heldout_accuracy": accuracy})
         return accuracy
 
@@ -270,6 +274,11 @@ def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout:
     checkpoint(final, cfg.steps, with_reference=False)  # final/ is the model to use, not a resume point
     return {"heldout_accuracy": accuracy, "seconds": round(elapsed_before + time.monotonic() - start, 1),
             "steps": cfg.steps, "evals": evals, "final": str(final)}
+
+
+def eval_protocol(cfg: GRPOConfig, seed: int) -> EvalProtocol:
+    """The held-out protocol of a GRPO stage (also what `evals.run --run-dir` rebuilds)."""
+    return EvalProtocol(n=cfg.eval_n, temperature=cfg.eval_temperature, top_p=cfg.eval_top_p, seed=seed)
 
 
 def _samples(kept, step: int, k: int) -> list[dict]:

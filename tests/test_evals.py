@@ -2,6 +2,7 @@
 completions file, bad input, and a tiny model evaluated end to end on a small slice."""
 
 import json
+from types import SimpleNamespace
 
 import pytest
 
@@ -129,3 +130,51 @@ def test_a_run_dir_is_evaluated_exactly_as_training_evaluated_it(tmp_path, base)
 def test_a_directory_that_is_not_a_run_is_refused(tmp_path):
     with pytest.raises(FileNotFoundError, match="no config.yaml"):
         run.main(["--run-dir", str(tmp_path), "--output-dir", str(tmp_path / "o")])
+
+
+def _vllm_available() -> bool:
+    try:
+        from grpo import vllm_engine
+    except ImportError:
+        return False
+    return vllm_engine.available()
+
+
+@pytest.mark.parametrize("engine", ["hf", pytest.param("vllm", marks=pytest.mark.skipif(
+    not _vllm_available(), reason="vllm does not import here"))])
+def test_sampled_validation_in_training_equals_the_offline_evaluation(tmp_path, base, engine):
+    """The R1 protocol during GRPO (T 0.6, top-p 0.95, n samples through the rollout engine) and
+    `evals.run --run-dir` on the final model give the same pass@1, pass@k and maj@k."""
+    from grpo import train
+
+    run_dir = tmp_path / "run"
+    assert train.main([f"run.dir={run_dir}", "run.stages=[grpo]", f"model.path={base}", "grpo.steps=2",
+                       "task.train_size=300", "task.heldout_size=6", "rollout.max_new_tokens=32",
+                       "grpo.prompts_per_step=2", "grpo.group_size=4", "grpo.eval_size=6", "grpo.eval_every=0",
+                       "grpo.lr=1e-3", "grpo.warmup_steps=0", "grpo.eval_n=4", "grpo.eval_temperature=0.6",
+                       "grpo.eval_top_p=0.95",
+                       f"rollout.engine={engine}"]) == 0
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in lines if "eval/heldout/pass@1" in r]
+    assert [r["step"] for r in evals] == [0, 2]
+    assert {"eval/heldout/pass@4", "eval/heldout/maj@4", "eval/heldout/pass@2_se"} <= evals[-1].keys()
+    assert run.main(["--run-dir", str(run_dir), "--output-dir", str(tmp_path / "o")]) == 0
+    results = json.loads((tmp_path / "o" / "heldout" / "results.json").read_text())
+    assert results["n"] == 4 and results["problems"] == 6
+    assert results["params"]["decoding"] == "sampled" and results["params"]["temperature"] == 0.6
+    for k in ("pass@1", "pass@2", "pass@4", "maj@4"):
+        assert results["metrics"][k] == evals[-1][f"eval/heldout/{k}"], k
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["stages"]["grpo"]["heldout_accuracy"] == results["metrics"]["pass@1"]
+
+
+def test_greedy_evaluation_refuses_several_samples():
+    from grpo.config import ConfigError, load_config
+    from grpo.evaluate import EvalProtocol, heldout_accuracy
+    from grpo.train import DEFAULT_RECIPE
+
+    with pytest.raises(ConfigError, match="grpo.eval_n"):
+        load_config(DEFAULT_RECIPE, ["grpo.eval_n=4"])
+    with pytest.raises(ValueError, match="needs the rollout engine"):
+        heldout_accuracy(None, None, [SimpleNamespace(prompt="1+1=", answer="2")], max_new_tokens=4, think_prefix=False,
+                         protocol=EvalProtocol(n=2, temperature=0.6))
