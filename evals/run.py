@@ -262,8 +262,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"evals.run: suite {name}: no problems left after the filters", file=sys.stderr)
             return 2
         if args.completions:
-            given = read_completions(Path(args.completions), {suite.id_of(r, r["_index"]) for r in rows})
+            every = {suite.id_of(r, r["_index"]) for r in load_rows(suite, data_dir(args.data_dir))}
+            given = read_completions(Path(args.completions), every)  # ids outside the filters are skipped
             rows = [r for r in rows if suite.id_of(r, r["_index"]) in given]
+            given = {suite.id_of(r, r["_index"]): given[suite.id_of(r, r["_index"])] for r in rows}
+            if not rows:
+                print(f"evals.run: suite {name}: no problem of {args.completions} is left after the filters",
+                      file=sys.stderr)
+                return 2
             counts = {len(v) for v in given.values()}
             if len(counts) != 1:
                 print(f"evals.run: {args.completions}: ids have different numbers of completions {sorted(counts)}",

@@ -178,3 +178,54 @@ def test_greedy_evaluation_refuses_several_samples():
     with pytest.raises(ValueError, match="needs the rollout engine"):
         heldout_accuracy(None, None, [SimpleNamespace(prompt="1+1=", answer="2")], max_new_tokens=4, think_prefix=False,
                          protocol=EvalProtocol(n=2, temperature=0.6))
+
+
+LEAP_YEAR = "Y = int(input())\nprint(366 if Y % 4 == 0 and (Y % 100 != 0 or Y % 400 == 0) else 365)\n"
+ROADS = """from collections import deque
+
+class Solution:
+    def shortestDistanceAfterQueries(self, n, queries):
+        adj = [[i + 1] for i in range(n - 1)] + [[]]
+        out = []
+        for u, v in queries:
+            adj[u].append(v)
+            dist = [-1] * n
+            dist[0] = 0
+            todo = deque([0])
+            while todo:
+                x = todo.popleft()
+                for y in adj[x]:
+                    if dist[y] < 0:
+                        dist[y] = dist[x] + 1
+                        todo.append(y)
+            out.append(dist[n - 1])
+        return out
+"""
+
+
+@needs_data
+def test_livecodebench_at_n16_from_a_completions_file(tmp_path):
+    """Stdin (AtCoder) and functional (LeetCode) problems, 16 samples each, through the sandbox: pass@k from
+    the right counts, the difficulty breakdown, the public-tests-only note, and the date window filter."""
+    fence = "Here is my program.\n```python\n{}```\n"
+    lines = [{"id": "abc365_a", "completion": fence.format(LEAP_YEAR if i < 12 else "print(365)\n")}
+             for i in range(16)]
+    lines += [{"id": "3517", "completion": fence.format(ROADS if i < 4 else "class Solution:\n    pass\n")}
+              for i in range(16)]
+    path = tmp_path / "lcb.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    out = tmp_path / "o"
+    assert run.main(["--suite", "livecodebench", "--completions", str(path), "--output-dir", str(out),
+                     "--workers", "2"]) == 0
+    results = json.loads((out / "livecodebench" / "results.json").read_text())
+    m = results["metrics"]
+    assert results["n"] == 16 and results["problems"] == 2
+    assert m["pass@1"] == pytest.approx((12 / 16 + 4 / 16) / 2)
+    assert m["pass@16"] == 1.0 and "maj@16" not in m
+    assert m["pass@2"] == pytest.approx((1 - (4 * 3) / (16 * 15) + 1 - (12 * 11) / (16 * 15)) / 2)
+    assert set(results["breakdowns"]["difficulty"]) == {"easy", "medium"}
+    assert results["breakdowns"]["platform"]["atcoder"]["pass@1"] == pytest.approx(0.75)
+    assert "public tests only" in results["note"]
+    # the date window: abc365 (2024-08-03) and weekly-contest-409 (2024-08-03) both fall before 2024-09-01
+    assert run.main(["--suite", "livecodebench", "--completions", str(path), "--output-dir", str(out),
+                     "--date-from", "2024-09-01"]) == 2
