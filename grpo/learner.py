@@ -10,10 +10,17 @@ update (tests/test_learner.py checks it).
 Old logprobs: with mu = 1 and no importance-sampling correction the learner's own detached logprobs are the
 old ones (ratio 1, one forward saved); otherwise they are computed once, without gradient, before the first
 pass. The reference model (only when kl_coef > 0) is the frozen model the stage started from.
+
+Several processes (`accelerate launch`, DDP / FSDP / DeepSpeed through `accelerate.Accelerator`): every rank gets
+the whole rollout batch, takes its share (rows sorted by length, dealt round-robin, so every rank runs the same
+number of micro-batches, which FSDP and ZeRO-3 need), and normalises its loss by the *global* `StepSize`. The
+loss is multiplied by the number of processes before backward because DDP averages gradients over ranks, so
+the summed gradient equals the one-process gradient of the whole batch (tests/test_distributed.py checks it).
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -95,19 +102,41 @@ def step_size(batches: list[MicroBatch], max_new_tokens: int) -> StepSize:
     return StepSize(tokens=tokens, sequences=sequences, max_completion_length=max_new_tokens)
 
 
+def global_step_size(samples: list[Sample], max_new_tokens: int) -> StepSize:
+    """The StepSize of the whole rollout batch (equal to `step_size` of its micro-batches), for any rank."""
+    lengths = [len(s.token_ids) for s in samples if s.in_loss]
+    return StepSize(tokens=sum(lengths), sequences=sum(n > 0 for n in lengths), max_completion_length=max_new_tokens)
+
+
+def share(samples: list[Sample], rank: int, world: int) -> list[Sample]:
+    """This rank's completions: sorted by length and dealt round-robin (equal counts, similar lengths)."""
+    if len(samples) % world:
+        raise ValueError(f"{len(samples)} completions do not split over {world} processes: "
+                         "grpo.prompts_per_step x grpo.group_size must be a multiple of the number of processes")
+    order = sorted(range(len(samples)), key=lambda i: (len(samples[i].prompt_ids) + len(samples[i].token_ids), i))
+    return [samples[i] for i in order[rank::world]]
+
+
 def optimizer_pass(model, optimizer, batches: list[MicroBatch], size: StepSize, *, temperature: float,
-                   max_grad_norm: float, loss_kwargs: dict) -> dict:
-    """One optimizer step over every micro-batch of the rollout batch; detached statistics."""
+                   max_grad_norm: float, loss_kwargs: dict, accelerator=None) -> dict:
+    """One optimizer step over every micro-batch of the rollout batch; detached statistics (this rank's sums).
+    A non-finite loss or gradient norm skips the step (no parameter changes; `skipped` is 1)."""
     totals = {"loss": 0.0, "clipped_tokens": 0.0, "kl_sum": 0.0, "ratio_sum": 0.0, "tokens": 0.0,
               "entropy_sum": 0.0, "gap_sum": 0.0, "gap_max": 0.0}
+    world = accelerator.num_processes if accelerator is not None else 1
     model.train()
-    for mb in batches:
+    for i, mb in enumerate(batches):
         logprobs, entropy = token_logprobs(model, mb.input_ids, mb.attention_mask, temperature)
         old = mb.old_logprobs if mb.old_logprobs is not None else logprobs.detach()
         loss, stats = policy_loss(logprobs, old, mb.advantages, mb.mask, size, ref_logprobs=mb.ref_logprobs,
                                   engine_logprobs=mb.engine_logprobs, **loss_kwargs)
         if size.tokens:
-            loss.backward()
+            if accelerator is None:
+                loss.backward()
+            else:  # DDP averages over ranks: scale back to the sum; reduce gradients once, after the last one
+                last = i == len(batches) - 1
+                with contextlib.nullcontext() if last else accelerator.no_sync(model):
+                    accelerator.backward(loss * world)
         totals["loss"] += loss.item() if torch.is_tensor(loss) else float(loss)
         for key in ("clipped_tokens", "kl_sum", "ratio_sum", "tokens"):
             totals[key] += stats[key]
@@ -115,29 +144,55 @@ def optimizer_pass(model, optimizer, batches: list[MicroBatch], size: StepSize, 
         gap = (old - mb.engine_logprobs).abs() * mb.mask
         totals["gap_sum"] += float(gap.sum())
         totals["gap_max"] = max(totals["gap_max"], float(gap.max()) if gap.numel() else 0.0)
-    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
-    if size.tokens:
+    if accelerator is None:
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    else:
+        grad_norm = accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
+    loss_total = torch.tensor(totals["loss"])
+    if world > 1:  # every rank takes the same decision
+        loss_total = accelerator.reduce(loss_total, "sum")
+    finite = bool(torch.isfinite(loss_total)) and bool(torch.isfinite(torch.as_tensor(grad_norm)))
+    if size.tokens and finite:
         optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     totals["grad_norm"] = float(grad_norm)
+    totals["skipped"] = float(not finite)
     return totals
 
 
+def _reduced(passes: list[dict], accelerator) -> list[dict]:
+    """Every rank's statistics summed (gap_max: the largest); unchanged in one process."""
+    if accelerator is None or accelerator.num_processes == 1:
+        return passes
+    keys = ["loss", "clipped_tokens", "kl_sum", "ratio_sum", "tokens", "entropy_sum", "gap_sum"]
+    out = []
+    for p in passes:
+        sums = accelerator.reduce(torch.tensor([p[k] for k in keys], dtype=torch.float64), "sum")
+        gap_max = accelerator.gather(torch.tensor([p["gap_max"]], dtype=torch.float64)).max()
+        out.append({**p, **dict(zip(keys, sums.tolist())), "gap_max": float(gap_max)})
+    return out
+
+
 def update(model, optimizer, ref_model, samples: list[Sample], *, mu: int, micro_batch_size: int, pad_id: int,
-           temperature: float, max_new_tokens: int, max_grad_norm: float, loss_kwargs: dict) -> dict:
-    """mu optimizer passes over `samples`; metrics averaged over the passes (the logprob gap and entropy are
-    those of the first pass, before any update)."""
+           temperature: float, max_new_tokens: int, max_grad_norm: float, loss_kwargs: dict,
+           accelerator=None) -> dict:
+    """mu optimizer passes over `samples` (the whole rollout batch; with an `accelerator` of several
+    processes, this rank trains on its share); metrics averaged over the passes (the logprob gap and entropy are
+    those of the first pass, before any update). `optim/skipped_nonfinite`: passes skipped for a NaN/inf."""
+    size = global_step_size(samples, max_new_tokens)
+    if accelerator is not None and accelerator.num_processes > 1:
+        samples = share(samples, accelerator.process_index, accelerator.num_processes)
     batches = micro_batches(samples, micro_batch_size, pad_id)
-    size = step_size(batches, max_new_tokens)
     need_old = mu > 1 or bool(loss_kwargs.get("is_cap"))
     fill_fixed_logprobs(model, ref_model, batches, need_old=need_old, temperature=temperature)
     passes = [optimizer_pass(model, optimizer, batches, size, temperature=temperature, max_grad_norm=max_grad_norm,
-                             loss_kwargs=loss_kwargs) for _ in range(mu)]
+                             loss_kwargs=loss_kwargs, accelerator=accelerator) for _ in range(mu)]
+    passes = _reduced(passes, accelerator)
     tokens = max(passes[0]["tokens"], 1.0)
     mean = lambda key: sum(p[key] for p in passes) / len(passes)  # noqa: E731
     return {"loss/policy": mean("loss"), "loss/clip_frac": mean("clipped_tokens") / tokens,
             "loss/kl": mean("kl_sum") / tokens, "loss/ratio_mean": mean("ratio_sum") / tokens,
             "policy/entropy": passes[0]["entropy_sum"] / tokens,
             "rollout/logprob_gap": passes[0]["gap_sum"] / tokens, "rollout/logprob_gap_max": passes[0]["gap_max"],
-            "optim/grad_norm": mean("grad_norm"),
+            "optim/grad_norm": mean("grad_norm"), "optim/skipped_nonfinite": sum(p["skipped"] for p in passes),
             "loss/tokens": size.tokens}

@@ -1,0 +1,32 @@
+"""Helper of tests/test_distributed.py, run under `accelerate launch`: one learner update of a saved model on a
+saved global batch; rank 0 writes the updated weights and the step's metrics.
+
+    accelerate launch --multi_gpu --num_processes 2 tests/distributed_update.py MODEL_DIR BATCH.pt OUT.pt
+"""
+
+import sys
+
+import torch
+from accelerate import Accelerator
+
+from grpo.learner import update
+from grpo.model import load
+
+
+def main(model_dir: str, batch_path: str, out_path: str) -> None:
+    accelerator = Accelerator(cpu=True)
+    batch = torch.load(batch_path, weights_only=False)
+    model, tokenizer = load(model_dir)
+    ref_model = load(model_dir)[0].eval().requires_grad_(False) if batch["loss_kwargs"]["kl_coef"] else None
+    optimizer = torch.optim.SGD(model.parameters(), lr=batch["lr"])
+    model, optimizer = accelerator.prepare(model, optimizer)
+    stats = update(model, optimizer, ref_model, batch["samples"], accelerator=accelerator, pad_id=tokenizer.pad_token_id,
+                   **batch["update_kwargs"])
+    if accelerator.is_main_process:
+        state = {k: v.detach().clone() for k, v in accelerator.unwrap_model(model).state_dict().items()}
+        torch.save({"state": state, "stats": stats, "world": accelerator.num_processes}, out_path)
+    accelerator.wait_for_everyone()
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

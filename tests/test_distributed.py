@@ -1,0 +1,87 @@
+"""The learner on several processes (accelerate launch, DDP over gloo on CPU): the update equals the
+one-process update of the same global batch."""
+
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from grpo.learner import Sample, share, update
+from grpo.model import build_model, build_tokenizer, load
+
+HELPER = Path(__file__).with_name("distributed_update.py")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _batch(n: int, seed: int = 0) -> list[Sample]:
+    """n completions of varied lengths, some left out of the loss, advantages of both signs."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        prompt = [rng.randrange(3, 60) for _ in range(rng.randrange(3, 9))]
+        completion = [rng.randrange(3, 60) for _ in range(rng.randrange(1, 14))]
+        out.append(Sample(prompt, completion, [-rng.uniform(0.5, 4.0) for _ in completion], rng.uniform(-1.5, 1.5),
+                          in_loss=i % 7 != 3))
+    return out
+
+
+def test_share_deals_every_completion_once():
+    samples = _batch(12)
+    parts = [share(samples, r, 3) for r in range(3)]
+    assert sorted(id(s) for p in parts for s in p) == sorted(id(s) for s in samples)
+    assert [len(p) for p in parts] == [4, 4, 4]
+    with pytest.raises(ValueError, match="multiple of the number of processes"):
+        share(samples, 0, 5)
+
+
+@pytest.mark.skipif(shutil.which("accelerate") is None, reason="the accelerate launcher is not on PATH")
+@pytest.mark.parametrize("setting", [
+    dict(mu=1, micro_batch_size=3, loss="token-mean", kl_coef=0.0, is_cap=None),
+    dict(mu=2, micro_batch_size=16, loss="seq-mean-token-mean", kl_coef=0.05, is_cap=2.0),
+], ids=["mu1-token-mean", "mu2-kl-tis"])
+def test_two_processes_update_like_one(tmp_path, setting):
+    tokenizer = build_tokenizer()
+    build_model("tiny", tokenizer, seed=0).save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    loss_kwargs = dict(clip_low=0.2, clip_high=0.28, level="token", aggregation=setting["loss"],
+                       kl_coef=setting["kl_coef"], is_cap=setting["is_cap"])
+    update_kwargs = dict(mu=setting["mu"], micro_batch_size=setting["micro_batch_size"], temperature=0.9,
+                         max_new_tokens=16, max_grad_norm=1e9, loss_kwargs=loss_kwargs)
+    samples = _batch(16)
+    torch.save({"samples": samples, "lr": 1.0, "loss_kwargs": loss_kwargs, "update_kwargs": update_kwargs},
+               tmp_path / "batch.pt")
+
+    model, _ = load(str(tmp_path / "model"))
+    ref_model = load(str(tmp_path / "model"))[0].eval().requires_grad_(False) if setting["kl_coef"] else None
+    one = update(model, torch.optim.SGD(model.parameters(), lr=1.0), ref_model, samples,
+                 pad_id=tokenizer.pad_token_id, **update_kwargs)
+
+    out = tmp_path / "two.pt"
+    done = subprocess.run(["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                           "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
+                           str(_free_port()), str(HELPER), str(tmp_path / "model"), str(tmp_path / "batch.pt"),
+                           str(out)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    two = torch.load(out, weights_only=False)
+    assert two["world"] == 2
+    start = load(str(tmp_path / "model"))[0].state_dict()
+    moved = max((model.state_dict()[k] - start[k]).abs().max().item() for k in start)
+    assert moved > 1e-3  # the update did something
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(two["state"][k], v, atol=2e-5, rtol=1e-4, msg=k)
+    for key in ("loss/policy", "loss/clip_frac", "loss/kl", "policy/entropy", "rollout/logprob_gap",
+                "rollout/logprob_gap_max", "optim/grad_norm", "loss/tokens"):
+        assert two["stats"][key] == pytest.approx(one[key], rel=1e-4, abs=1e-6), key
