@@ -35,6 +35,8 @@ class RunConfig:
     """the stages to run, in order"""
     threads: int = 0
     """torch CPU threads (0: torch's default)"""
+    collective_timeout_s: int = 1800
+    """several processes: longest wait for another process (a broadcast, a gradient reduction) before failing"""
 
     def path(self) -> Path:
         return Path(self.dir) if self.dir else Path("runs") / self.name
@@ -236,6 +238,8 @@ class GRPOConfig:
     """checkpoint (model, optimizer, scheduler, RNG, data position) every this many steps (0: final only)"""
     keep_checkpoints: int = 2
     """most recent checkpoints kept"""
+    max_nonfinite_steps: int = 3
+    """stop after this many steps in a row whose loss or gradient norm was NaN/inf (each is skipped; 0: never)"""
     log_every: int = 1
     """metrics.jsonl every this many steps"""
     samples_per_log: int = 4
@@ -370,6 +374,7 @@ def _grpo_checks(config: Config) -> list:
         *_schedule_checks("grpo", g),
         (g.max_sampling_rounds >= 1 and g.keep_checkpoints >= 1, "grpo.max_sampling_rounds",
          "max_sampling_rounds and keep_checkpoints >= 1"),
+        (g.max_nonfinite_steps >= 0, "grpo.max_nonfinite_steps", "must be >= 0"),
         (g.eval_n >= 1 and g.eval_temperature >= 0 and 0 < g.eval_top_p <= 1, "grpo.eval_n",
          "eval_n >= 1, eval_temperature >= 0, 0 < eval_top_p <= 1"),
         (g.eval_temperature > 0 or g.eval_n == 1, "grpo.eval_n",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import time
@@ -25,7 +26,7 @@ from grpo.config import Config, ConfigError, load_config, to_yaml
 from grpo.data import DataError, load_records, to_examples
 from grpo.model import build_model, build_tokenizer, load, parameter_count
 from grpo.runfiles import latest_checkpoint
-from grpo.trainer import CHECKPOINTS
+from grpo.trainer import CHECKPOINTS, TrainingStopped
 
 DEFAULT_RECIPE = Path(__file__).resolve().parent.parent / "configs" / "tiny.yaml"
 
@@ -57,10 +58,38 @@ def _resume_point(run_dir: Path, stages: list[str]) -> tuple[dict, Path | None, 
     return summary, (run_dir / "final" if done else None), None
 
 
+def distributed(config: Config):
+    """An `accelerate.Accelerator` when launched as several processes (`accelerate launch`), else None."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return None
+    if "sft" in config.run.stages:
+        raise ConfigError("run.stages: the sft stage runs in one process; run it first, then GRPO under "
+                          "accelerate launch with model.path set to its final/ model")
+    g = config.grpo
+    if (g.prompts_per_step * g.group_size) % world:
+        raise ConfigError(f"grpo.prompts_per_step x grpo.group_size ({g.prompts_per_step * g.group_size}) must be "
+                          f"a multiple of the number of processes ({world})")
+    from datetime import timedelta
+
+    from accelerate import Accelerator
+    from accelerate.utils import InitProcessGroupKwargs
+
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(), kwargs_handlers=[InitProcessGroupKwargs(
+        timeout=timedelta(seconds=config.run.collective_timeout_s))])
+    if accelerator.distributed_type.name not in ("MULTI_CPU", "MULTI_GPU"):
+        raise ConfigError(f"the GRPO trainer runs on DDP (accelerate configs/accelerate/ddp.yaml); "
+                          f"{accelerator.distributed_type.name} is supported by the learner only so far")
+    return accelerator
+
+
 def run(config: Config, *, resume: bool = False) -> dict:
+    accelerator = distributed(config)
+    is_main = accelerator is None or accelerator.is_main_process
     run_dir = config.run.path()
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(to_yaml(config))
+    if is_main:
+        (run_dir / "config.yaml").write_text(to_yaml(config))
     summary, start_from, checkpoint = ({"stages": {}}, None, None)
     if resume:
         summary, start_from, checkpoint = _resume_point(run_dir, config.run.stages)
@@ -94,7 +123,7 @@ def run(config: Config, *, resume: bool = False) -> dict:
             from grpo.rollout import make_engine
             from grpo.trainer import run_grpo
 
-            engine = make_engine(config.rollout, model, tokenizer)
+            engine = make_engine(config.rollout, model, tokenizer) if is_main else None
             previous = [summary["stages"][s]["heldout_accuracy"] for s in config.run.stages
                         if s in summary["stages"] and s != "grpo"]
             same_heldout = (config.grpo.eval_size == config.sft.eval_size and "sft" in summary["stages"]
@@ -104,14 +133,19 @@ def run(config: Config, *, resume: bool = False) -> dict:
                                   to_examples(heldout, tokenizer, config.prompt), config.grpo, config.rollout,
                                   config.reward, run_dir, seed=config.run.seed,
                                   think_prefix=config.prompt.think_prefix, resume_from=checkpoint,
-                                  start_accuracy=previous[-1] if previous and same_heldout else None)
+                                  start_accuracy=previous[-1] if previous and same_heldout else None,
+                                  accelerator=accelerator)
             finally:
-                engine.close()
+                if engine is not None:
+                    engine.close()
+            if not is_main:
+                continue
             start = result["evals"][0]["heldout_accuracy"] if result["evals"] else float("nan")
             print(f"grpo: held-out accuracy {result['heldout_accuracy']:.3f} (from {start:.3f}) after "
                   f"{result['steps']} steps ({result['seconds']:.0f} s); model saved to {result['final']}")
             summary["stages"]["grpo"] = result
-        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        if is_main:
+            (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 
 
@@ -135,9 +169,12 @@ def main(argv: list[str] | None = None) -> int:
     start = time.monotonic()
     try:
         run(config, resume=args.resume is not None)
-    except (DataError, FileNotFoundError) as e:
+    except (DataError, FileNotFoundError, ConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except TrainingStopped as e:
+        print(f"stopped: {e}", file=sys.stderr)
+        return 1
     print(f"done in {time.monotonic() - start:.0f} s")
     return 0
 

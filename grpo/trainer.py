@@ -43,6 +43,10 @@ from grpo.sft import adamw, lr_factor
 CHECKPOINTS = Path("checkpoints") / "grpo"  # under the run dir
 
 
+class TrainingStopped(RuntimeError):
+    """Training cannot go on (e.g. NaN/inf losses); the message says why and what is left on disk."""
+
+
 class PromptSampler:
     """Shuffled passes over the training set; the state is (epoch, position), so a resumed run draws exactly
     the prompts the uninterrupted run would have."""
@@ -173,17 +177,24 @@ def _drop_after(path: Path, stage: str, step: int) -> None:
 
 def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout: RolloutConfig,
              reward: RewardConfig, run_dir: Path, *, seed: int, think_prefix: bool,
-             resume_from: Path | None = None, start_accuracy: float | None = None) -> dict:
+             resume_from: Path | None = None, start_accuracy: float | None = None, accelerator=None) -> dict:
     """Train `model` with GRPO on `train` examples; return {"heldout_accuracy", "seconds", "steps", ...}.
     `start_accuracy`: the held-out accuracy of the starting model when the caller already measured it on the
-    same problems (the previous stage's); otherwise it is measured at step 0."""
+    same problems (the previous stage's); otherwise it is measured at step 0.
+    With an `accelerator` of several processes (DDP), the main process holds the engine, samples, scores,
+    logs, evaluates and checkpoints; the rollout batch is broadcast and every process trains on its share
+    (grpo/learner.py); the others get `engine=None` and return {}."""
     start = time.monotonic()
+    is_main = accelerator is None or accelerator.is_main_process
     metrics_path, samples_path = run_dir / "metrics.jsonl", run_dir / "samples.jsonl"
     optimizer = adamw(model, cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg))
     sampler = PromptSampler(len(train), seed)
     ref_model = copy.deepcopy(model).eval().requires_grad_(False) if cfg.kl_coef > 0 else None
-    first_step, evals, elapsed_before = 0, [], 0.0
+    learner, learner_optimizer = model, optimizer
+    if accelerator is not None:  # the scheduler drives the same param_groups through the wrapper
+        learner, learner_optimizer = accelerator.prepare(model, optimizer)
+    first_step, evals, elapsed_before, nonfinite = 0, [], 0.0, 0
     if resume_from is not None:
         state = torch.load(resume_from / "trainer_state.pt", weights_only=False)
         optimizer.load_state_dict(state["optimizer"])
@@ -194,9 +205,10 @@ def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout:
         if ref_model is not None:
             ref_model.load_state_dict(torch.load(resume_from / "reference.pt"))
         first_step, evals, elapsed_before = state["step"], state["evals"], state["elapsed"]
-        for path in (metrics_path, samples_path):
-            _drop_after(path, "grpo", first_step)
-        print(f"grpo: resumed from {resume_from} at step {first_step}")
+        if is_main:
+            for path in (metrics_path, samples_path):
+                _drop_after(path, "grpo", first_step)
+            print(f"grpo: resumed from {resume_from} at step {first_step}")
     eval_tokens = cfg.eval_max_new_tokens or rollout.max_new_tokens
     loss_kwargs = dict(clip_low=cfg.clip_low, clip_high=cfg.clip_high, level=cfg.ratio_level,
                        aggregation=cfg.loss_aggregation, kl_coef=cfg.kl_coef, is_cap=cfg.is_cap or None)
@@ -218,32 +230,50 @@ def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout:
         reference = ref_model is not None and with_reference
         save_checkpoint(path, model, tokenizer, state, {"reference": ref_model.state_dict()} if reference else None)
 
-    if first_step == 0:
+    if first_step == 0 and is_main:
         if start_accuracy is None:
             print(f"grpo: held-out accuracy before training {evaluate(0):.3f}")
         else:
             evals.append({"step": 0, "heldout_accuracy": start_accuracy})
     progress = tqdm(range(first_step, cfg.steps), desc="grpo", unit="step", dynamic_ncols=True,
-                    initial=first_step, total=cfg.steps)
+                    initial=first_step, total=cfg.steps, disable=not is_main)
     for step in progress:
         timer, step_start = Timer(), time.perf_counter()
-        # 1-2. rollout and verify (repeated under dynamic sampling)
-        kept, seen = _rollout_and_verify(engine, sampler, train, cfg, rollout, reward, step=step, seed=seed,
-                                         think_prefix=think_prefix, timer=timer)
-        # 3. advantages
-        with timer("advantages"):
-            rewards = torch.tensor([[s["reward"] for s in scores] for _, _, scores in kept]).reshape(len(kept), -1)
-            adv = compute_advantages(rewards, cfg.advantage) if kept else rewards  # (B, G)
-            samples = [Sample(g.prompt_ids, c.token_ids, c.logprobs, float(adv[i, j]),
-                              not (reward.mask_truncated and c.finish_reason == "length"))
-                       for i, (g, _, _) in enumerate(kept) for j, c in enumerate(g.completions)]
+        samples = None
+        if is_main:
+            # 1-2. rollout and verify (repeated under dynamic sampling)
+            kept, seen = _rollout_and_verify(engine, sampler, train, cfg, rollout, reward, step=step, seed=seed,
+                                             think_prefix=think_prefix, timer=timer)
+            # 3. advantages
+            with timer("advantages"):
+                rewards = torch.tensor([[s["reward"] for s in scores] for _, _, scores in kept]).reshape(len(kept), -1)
+                adv = compute_advantages(rewards, cfg.advantage) if kept else rewards  # (B, G)
+                samples = [Sample(g.prompt_ids, c.token_ids, c.logprobs, float(adv[i, j]),
+                                  not (reward.mask_truncated and c.finish_reason == "length"))
+                           for i, (g, _, _) in enumerate(kept) for j, c in enumerate(g.completions)]
+        if accelerator is not None and accelerator.num_processes > 1:
+            with timer("broadcast"):
+                samples = _broadcast(samples)
         # 4. update
         with timer("update"):
-            stats = update(model, optimizer, ref_model, samples, mu=cfg.mu, micro_batch_size=cfg.micro_batch_size,
-                           pad_id=tokenizer.pad_token_id, temperature=rollout.temperature or 1.0,
-                           max_new_tokens=rollout.max_new_tokens, max_grad_norm=cfg.max_grad_norm,
-                           loss_kwargs=loss_kwargs) if samples else {}
+            stats = update(learner, learner_optimizer, ref_model, samples, mu=cfg.mu,
+                           micro_batch_size=cfg.micro_batch_size, pad_id=tokenizer.pad_token_id,
+                           temperature=rollout.temperature or 1.0, max_new_tokens=rollout.max_new_tokens,
+                           max_grad_norm=cfg.max_grad_norm, loss_kwargs=loss_kwargs,
+                           accelerator=accelerator) if samples else {}
             scheduler.step()
+        skipped = int(stats.get("optim/skipped_nonfinite", 0))
+        nonfinite = nonfinite + 1 if skipped else 0
+        if skipped and is_main:
+            progress.write(f"grpo step {step + 1}: non-finite loss or gradient norm, update skipped "
+                           f"({nonfinite} in a row)")
+        if cfg.max_nonfinite_steps and nonfinite >= cfg.max_nonfinite_steps:
+            raise TrainingStopped(
+                f"grpo: {nonfinite} steps in a row had a NaN/inf loss or gradient norm (step {step + 1}; "
+                f"grpo.max_nonfinite_steps={cfg.max_nonfinite_steps}); stopped without saving. The newest checkpoint "
+                f"under {run_dir / CHECKPOINTS} is intact; lower grpo.lr or check the data, then --resume")
+        if not is_main:
+            continue
         # 5. sync
         with timer("sync"):
             engine.load_weights(model.state_dict().items())
@@ -269,6 +299,8 @@ def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout:
         progress.set_postfix(reward=f"{metrics['reward/mean']:.2f}", correct=f"{metrics['reward/correct_frac']:.2f}",
                              len=f"{metrics['rollout/len_mean']:.0f}")
     progress.close()
+    if not is_main:
+        return {}
     accuracy = evaluate(cfg.steps)
     final = run_dir / "final"
     checkpoint(final, cfg.steps, with_reference=False)  # final/ is the model to use, not a resume point
@@ -279,6 +311,15 @@ def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout:
 def eval_protocol(cfg: GRPOConfig, seed: int) -> EvalProtocol:
     """The held-out protocol of a GRPO stage (also what `evals.run --run-dir` rebuilds)."""
     return EvalProtocol(n=cfg.eval_n, temperature=cfg.eval_temperature, top_p=cfg.eval_top_p, seed=seed)
+
+
+def _broadcast(samples):
+    """The main process's rollout batch, on every process."""
+    from accelerate.utils import broadcast_object_list
+
+    box = [samples]
+    broadcast_object_list(box, from_process=0)
+    return box[0]
 
 
 def _samples(kept, step: int, k: int) -> list[dict]:

@@ -1,7 +1,7 @@
 """Helper of tests/test_distributed.py, run under `accelerate launch`: one learner update of a saved model on a
 saved global batch; rank 0 writes the updated weights and the step's metrics.
 
-    accelerate launch --multi_gpu --num_processes 2 tests/distributed_update.py MODEL_DIR BATCH.pt OUT.pt
+    accelerate launch --config_file configs/accelerate/ddp.yaml tests/distributed_update.py MODEL_DIR BATCH.pt OUT.pt
 """
 
 import sys
@@ -22,8 +22,9 @@ def main(model_dir: str, batch_path: str, out_path: str) -> None:
     model, optimizer = accelerator.prepare(model, optimizer)
     stats = update(model, optimizer, ref_model, batch["samples"], accelerator=accelerator, pad_id=tokenizer.pad_token_id,
                    **batch["update_kwargs"])
+    state = accelerator.get_state_dict(model)  # a collective under FSDP: every rank takes part
     if accelerator.is_main_process:
-        state = {k: v.detach().clone() for k, v in accelerator.unwrap_model(model).state_dict().items()}
+        state = {k: v.detach().clone() for k, v in state.items()}
         torch.save({"state": state, "stats": stats, "world": accelerator.num_processes}, out_path)
     accelerator.wait_for_everyone()
 

@@ -1,6 +1,7 @@
 """The learner on several processes (accelerate launch, DDP over gloo on CPU): the update equals the
 one-process update of the same global batch."""
 
+import json
 import os
 import random
 import shutil
@@ -47,11 +48,14 @@ def test_share_deals_every_completion_once():
 
 
 @pytest.mark.skipif(shutil.which("accelerate") is None, reason="the accelerate launcher is not on PATH")
+@pytest.mark.parametrize("backend", ["ddp", "fsdp"])
 @pytest.mark.parametrize("setting", [
     dict(mu=1, micro_batch_size=3, loss="token-mean", kl_coef=0.0, is_cap=None),
     dict(mu=2, micro_batch_size=16, loss="seq-mean-token-mean", kl_coef=0.05, is_cap=2.0),
 ], ids=["mu1-token-mean", "mu2-kl-tis"])
-def test_two_processes_update_like_one(tmp_path, setting):
+def test_two_processes_update_like_one(tmp_path, setting, backend):
+    """DDP and FSDP (the shipped configs/accelerate/ files, 2 processes, gloo): the weights after the update and
+    the step's metrics equal the one-process update of the same global batch."""
     tokenizer = build_tokenizer()
     build_model("tiny", tokenizer, seed=0).save_pretrained(tmp_path / "model")
     tokenizer.save_pretrained(tmp_path / "model")
@@ -69,9 +73,9 @@ def test_two_processes_update_like_one(tmp_path, setting):
                  pad_id=tokenizer.pad_token_id, **update_kwargs)
 
     out = tmp_path / "two.pt"
-    done = subprocess.run(["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-                           "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
-                           str(_free_port()), str(HELPER), str(tmp_path / "model"), str(tmp_path / "batch.pt"),
+    done = subprocess.run(["accelerate", "launch", "--config_file", str(ROOT / "configs" / "accelerate" /
+                                                                      f"{backend}.yaml"),
+                           "--num_processes", "2", "--main_process_port", str(_free_port()), str(HELPER), str(tmp_path / "model"), str(tmp_path / "batch.pt"),
                            str(out)], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stderr[-3000:]
@@ -85,3 +89,50 @@ def test_two_processes_update_like_one(tmp_path, setting):
     for key in ("loss/policy", "loss/clip_frac", "loss/kl", "policy/entropy", "rollout/logprob_gap",
                 "rollout/logprob_gap_max", "optim/grad_norm", "loss/tokens"):
         assert two["stats"][key] == pytest.approx(one[key], rel=1e-4, abs=1e-6), key
+
+
+@pytest.mark.skipif(shutil.which("accelerate") is None, reason="the accelerate launcher is not on PATH")
+def test_grpo_under_accelerate_launch_matches_one_process(tmp_path, base):
+    """`accelerate launch --config_file configs/accelerate/ddp.yaml -m grpo.train`: rank 0 samples, scores and
+    logs; both ranks train. Same seed, same batches: the logged rollouts and the final model equal a one-process
+    run's (the update within fp32 tolerance)."""
+    from safetensors.torch import load_file
+
+    from grpo import train
+
+    args = ["run.stages=[grpo]", f"model.path={base}", "grpo.steps=2", "rollout.engine=hf", "task.train_size=300",
+            "task.heldout_size=4", "rollout.max_new_tokens=24", "grpo.prompts_per_step=4", "grpo.group_size=4",
+            "grpo.micro_batch_size=4", "grpo.eval_size=4", "grpo.eval_every=0", "grpo.lr=1e-3",
+            "grpo.warmup_steps=0", "grpo.save_every=1"]
+    assert train.main([f"run.dir={tmp_path / 'one'}", *args]) == 0
+    done = subprocess.run(["accelerate", "launch", "--config_file", str(ROOT / "configs" / "accelerate" / "ddp.yaml"),
+                           "--num_processes", "2", "--main_process_port", str(_free_port()), "-m", "grpo.train",
+                           f"run.dir={tmp_path / 'two'}", *args], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    def logged(name):
+        rows = [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+        return [r for r in rows if "reward/mean" in r]
+
+    one, two = logged("one"), logged("two")
+    assert [r["step"] for r in two] == [1, 2]
+    for a, b in zip(one, two):
+        assert a["reward/mean"] == b["reward/mean"] and a["perf/generated_tokens"] == b["perf/generated_tokens"]
+        assert b["loss/policy"] == pytest.approx(a["loss/policy"], rel=1e-4, abs=1e-7)
+        assert b["optim/grad_norm"] == pytest.approx(a["optim/grad_norm"], rel=1e-4)
+    x, y = load_file(str(tmp_path / "one" / "final" / "model.safetensors")), \
+        load_file(str(tmp_path / "two" / "final" / "model.safetensors"))
+    for k in x:
+        torch.testing.assert_close(y[k], x[k], atol=1e-5, rtol=1e-4, msg=k)
+    assert (tmp_path / "two" / "checkpoints" / "grpo" / "step_1" / "trainer_state.pt").exists()
+
+
+def test_a_batch_that_does_not_split_over_the_processes_is_refused(monkeypatch):
+    from grpo.config import ConfigError, load_config
+    from grpo.train import DEFAULT_RECIPE, distributed
+
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    config = load_config(DEFAULT_RECIPE, ["run.stages=[grpo]", "grpo.prompts_per_step=4", "grpo.group_size=4"])
+    with pytest.raises(ConfigError, match=r"multiple of the number of processes \(3\)"):
+        distributed(config)
