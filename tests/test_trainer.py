@@ -146,3 +146,34 @@ def test_prompt_sampler_state_round_trips():
 def test_grpo_config_errors_name_the_key(override, key):
     with pytest.raises(ConfigError, match=key):
         load_config(train.DEFAULT_RECIPE, [override])
+
+
+def test_nan_losses_are_skipped_then_stop_the_run(tmp_path, base, monkeypatch, capsys):
+    """A NaN advantage makes the loss NaN: the update is skipped (weights unchanged, logged); one such step
+    and the run goes on; grpo.max_nonfinite_steps in a row stop it with a message, the checkpoint intact."""
+    real, calls = grpo.trainer.compute_advantages, {"n": 0}
+
+    def nan_on(steps):
+        def advantages(rewards, estimator):
+            calls["n"] += 1
+            out = real(rewards, estimator)
+            return out * float("nan") if calls["n"] in steps else out
+        return advantages
+
+    args = ["run.stages=[grpo]", f"model.path={base}", "grpo.steps=3", "rollout.engine=hf", *SMALL]
+    monkeypatch.setattr(grpo.trainer, "compute_advantages", nan_on({2}))
+    assert train.main([f"run.dir={tmp_path / 'once'}", *args]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "once" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["optim/skipped_nonfinite"] for r in rows if "reward/mean" in r] == [0, 1, 0]
+    assert "non-finite loss or gradient norm, update skipped" in capsys.readouterr().out
+
+    calls["n"] = 0
+    monkeypatch.setattr(grpo.trainer, "compute_advantages", nan_on({2, 3, 4, 5}))
+    run_dir = tmp_path / "always"
+    assert train.main([f"run.dir={run_dir}", *args, "grpo.steps=6", "grpo.save_every=1",
+                       "grpo.max_nonfinite_steps=2"]) == 1
+    err = capsys.readouterr().err
+    assert "2 steps in a row had a NaN/inf loss" in err and "grpo.max_nonfinite_steps=2" in err
+    newest = latest_checkpoint(run_dir / CHECKPOINTS)
+    assert newest.name == "step_2"  # written after step 2 (skipped); step 3 stopped the run before saving
+    assert all(torch.isfinite(v).all() for v in _weights(newest).values())
