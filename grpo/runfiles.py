@@ -17,6 +17,23 @@ import torch
 from grpo.evaluate import GREEDY, EvalProtocol, by_problem, heldout_accuracy
 
 
+def read_jsonl_lines(path: Path) -> list[dict]:
+    """The rows of a JSONL file the run wrote itself. A last line cut short by a crash (kill -9 in the middle of
+    a write) is dropped; a bad line anywhere else is an error naming the line."""
+    lines = path.read_text().splitlines()
+    rows = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            if i == len(lines) - 1:
+                break
+            raise ValueError(f"{path}:{i + 1}: not JSON ({e})") from e
+    return rows
+
+
 def append_jsonl(path: Path, rows) -> None:
     with path.open("a") as f:
         for row in rows:
@@ -42,16 +59,41 @@ def log_heldout(model, tokenizer, examples, run_dir: Path, *, stage: str, step: 
     return accuracy
 
 
+class CheckpointError(OSError):
+    """A checkpoint could not be written (disk full, permissions); the previous one is untouched."""
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file and a rename: readers see the old or the new file."""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
 def save_checkpoint(path: Path, model, tokenizer, state: dict, extra_state_dicts: dict | None = None) -> None:
-    """model + tokenizer + `state` (trainer_state.pt) + extra state dicts, atomically."""
+    """model + tokenizer + `state` (trainer_state.pt) + extra state dicts, atomically: everything goes to
+    `<path>.tmp`, is flushed to disk, then renamed. A failure (disk full) removes the temporary directory and
+    raises CheckpointError; checkpoints written before are untouched."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    torch.save(state, tmp / "trainer_state.pt")
-    for name, tensors in (extra_state_dicts or {}).items():
-        torch.save(tensors, tmp / f"{name}.pt")
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        torch.save(state, tmp / "trainer_state.pt")
+        for name, tensors in (extra_state_dicts or {}).items():
+            torch.save(tensors, tmp / f"{name}.pt")
+        for file in tmp.iterdir():
+            with file.open("rb") as f:
+                os.fsync(f.fileno())
+    except (OSError, RuntimeError) as e:  # torch.save reports a full disk as a RuntimeError
+        shutil.rmtree(tmp, ignore_errors=True)
+        previous = latest_checkpoint(path.parent)
+        kept = f"the previous checkpoint {previous} is intact" if previous else "no earlier checkpoint exists"
+        raise CheckpointError(f"could not write checkpoint {path}: {e}; {kept}") from e
     shutil.rmtree(path, ignore_errors=True)
     os.replace(tmp, path)
 

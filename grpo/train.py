@@ -25,8 +25,8 @@ import torch
 from grpo.config import Config, ConfigError, load_config, to_yaml
 from grpo.data import DataError, load_records, to_examples
 from grpo.model import build_model, build_tokenizer, load, parameter_count
-from grpo.runfiles import latest_checkpoint
-from grpo.trainer import CHECKPOINTS, TrainingStopped
+from grpo.runfiles import CheckpointError, latest_checkpoint, write_atomic
+from grpo.trainer import CHECKPOINTS, TrainingStopped, drop_after
 
 DEFAULT_RECIPE = Path(__file__).resolve().parent.parent / "configs" / "tiny.yaml"
 
@@ -89,7 +89,7 @@ def run(config: Config, *, resume: bool = False) -> dict:
     run_dir = config.run.path()
     run_dir.mkdir(parents=True, exist_ok=True)
     if is_main:
-        (run_dir / "config.yaml").write_text(to_yaml(config))
+        write_atomic(run_dir / "config.yaml", to_yaml(config))
     summary, start_from, checkpoint = ({"stages": {}}, None, None)
     if resume:
         summary, start_from, checkpoint = _resume_point(run_dir, config.run.stages)
@@ -108,6 +108,9 @@ def run(config: Config, *, resume: bool = False) -> dict:
         if stage in summary["stages"]:
             print(f"{stage}: already done (summary.json), skipped")
             continue
+        if resume and is_main and not (stage == "grpo" and checkpoint is not None):
+            for name in ("metrics.jsonl", "samples.jsonl"):  # the stage restarts: forget an interrupted attempt
+                drop_after(run_dir / name, stage, -1)
         if stage == "sft":
             from grpo.sft import run_sft
 
@@ -145,7 +148,7 @@ def run(config: Config, *, resume: bool = False) -> dict:
                   f"{result['steps']} steps ({result['seconds']:.0f} s); model saved to {result['final']}")
             summary["stages"]["grpo"] = result
         if is_main:
-            (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+            write_atomic(run_dir / "summary.json", json.dumps(summary, indent=2))
     return summary
 
 
@@ -172,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     except (DataError, FileNotFoundError, ConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except TrainingStopped as e:
+    except (TrainingStopped, CheckpointError) as e:
         print(f"stopped: {e}", file=sys.stderr)
         return 1
     print(f"done in {time.monotonic() - start:.0f} s")

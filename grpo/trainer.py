@@ -37,7 +37,8 @@ from grpo.config import GRPOConfig, RewardConfig, RolloutConfig
 from grpo.evaluate import EvalProtocol
 from grpo.learner import Sample, update
 from grpo.rollout import Group, SamplingParams
-from grpo.runfiles import append_jsonl, log_heldout, prune_checkpoints, save_checkpoint
+from grpo.runfiles import (append_jsonl, log_heldout, prune_checkpoints, read_jsonl_lines, save_checkpoint,
+                           write_atomic)
 from grpo.sft import adamw, lr_factor
 
 CHECKPOINTS = Path("checkpoints") / "grpo"  # under the run dir
@@ -100,7 +101,8 @@ def score(groups: list[Group], golds: list[str], cfg: RewardConfig, *, max_new_t
     gold_per = [gold for g, gold in zip(groups, golds) for _ in g.completions]
     try:
         results = verify_batch(texts, gold_per, timeout_s=cfg.timeout_s, workers=cfg.workers)
-        accuracy, correct, reasons = [r.reward for r in results], [r.correct for r in results], [r.reason for r in results]
+        accuracy, correct = [r.reward for r in results], [r.correct for r in results]
+        reasons = [r.reason for r in results]
     except Exception as e:  # noqa: BLE001: the pool itself failed; the step goes on with zero rewards
         print(f"grpo: verifier failed on this batch ({type(e).__name__}: {e}); rewards are 0")
         accuracy, correct, reasons = [0.0] * len(texts), [False] * len(texts), ["verifier_error"] * len(texts)
@@ -167,12 +169,13 @@ def _rollout_metrics(seen: dict, kept: list) -> dict:
     }
 
 
-def _drop_after(path: Path, stage: str, step: int) -> None:
+def drop_after(path: Path, stage: str, step: int) -> None:
     """Remove lines of `stage` logged after `step` (what a crashed run wrote past its last checkpoint)."""
     if not path.exists():
         return
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows if not (r.get("stage") == stage and r.get("step", 0) > step)))
+    rows = read_jsonl_lines(path)
+    kept = [r for r in rows if not (r.get("stage") == stage and r.get("step", 0) > step)]
+    write_atomic(path, "".join(json.dumps(r) + "\n" for r in kept))
 
 
 def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout: RolloutConfig,
@@ -207,7 +210,7 @@ def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout:
         first_step, evals, elapsed_before = state["step"], state["evals"], state["elapsed"]
         if is_main:
             for path in (metrics_path, samples_path):
-                _drop_after(path, "grpo", first_step)
+                drop_after(path, "grpo", first_step)
             print(f"grpo: resumed from {resume_from} at step {first_step}")
     eval_tokens = cfg.eval_max_new_tokens or rollout.max_new_tokens
     loss_kwargs = dict(clip_low=cfg.clip_low, clip_high=cfg.clip_high, level=cfg.ratio_level,

@@ -20,8 +20,8 @@ def main(model_dir: str, batch_path: str, out_path: str) -> None:
     ref_model = load(model_dir)[0].eval().requires_grad_(False) if batch["loss_kwargs"]["kl_coef"] else None
     optimizer = torch.optim.SGD(model.parameters(), lr=batch["lr"])
     model, optimizer = accelerator.prepare(model, optimizer)
-    stats = update(model, optimizer, ref_model, batch["samples"], accelerator=accelerator, pad_id=tokenizer.pad_token_id,
-                   **batch["update_kwargs"])
+    stats = update(model, optimizer, ref_model, batch["samples"], accelerator=accelerator,
+                   pad_id=tokenizer.pad_token_id, **batch["update_kwargs"])
     state = accelerator.get_state_dict(model)  # a collective under FSDP: every rank takes part
     if accelerator.is_main_process:
         state = {k: v.detach().clone() for k, v in state.items()}

@@ -7,7 +7,6 @@ import random
 import shutil
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -73,10 +72,10 @@ def test_two_processes_update_like_one(tmp_path, setting, backend):
                  pad_id=tokenizer.pad_token_id, **update_kwargs)
 
     out = tmp_path / "two.pt"
-    done = subprocess.run(["accelerate", "launch", "--config_file", str(ROOT / "configs" / "accelerate" /
-                                                                      f"{backend}.yaml"),
-                           "--num_processes", "2", "--main_process_port", str(_free_port()), str(HELPER), str(tmp_path / "model"), str(tmp_path / "batch.pt"),
-                           str(out)], capture_output=True, text=True, timeout=300,
+    config = ROOT / "configs" / "accelerate" / f"{backend}.yaml"
+    done = subprocess.run(["accelerate", "launch", "--config_file", str(config), "--num_processes", "2",
+                           "--main_process_port", str(_free_port()), str(HELPER), str(tmp_path / "model"),
+                           str(tmp_path / "batch.pt"), str(out)], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stderr[-3000:]
     two = torch.load(out, weights_only=False)

@@ -177,3 +177,81 @@ def test_nan_losses_are_skipped_then_stop_the_run(tmp_path, base, monkeypatch, c
     newest = latest_checkpoint(run_dir / CHECKPOINTS)
     assert newest.name == "step_2"  # written after step 2 (skipped); step 3 stopped the run before saving
     assert all(torch.isfinite(v).all() for v in _weights(newest).values())
+
+
+def _run_cli(run_dir, *args):
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-m", "grpo.train", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _logged(run_dir):
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if not k.startswith("perf/") or k == "perf/generated_tokens"} for r in rows]
+
+
+@pytest.mark.parametrize("when", ["mid-checkpoint", "mid-step"])
+def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, base, when):
+    """SIGKILL a real training process while it writes a checkpoint (a `.tmp` directory exists) or between
+    checkpoints; `--resume` finishes with the same metrics.jsonl and final weights as a run never stopped."""
+    import signal
+    import time
+
+    args = ["run.stages=[grpo]", f"model.path={base}", "grpo.steps=6", "grpo.save_every=1", "grpo.keep_checkpoints=2",
+            "rollout.engine=hf", *SMALL]
+    straight = tmp_path / "straight"
+    assert train.main([f"run.dir={straight}", *args]) == 0
+
+    killed = tmp_path / "killed"
+    proc = _run_cli(killed, f"run.dir={killed}", *args)
+    root = killed / CHECKPOINTS
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        tmp = [p for p in root.glob("step_*.tmp")] if root.exists() else []
+        done = latest_checkpoint(root) if root.exists() else None
+        if when == "mid-checkpoint" and tmp and done is not None:
+            break
+        if when == "mid-step" and done is not None and done.name == "step_3":
+            time.sleep(0.3)
+            break
+        time.sleep(0.002)
+    assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read()[-2000:]}"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "summary.json").exists() or "grpo" not in json.loads((killed / "summary.json").read_text())
+    assert train.main(["--resume", str(killed)]) == 0
+    assert _logged(straight) == _logged(killed)
+    a, b = _weights(straight / "final"), _weights(killed / "final")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not list(root.glob("*.tmp"))  # the resumed run rewrote the step whose save was cut short
+
+
+def test_a_full_disk_while_saving_keeps_the_previous_checkpoint(tmp_path, base, monkeypatch, capsys):
+    """The disk fills up during the second checkpoint: a clear error, no half-written directory, the first
+    checkpoint intact, and --resume (space freed) finishes the run."""
+    import errno
+
+    import grpo.runfiles
+
+    real_save, calls = grpo.runfiles.torch.save, {"n": 0}
+
+    def full_disk(obj, f, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, f, *a, **k)
+
+    monkeypatch.setattr(grpo.runfiles.torch, "save", full_disk)
+    run_dir = tmp_path / "run"
+    args = ["run.stages=[grpo]", f"model.path={base}", "grpo.steps=3", "grpo.save_every=1", "rollout.engine=hf",
+            *SMALL]
+    assert train.main([f"run.dir={run_dir}", *args]) == 1
+    err = capsys.readouterr().err
+    assert "could not write checkpoint" in err and "No space left on device" in err and "step_1 is intact" in err
+    root = run_dir / CHECKPOINTS
+    assert [p.name for p in root.iterdir()] == ["step_1"]
+    monkeypatch.setattr(grpo.runfiles.torch, "save", real_save)
+    assert train.main(["--resume", str(run_dir)]) == 0
+    assert json.loads((run_dir / "summary.json").read_text())["stages"]["grpo"]["steps"] == 3
