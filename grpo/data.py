@@ -112,6 +112,8 @@ def load_records(cfg: DataConfig, task: TaskConfig, *, split: str, seed: int) ->
         if cfg.max_rows and len(records) >= cfg.max_rows:
             continue
         records.append(_record(row, cfg, where))
+    if not records:
+        raise DataError(f"{cfg.path}: no rows ({cfg.source} data, {split} split): nothing to train or evaluate on")
     return records, {"rows": rows, "kept": len(records), "left_out": rows - len(records)}
 
 
@@ -123,7 +125,18 @@ def render_prompt(problem: str, tokenizer, cfg: PromptConfig) -> str:
         content = problem if cfg.template == "chat" else f"{problem.rstrip()}\n{R1_INSTRUCTION}"
         prompt = tokenizer.apply_chat_template([{"role": "user", "content": content}], tokenize=False,
                                                add_generation_prompt=True)
+        if opens_think(prompt):  # the template opened the block itself (R1-distill, Qwen3 templates)
+            if not cfg.think_prefix:
+                raise DataError("prompt.think_prefix is false but the tokenizer's chat template already opens "
+                                "<think>: completions start inside the think block, so set prompt.think_prefix "
+                                "true (the template's <think> is then used, not repeated)")
+            return prompt if prompt.endswith("\n") else prompt + "\n"
     return prompt + ("<think>\n" if cfg.think_prefix else "")
+
+
+def opens_think(prompt: str) -> bool:
+    """Does the rendered prompt end inside an opened think block?"""
+    return prompt.rstrip().endswith("<think>")
 
 
 def to_examples(records: list[dict], tokenizer, cfg: PromptConfig) -> list[Example]:

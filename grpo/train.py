@@ -58,6 +58,18 @@ def _resume_point(run_dir: Path, stages: list[str]) -> tuple[dict, Path | None, 
     return summary, (run_dir / "final" if done else None), None
 
 
+def check_context(config: Config, model, tokenizer, records: list[dict]) -> None:
+    """The longest prompt plus rollout.max_new_tokens must fit the engine's context."""
+    context = config.rollout.max_model_len or model.config.max_position_embeddings
+    prompts = [e.prompt for e in to_examples(records, tokenizer, config.prompt)]
+    longest = max((len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts), default=0)
+    budget = max(config.rollout.max_new_tokens, config.grpo.eval_max_new_tokens)
+    if longest + budget > context:
+        raise ConfigError(f"rollout.max_new_tokens / grpo.eval_max_new_tokens ({budget}) plus the longest prompt "
+                          f"({longest} tokens) exceed the context of {config.model.path or config.model.preset} "
+                          f"({context} tokens{', rollout.max_model_len' if config.rollout.max_model_len else ''})")
+
+
 def distributed(config: Config):
     """An `accelerate.Accelerator` when launched as several processes (`accelerate launch`), else None."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -125,6 +137,8 @@ def run(config: Config, *, resume: bool = False) -> dict:
         if stage == "grpo":
             from grpo.rollout import make_engine
             from grpo.trainer import run_grpo
+
+            check_context(config, model, tokenizer, train + heldout)
 
             engine = make_engine(config.rollout, model, tokenizer) if is_main else None
             previous = [summary["stages"][s]["heldout_accuracy"] for s in config.run.stages

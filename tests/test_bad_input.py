@@ -1,0 +1,84 @@
+"""The README's bad-input table, row by row: `python -m grpo.train` refuses with exit code 2 and a message that
+names the file, key or row, before anything is trained or written over."""
+
+import json
+import re
+import shutil
+
+import pytest
+
+from grpo import train
+from grpo.data import render_prompt
+from grpo.config import PromptConfig
+from grpo.model import build_tokenizer
+
+THINK_TEMPLATE_TAIL = "<think>\n"
+
+
+def _data(tmp_path, lines):
+    path = tmp_path / "data.jsonl"
+    path.write_text("".join((line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines))
+    return path
+
+
+def _think_model(tmp_path, base):
+    """The test model with a chat template that opens the think block itself (as R1-distill's does)."""
+    model = tmp_path / "think-model"
+    shutil.copytree(base, model)
+    config = json.loads((model / "tokenizer_config.json").read_text())
+    template = config.get("chat_template") or (model / "chat_template.jinja").read_text()
+    template += "{% if add_generation_prompt %}" + THINK_TEMPLATE_TAIL + "{% endif %}"
+    if "chat_template" in config:
+        config["chat_template"] = template
+        (model / "tokenizer_config.json").write_text(json.dumps(config))
+    else:
+        (model / "chat_template.jinja").write_text(template)
+    return model
+
+
+ROWS = {  # row of the README table -> (arguments, message)
+    "malformed dataset row": (lambda t, b: ["data.source=jsonl",
+                                            f"data.path={_data(t, [{'problem': '1+1', 'answer': '2'}, '{oops'])}"],
+                              r"data\.jsonl:2: not valid JSON"),
+    "missing answer field": (lambda t, b: ["data.source=jsonl", f"data.path={_data(t, [{'problem': '1+1'}])}"],
+                             r"data\.jsonl:1: no field 'answer' \(data\.answer_field\)"),
+    "empty dataset": (lambda t, b: ["data.source=jsonl", f"data.path={_data(t, [])}"], r"data\.jsonl: no rows"),
+    "unknown config key": (lambda t, b: ["grpo.learning_rate=1e-6"], r"unknown key grpo\.learning_rate"),
+    "wrong type": (lambda t, b: ["grpo.steps=many"], r"grpo\.steps must be int, got str 'many'"),
+    "max tokens above the context": (lambda t, b: [f"model.path={b}", "rollout.max_new_tokens=600"],
+                                     r"rollout\.max_new_tokens .*\(600\) plus the longest prompt .* exceed the "
+                                     r"context .*\(512 tokens\)"),
+    "template opens <think>, think_prefix off": (
+        lambda t, b: [f"model.path={_think_model(t, b)}", "prompt.template=chat", "prompt.think_prefix=false",
+                      "reward.format_weight=0.5"],
+        r"prompt\.think_prefix is false but the tokenizer's chat template already opens <think>"),
+    "missing model path": (lambda t, b: [f"model.path={t / 'no-such-model'}"], r"no-such-model.*no such directory"),
+}
+
+
+@pytest.mark.parametrize("row", list(ROWS))
+def test_bad_input_is_refused_with_a_message_naming_it(tmp_path, base, capsys, row):
+    make_args, message = ROWS[row]
+    run_dir = tmp_path / "run"
+    code = train.main([f"run.dir={run_dir}", "run.stages=[grpo]", "grpo.steps=1", "grpo.warmup_steps=0",
+                       "rollout.engine=hf",
+                       "data.answer_format=plain", *make_args(tmp_path, base)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert re.search(message, err), err
+    assert not (run_dir / "checkpoints").exists() and not (run_dir / "final").exists()
+
+
+def test_batch_not_divisible_over_processes_is_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    assert train.main([f"run.dir={tmp_path}", "run.stages=[grpo]", "grpo.prompts_per_step=4",
+                       "grpo.group_size=4"]) == 2
+    assert "grpo.prompts_per_step x grpo.group_size (16) must be a multiple of the number of processes (3)" in \
+        capsys.readouterr().err
+
+
+def test_a_template_that_opens_think_is_not_opened_twice():
+    tokenizer = build_tokenizer()
+    tokenizer.chat_template += "{% if add_generation_prompt %}" + THINK_TEMPLATE_TAIL + "{% endif %}"
+    prompt = render_prompt("1+1?", tokenizer, PromptConfig(template="chat", think_prefix=True))
+    assert prompt.endswith("<think>\n") and prompt.count("<think>") == 1
