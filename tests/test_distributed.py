@@ -4,9 +4,9 @@ one-process update of the same global batch."""
 import json
 import os
 import random
-import shutil
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,7 @@ from grpo.learner import Sample, share, update
 from grpo.model import build_model, build_tokenizer, load
 
 HELPER = Path(__file__).with_name("distributed_update.py")
+LAUNCH = [sys.executable, "-m", "accelerate.commands.launch"]  # `accelerate launch`, whatever PATH holds
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -46,7 +47,6 @@ def test_share_deals_every_completion_once():
         share(samples, 0, 5)
 
 
-@pytest.mark.skipif(shutil.which("accelerate") is None, reason="the accelerate launcher is not on PATH")
 @pytest.mark.parametrize("backend", ["ddp", "fsdp"])
 @pytest.mark.parametrize("setting", [
     dict(mu=1, micro_batch_size=3, loss="token-mean", kl_coef=0.0, is_cap=None),
@@ -73,7 +73,7 @@ def test_two_processes_update_like_one(tmp_path, setting, backend):
 
     out = tmp_path / "two.pt"
     config = ROOT / "configs" / "accelerate" / f"{backend}.yaml"
-    done = subprocess.run(["accelerate", "launch", "--config_file", str(config), "--num_processes", "2",
+    done = subprocess.run([*LAUNCH, "--config_file", str(config), "--num_processes", "2",
                            "--main_process_port", str(_free_port()), str(HELPER), str(tmp_path / "model"),
                            str(tmp_path / "batch.pt"), str(out)], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -90,7 +90,6 @@ def test_two_processes_update_like_one(tmp_path, setting, backend):
         assert two["stats"][key] == pytest.approx(one[key], rel=1e-4, abs=1e-6), key
 
 
-@pytest.mark.skipif(shutil.which("accelerate") is None, reason="the accelerate launcher is not on PATH")
 def test_grpo_under_accelerate_launch_matches_one_process(tmp_path, base):
     """`accelerate launch --config_file configs/accelerate/ddp.yaml -m grpo.train`: rank 0 samples, scores and
     logs; both ranks train. Same seed, same batches: the logged rollouts and the final model equal a one-process
@@ -104,7 +103,7 @@ def test_grpo_under_accelerate_launch_matches_one_process(tmp_path, base):
             "grpo.micro_batch_size=4", "grpo.eval_size=4", "grpo.eval_every=0", "grpo.lr=1e-3",
             "grpo.warmup_steps=0", "grpo.save_every=1"]
     assert train.main([f"run.dir={tmp_path / 'one'}", *args]) == 0
-    done = subprocess.run(["accelerate", "launch", "--config_file", str(ROOT / "configs" / "accelerate" / "ddp.yaml"),
+    done = subprocess.run([*LAUNCH, "--config_file", str(ROOT / "configs" / "accelerate" / "ddp.yaml"),
                            "--num_processes", "2", "--main_process_port", str(_free_port()), "-m", "grpo.train",
                            f"run.dir={tmp_path / 'two'}", *args], capture_output=True, text=True, timeout=600,
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
