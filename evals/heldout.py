@@ -3,8 +3,8 @@
 `python -m evals.run --run-dir RUN [--checkpoint final]` reads the run's `config.yaml`, rebuilds its held-out
 problems (same data config, task and seed), renders them with the run's prompt template, and calls the very
 function the training loop calls (`grpo.evaluate.heldout_accuracy`: the stage's protocol, greedy or sampled
-through the run's rollout engine with the run's seed; its evaluation size and token budget; the math verifier). The figure therefore equals the run's last `eval/heldout_accuracy` for
-that checkpoint.
+through the run's rollout engine with the run's seed; its evaluation size and token budget; the math
+verifier). The figure therefore equals the run's last `eval/heldout_accuracy` for that checkpoint.
 """
 
 from __future__ import annotations

@@ -61,9 +61,10 @@ def _record(row, cfg: DataConfig, where: str) -> dict:
     return {"problem": str(row[cfg.prompt_field]), "answer": _answer(row, cfg, where), "solution": solution}
 
 
-def read_jsonl(path: Path):
+def read_jsonl(path: Path, *, torn_tail_ok: bool = False):
     """(where, row) for each non-blank line of a jsonl file; `where` is "file:line", and a line that is not
-    JSON stops with a DataError naming it."""
+    JSON stops with a DataError naming it. `torn_tail_ok`: a last line that is not JSON (a write cut short by a
+    crash, in a file the run writes itself) ends the rows instead."""
     with Path(path).open(encoding="utf-8") as f:
         for number, line in enumerate(f, start=1):
             if not line.strip():
@@ -71,6 +72,8 @@ def read_jsonl(path: Path):
             try:
                 yield f"{path}:{number}", json.loads(line)
             except json.JSONDecodeError as e:
+                if torn_tail_ok and not f.read().strip():
+                    return
                 raise DataError(f"{path}:{number}: not valid JSON ({e.msg})") from e
 
 

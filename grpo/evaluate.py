@@ -88,7 +88,7 @@ def by_problem(samples: list[dict]) -> list[dict]:
     """Samples grouped per problem as evals/metrics.py takes them: [{"correct": [...], "answers": [...]}]."""
     groups: dict[int, dict] = {}
     for s in samples:
-        g = groups.setdefault(s.get("problem", len(groups)), {"correct": [], "answers": []})
+        g = groups.setdefault(s["problem"], {"correct": [], "answers": []})
         g["correct"].append(s["correct"])
         g["answers"].append(s["extracted"])
     return list(groups.values())

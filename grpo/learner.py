@@ -96,14 +96,9 @@ def fill_fixed_logprobs(model, ref_model, batches: list[MicroBatch], *, need_old
             mb.ref_logprobs = token_logprobs(ref_model, mb.input_ids, mb.attention_mask, temperature)[0]
 
 
-def step_size(batches: list[MicroBatch], max_new_tokens: int) -> StepSize:
-    tokens = int(sum(mb.mask.sum() for mb in batches))
-    sequences = int(sum((mb.mask.sum(-1) > 0).sum() for mb in batches))
-    return StepSize(tokens=tokens, sequences=sequences, max_completion_length=max_new_tokens)
-
-
-def global_step_size(samples: list[Sample], max_new_tokens: int) -> StepSize:
-    """The StepSize of the whole rollout batch (equal to `step_size` of its micro-batches), for any rank."""
+def step_size(samples: list[Sample], max_new_tokens: int) -> StepSize:
+    """The StepSize of the whole rollout batch (the tokens and sequences its micro-batches' masks hold), which
+    every rank normalises by."""
     lengths = [len(s.token_ids) for s in samples if s.in_loss]
     return StepSize(tokens=sum(lengths), sequences=sum(n > 0 for n in lengths), max_completion_length=max_new_tokens)
 
@@ -179,7 +174,7 @@ def update(model, optimizer, ref_model, samples: list[Sample], *, mu: int, micro
     """mu optimizer passes over `samples` (the whole rollout batch; with an `accelerator` of several
     processes, this rank trains on its share); metrics averaged over the passes (the logprob gap and entropy are
     those of the first pass, before any update). `optim/skipped_nonfinite`: passes skipped for a NaN/inf."""
-    size = global_step_size(samples, max_new_tokens)
+    size = step_size(samples, max_new_tokens)
     if accelerator is not None and accelerator.num_processes > 1:
         samples = share(samples, accelerator.process_index, accelerator.num_processes)
     batches = micro_batches(samples, micro_batch_size, pad_id)

@@ -14,24 +14,18 @@ from pathlib import Path
 
 import torch
 
+from grpo.data import read_jsonl
 from grpo.evaluate import GREEDY, EvalProtocol, by_problem, heldout_accuracy
 
 
-def read_jsonl_lines(path: Path) -> list[dict]:
-    """The rows of a JSONL file the run wrote itself. A last line cut short by a crash (kill -9 in the middle of
-    a write) is dropped; a bad line anywhere else is an error naming the line."""
-    lines = path.read_text().splitlines()
-    rows = []
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as e:
-            if i == len(lines) - 1:
-                break
-            raise ValueError(f"{path}:{i + 1}: not JSON ({e})") from e
-    return rows
+def drop_after(path: Path, stage: str, step: int) -> None:
+    """Remove lines of `stage` logged after `step` (what a crashed run wrote past its last checkpoint, a last
+    line cut short by the kill included)."""
+    if not path.exists():
+        return
+    rows = [row for _, row in read_jsonl(path, torn_tail_ok=True)]
+    kept = [r for r in rows if not (r.get("stage") == stage and r.get("step", 0) > step)]
+    write_atomic(path, "".join(json.dumps(r) + "\n" for r in kept))
 
 
 def append_jsonl(path: Path, rows) -> None:

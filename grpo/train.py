@@ -25,8 +25,8 @@ import torch
 from grpo.config import Config, ConfigError, load_config, to_yaml
 from grpo.data import DataError, load_records, to_examples
 from grpo.model import build_model, build_tokenizer, load, parameter_count
-from grpo.runfiles import CheckpointError, latest_checkpoint, write_atomic
-from grpo.trainer import CHECKPOINTS, TrainingStopped, drop_after
+from grpo.runfiles import CheckpointError, drop_after, latest_checkpoint, write_atomic
+from grpo.trainer import CHECKPOINTS, TrainingStopped
 
 DEFAULT_RECIPE = Path(__file__).resolve().parent.parent / "configs" / "tiny.yaml"
 
@@ -58,11 +58,11 @@ def _resume_point(run_dir: Path, stages: list[str]) -> tuple[dict, Path | None, 
     return summary, (run_dir / "final" if done else None), None
 
 
-def check_context(config: Config, model, tokenizer, records: list[dict]) -> None:
+def check_context(config: Config, model, tokenizer, examples) -> None:
     """The longest prompt plus rollout.max_new_tokens must fit the engine's context."""
     context = config.rollout.max_model_len or model.config.max_position_embeddings
-    prompts = [e.prompt for e in to_examples(records, tokenizer, config.prompt)]
-    longest = max((len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts), default=0)
+    prompts = [e.prompt for e in examples]
+    longest = max((len(ids) for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"]), default=0)
     budget = max(config.rollout.max_new_tokens, config.grpo.eval_max_new_tokens)
     if longest + budget > context:
         raise ConfigError(f"rollout.max_new_tokens / grpo.eval_max_new_tokens ({budget}) plus the longest prompt "
@@ -138,17 +138,17 @@ def run(config: Config, *, resume: bool = False) -> dict:
             from grpo.rollout import make_engine
             from grpo.trainer import run_grpo
 
-            check_context(config, model, tokenizer, train + heldout)
-
+            train_examples = to_examples(train, tokenizer, config.prompt)
+            heldout_examples = to_examples(heldout, tokenizer, config.prompt)
+            check_context(config, model, tokenizer, train_examples + heldout_examples)
             engine = make_engine(config.rollout, model, tokenizer) if is_main else None
             previous = [summary["stages"][s]["heldout_accuracy"] for s in config.run.stages
                         if s in summary["stages"] and s != "grpo"]
             same_heldout = (config.grpo.eval_size == config.sft.eval_size and "sft" in summary["stages"]
                             and config.grpo.eval_temperature == 0)  # SFT evaluates greedy
             try:
-                result = run_grpo(model, tokenizer, engine, to_examples(train, tokenizer, config.prompt),
-                                  to_examples(heldout, tokenizer, config.prompt), config.grpo, config.rollout,
-                                  config.reward, run_dir, seed=config.run.seed,
+                result = run_grpo(model, tokenizer, engine, train_examples, heldout_examples, config.grpo,
+                                  config.rollout, config.reward, run_dir, seed=config.run.seed,
                                   think_prefix=config.prompt.think_prefix, resume_from=checkpoint,
                                   start_accuracy=previous[-1] if previous and same_heldout else None,
                                   accelerator=accelerator)

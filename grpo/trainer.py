@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import random
 import time
 from collections import defaultdict
@@ -37,8 +36,7 @@ from grpo.config import GRPOConfig, RewardConfig, RolloutConfig
 from grpo.evaluate import EvalProtocol
 from grpo.learner import Sample, update
 from grpo.rollout import Group, SamplingParams
-from grpo.runfiles import (append_jsonl, log_heldout, prune_checkpoints, read_jsonl_lines, save_checkpoint,
-                           write_atomic)
+from grpo.runfiles import append_jsonl, drop_after, log_heldout, prune_checkpoints, save_checkpoint
 from grpo.sft import adamw, lr_factor
 
 CHECKPOINTS = Path("checkpoints") / "grpo"  # under the run dir
@@ -167,15 +165,6 @@ def _rollout_metrics(seen: dict, kept: list) -> dict:
         "rollout/rounds": seen["rounds"],
         "perf/generated_tokens": sum(lengths),
     }
-
-
-def drop_after(path: Path, stage: str, step: int) -> None:
-    """Remove lines of `stage` logged after `step` (what a crashed run wrote past its last checkpoint)."""
-    if not path.exists():
-        return
-    rows = read_jsonl_lines(path)
-    kept = [r for r in rows if not (r.get("stage") == stage and r.get("step", 0) > step)]
-    write_atomic(path, "".join(json.dumps(r) + "\n" for r in kept))
 
 
 def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout: RolloutConfig,

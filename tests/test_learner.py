@@ -30,7 +30,7 @@ def test_layout_by_hand():
     both = micro_batches(samples, 2, pad_id=0)[0]
     assert both.input_ids.tolist() == [[5, 9, 0, 0], [5, 6, 7, 8]]
     assert both.attention_mask.tolist() == [[1, 1, 0, 0], [1, 1, 1, 1]]
-    size = step_size([both], max_new_tokens=16)
+    size = step_size(samples, max_new_tokens=16)
     assert (size.tokens, size.sequences, size.max_completion_length) == (2, 1, 16)
 
 
