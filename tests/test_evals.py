@@ -8,6 +8,7 @@ import pytest
 
 from evals import run
 from evals.suites import SUITES, data_dir, load_rows
+from engines import ENGINES
 
 DATA = data_dir()
 needs_data = pytest.mark.skipif(not (DATA / "math500.jsonl").exists(), reason=f"no benchmark data at {DATA}")
@@ -132,16 +133,7 @@ def test_a_directory_that_is_not_a_run_is_refused(tmp_path):
         run.main(["--run-dir", str(tmp_path), "--output-dir", str(tmp_path / "o")])
 
 
-def _vllm_available() -> bool:
-    try:
-        from grpo import vllm_engine
-    except ImportError:
-        return False
-    return vllm_engine.available()
-
-
-@pytest.mark.parametrize("engine", ["hf", pytest.param("vllm", marks=pytest.mark.skipif(
-    not _vllm_available(), reason="vllm does not import here"))])
+@ENGINES
 def test_sampled_validation_in_training_equals_the_offline_evaluation(tmp_path, base, engine):
     """The R1 protocol during GRPO (T 0.6, top-p 0.95, n samples through the rollout engine) and
     `evals.run --run-dir` on the final model give the same pass@1, pass@k and maj@k."""

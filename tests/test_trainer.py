@@ -17,22 +17,14 @@ from grpo.rollout import Completion, Group, HFEngine
 from grpo.tasks import arithmetic
 from grpo.runfiles import latest_checkpoint
 from grpo.trainer import CHECKPOINTS, PromptSampler, _rollout_and_verify, Timer, score
+from engines import ENGINES
 
 SMALL = ["task.train_size=300", "task.heldout_size=8", "rollout.max_new_tokens=40", "grpo.prompts_per_step=4",
          "grpo.group_size=4", "grpo.eval_size=8", "grpo.eval_every=0", "grpo.lr=1e-3", "reward.format_weight=0.5",
          "grpo.warmup_steps=0"]
 
 
-def _vllm_available() -> bool:
-    try:
-        from grpo import vllm_engine
-    except ImportError:
-        return False
-    return vllm_engine.available()
-
-
-@pytest.mark.parametrize("engine", ["hf", pytest.param("vllm", marks=pytest.mark.skipif(
-    not _vllm_available(), reason="vllm does not import here"))])
+@ENGINES
 def test_a_short_run_writes_metrics_samples_checkpoints_and_summary(tmp_path, base, engine):
     run_dir = tmp_path / "run"
     assert train.main([f"run.dir={run_dir}", "run.stages=[grpo]", f"model.path={base}", "grpo.steps=3",
@@ -88,12 +80,7 @@ def test_resume_continues_exactly(tmp_path, base, monkeypatch):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], v) for k, v in _weights(base).items())  # training changed the model
 
-    def logged(run_dir):
-        rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-        return [{k: v for k, v in r.items() if not k.startswith("perf/") or k == "perf/generated_tokens"}
-                for r in rows]
-
-    assert logged(straight) == logged(crashed)
+    assert _logged(straight) == _logged(crashed)
 
 
 def test_resume_needs_a_run_directory(tmp_path, capsys):
@@ -179,7 +166,7 @@ def test_nan_losses_are_skipped_then_stop_the_run(tmp_path, base, monkeypatch, c
     assert all(torch.isfinite(v).all() for v in _weights(newest).values())
 
 
-def _run_cli(run_dir, *args):
+def _run_cli(*args):
     import subprocess
     import sys
 
@@ -205,7 +192,7 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, base, when):
     assert train.main([f"run.dir={straight}", *args]) == 0
 
     killed = tmp_path / "killed"
-    proc = _run_cli(killed, f"run.dir={killed}", *args)
+    proc = _run_cli(f"run.dir={killed}", *args)
     root = killed / CHECKPOINTS
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
