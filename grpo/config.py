@@ -16,7 +16,8 @@ from pathlib import Path
 
 import yaml
 
-STAGES = ("sft", "grpo")  # stages this build can run; generate, filter, distill and eval arrive with their issues
+STAGES = ("sft", "grpo", "generate", "filter", "distill", "eval")  # the DeepSeek-R1 pipeline, in its usual order
+PRESET_NAMES = ("micro", "tiny", "small")  # grpo/model.py PRESETS (kept here so config needs no torch import)
 
 
 class ConfigError(ValueError):
@@ -45,7 +46,7 @@ class RunConfig:
 @dataclass
 class ModelConfig:
     preset: str = "tiny"
-    """a model built from scratch (tiny ~1M, small ~20M parameters) when `path` is empty"""
+    """a model built from scratch (micro ~0.30M, tiny ~1.4M, small ~19M parameters) when `path` is empty"""
     path: str = ""
     """a local directory or hub name of a causal LM (its tokenizer comes from the same place)"""
     dtype: str = "float32"
@@ -247,6 +248,72 @@ class GRPOConfig:
 
 
 @dataclass
+class GenerateConfig:
+    n: int = 4
+    """traces sampled per problem from the teacher"""
+    problems: int = 0
+    """training problems to sample from, the first of the training set (0: all)"""
+    temperature: float = 0.6
+    """sampling temperature (R1's recommended 0.6)"""
+    top_p: float = 0.95
+    """nucleus sampling mass"""
+    max_new_tokens: int = 0
+    """generation budget per trace (0: rollout.max_new_tokens); a trace that reaches it is truncated"""
+    shard_size: int = 256
+    """problems per shard file; a resumed stage keeps finished shards and redoes at most one"""
+
+
+@dataclass
+class FilterConfig:
+    require_think: bool = True
+    """drop traces that are not one <think>...</think> block followed by a non-empty answer"""
+    max_per_problem: int = 0
+    """keep at most this many traces of one problem (0: all that pass)"""
+    decontaminate: list[str] = field(
+        default_factory=lambda: ["math500", "aime24", "aime25", "gsm8k", "humaneval", "mbpp", "livecodebench"])
+    """evaluation suites whose problems training problems must not copy (n-gram overlap); [] for none"""
+    data_dir: str = ""
+    """where the suites' data lives (empty: $GRPO_EVAL_DATA, else ../shared/data); a missing suite file is skipped
+    with a warning in the report"""
+    ngram: int = 8
+    """n-gram length for decontamination (open-r1 uses 8)"""
+    min_overlap: float = 0.5
+    """share of an evaluation statement's n-grams a training problem must contain to count as a copy"""
+
+
+@dataclass
+class DistillConfig:
+    student_preset: str = "micro"
+    """the student, built from scratch (a preset) when student_path is empty"""
+    student_path: str = ""
+    """a local directory or hub name of the student model (its own tokenizer)"""
+    kd_coef: float = 0.0
+    """share of the forward KL to the teacher's token distribution in the loss, 0..1 (logit distillation; 0: plain SFT). Needs
+    the teacher's and the student's tokenizers to be the same"""
+    kd_temperature: float = 1.0
+    """softmax temperature of both distributions in the KL term"""
+    baseline: bool = True
+    """also train the same student on the cold-start (sft) data with the same settings: its held-out accuracy
+    is the summary's baseline_heldout_accuracy"""
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    """the student's SFT settings (the cold start's trainer and keys)"""
+
+
+@dataclass
+class EvalConfig:
+    n: int = 1
+    """samples per held-out problem (pass@1 averaged over them; pass@k and maj@k reported)"""
+    temperature: float = 0.0
+    """0 greedy; > 0 sampled through the rollout engine (R1 protocol: 0.6)"""
+    top_p: float = 1.0
+    """nucleus mass when sampled"""
+    max_new_tokens: int = 0
+    """generation budget (0: rollout.max_new_tokens)"""
+    size: int = 0
+    """held-out problems evaluated (0: all)"""
+
+
+@dataclass
 class Config:
     run: RunConfig = field(default_factory=RunConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -259,6 +326,10 @@ class Config:
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
     grpo: GRPOConfig = field(default_factory=GRPOConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
+    filter: FilterConfig = field(default_factory=FilterConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
 
 def _check_type(value, kind, key: str, where: str):
@@ -324,8 +395,8 @@ def validate(config: Config, where: str) -> None:
     checks = [
         (all(stage in STAGES for stage in config.run.stages), "run.stages",
          f"unknown stage in {config.run.stages}; this build runs {list(STAGES)}"),
-        (config.model.path or config.model.preset in ("tiny", "small"), "model.preset",
-         f"{config.model.preset!r} is not a preset (tiny, small) and model.path is empty"),
+        (config.model.path or config.model.preset in PRESET_NAMES, "model.preset",
+         f"{config.model.preset!r} is not a preset {PRESET_NAMES} and model.path is empty"),
         (config.model.dtype in ("float32", "bfloat16"), "model.dtype", "must be float32 or bfloat16"),
         (d.source in ("arithmetic", "jsonl", "parquet", "hub"), "data.source",
          "must be arithmetic, jsonl, parquet or hub"),
@@ -341,7 +412,7 @@ def validate(config: Config, where: str) -> None:
         (s.max_length <= config.model.max_position_embeddings or config.model.path, "sft.max_length",
          f"exceeds model.max_position_embeddings ({config.model.max_position_embeddings})"),
     ]
-    checks += _grpo_checks(config)
+    checks += _grpo_checks(config) + _pipeline_checks(config)
     for ok, key, message in checks:
         if not ok:
             raise ConfigError(f"{where}: {key} {message}")
@@ -382,6 +453,37 @@ def _grpo_checks(config: Config) -> list:
     ]
 
 
+def _pipeline_checks(config: Config) -> list:
+    gen, flt, dis, ev = config.generate, config.filter, config.distill, config.eval
+    stages = config.run.stages
+    known = [s for s in stages if s in STAGES]
+    from evals.suites import SUITES
+
+    return [
+        (len(set(stages)) == len(stages), "run.stages", f"names a stage twice: {stages}"),
+        (known == sorted(known, key=STAGES.index), "run.stages",
+         f"{stages} are out of order; the pipeline's order is {list(STAGES)}"),
+        (gen.n >= 1 and gen.problems >= 0 and gen.shard_size >= 1 and gen.max_new_tokens >= 0, "generate.n",
+         "n >= 1, problems >= 0, shard_size >= 1, max_new_tokens >= 0"),
+        (gen.temperature > 0 and 0 < gen.top_p <= 1, "generate.temperature",
+         "temperature > 0 and 0 < top_p <= 1 (traces are sampled)"),
+        (all(s in SUITES for s in flt.decontaminate), "filter.decontaminate",
+         f"unknown suite in {flt.decontaminate}; known: {sorted(SUITES)}"),
+        (flt.ngram >= 1 and 0 < flt.min_overlap <= 1 and flt.max_per_problem >= 0, "filter.ngram",
+         "ngram >= 1, 0 < min_overlap <= 1, max_per_problem >= 0"),
+        (dis.student_path or dis.student_preset in PRESET_NAMES, "distill.student_preset",
+         f"{dis.student_preset!r} is not a preset {PRESET_NAMES} and distill.student_path is empty"),
+        (0 <= dis.kd_coef <= 1 and dis.kd_temperature > 0, "distill.kd_coef", "0 <= kd_coef <= 1 and kd_temperature > 0"),
+        (dis.sft.steps >= 1 and dis.sft.batch_size >= 1 and dis.sft.grad_accum >= 1, "distill.sft.steps",
+         "steps, batch, accum >= 1"),
+        *_schedule_checks("distill.sft", dis.sft),
+        (ev.n >= 1 and ev.temperature >= 0 and 0 < ev.top_p <= 1 and ev.size >= 0 and ev.max_new_tokens >= 0,
+         "eval.n", "n >= 1, temperature >= 0, 0 < top_p <= 1, size >= 0, max_new_tokens >= 0"),
+        (ev.temperature > 0 or ev.n == 1, "eval.n", "must be 1 when eval.temperature is 0 (greedy samples are all "
+                                                    "the same)"),
+    ]
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
     """Defaults, then the YAML file, then `section.key=value` overrides; validated."""
     config = Config()
@@ -409,5 +511,6 @@ def to_yaml(config: Config) -> str:
     return yaml.safe_dump(to_dict(config), sort_keys=False)
 
 
-__all__ = ["Config", "ConfigError", "DataConfig", "GRPOConfig", "ModelConfig", "PromptConfig", "RewardConfig",
-           "RolloutConfig", "RunConfig", "SFTConfig", "TaskConfig", "STAGES", "load_config", "to_dict", "to_yaml"]
+__all__ = ["Config", "ConfigError", "DataConfig", "DistillConfig", "EvalConfig", "FilterConfig", "GenerateConfig",
+           "GRPOConfig", "ModelConfig", "PromptConfig", "RewardConfig", "RolloutConfig", "RunConfig", "SFTConfig",
+           "TaskConfig", "STAGES", "load_config", "to_dict", "to_yaml"]

@@ -28,6 +28,7 @@ class Example:
     prompt: str  # the rendered prompt, exactly what the model is given
     answer: str  # the gold answer for the verifier
     completion: str | None  # the SFT target (None when the data has no worked solution)
+    problem: str = ""  # the question alone, before the prompt template
 
 
 def _answer(row: dict, cfg: DataConfig, where: str) -> str:
@@ -153,5 +154,5 @@ def to_examples(records: list[dict], tokenizer, cfg: PromptConfig) -> list[Examp
             if cfg.think_prefix and completion.startswith("<think>\n"):
                 completion = completion[len("<think>\n"):]
             completion += tokenizer.eos_token
-        examples.append(Example(render_prompt(r["problem"], tokenizer, cfg), r["answer"], completion))
+        examples.append(Example(render_prompt(r["problem"], tokenizer, cfg), r["answer"], completion, r["problem"]))
     return examples

@@ -23,11 +23,14 @@ CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
-# hidden, layers, heads, kv heads, MLP width: tiny ~1.4M parameters, small ~19M. Head sizes are 32 and 64:
+# hidden, layers, heads, kv heads, MLP width: micro ~0.30M parameters (a distillation student, under a quarter
+# of tiny), tiny ~1.4M, small ~19M. Head sizes are 32 and 64:
 # vLLM's CPU attention kernels support only some head sizes (32, 64, 80, 96, 112, 128, ...).
 PRESETS = {
     "tiny": dict(hidden_size=160, num_hidden_layers=4, num_attention_heads=5, num_key_value_heads=5,
                  intermediate_size=480),
+    "micro": dict(hidden_size=96, num_hidden_layers=3, num_attention_heads=3, num_key_value_heads=3,
+                  intermediate_size=192),
     "small": dict(hidden_size=512, num_hidden_layers=6, num_attention_heads=8, num_key_value_heads=4,
                   intermediate_size=1536),
 }

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -75,22 +76,48 @@ def lr_factor(step: int, cfg: SFTConfig) -> float:
     return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
-def token_losses(model, batch) -> tuple[torch.Tensor, int]:
-    """(sum of completion-token cross-entropies, number of completion tokens) for one micro-batch."""
+def forward_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """(..., V) logits -> (...) KL(teacher || student) per position, both softened by `temperature`:
+    sum_v p_t(v) (log p_t(v) - log p_s(v)). Forward KL: the student is pulled to cover the teacher's mass."""
+    log_s = torch.log_softmax(student_logits.float() / temperature, dim=-1)
+    log_t = torch.log_softmax(teacher_logits.float() / temperature, dim=-1)
+    return (log_t.exp() * (log_t - log_s)).sum(dim=-1)
+
+
+@dataclass
+class Distillation:
+    """Logit distillation in the SFT loss: per completion token,
+    (1 - coef) * cross-entropy + coef * temperature^2 * KL(teacher || student) (Hinton et al. 2015's scaling)."""
+    teacher: torch.nn.Module
+    coef: float
+    temperature: float = 1.0
+
+
+def token_losses(model, batch, kd: Distillation | None = None) -> tuple[torch.Tensor, int]:
+    """(sum of completion-token losses, number of completion tokens) for one micro-batch: cross-entropy, mixed
+    with the KL to a teacher's distribution when `kd` is given."""
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # (B, T, V)
     targets = batch["labels"][:, 1:]  # (B, T-1): position t predicts token t+1
     loss = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), targets.flatten(),
                                              ignore_index=IGNORE, reduction="sum")
+    if kd is not None:
+        with torch.no_grad():
+            teacher = kd.teacher(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        vocab = min(logits.shape[-1], teacher.shape[-1])  # a model may pad its vocabulary past the tokenizer's
+        kl = forward_kl(logits[:, :-1, :vocab], teacher[:, :-1, :vocab], kd.temperature)  # (B, T-1)
+        kl_sum = (kl * (targets != IGNORE)).sum()
+        loss = (1 - kd.coef) * loss + kd.coef * kd.temperature ** 2 * kl_sum
     return loss, int((targets != IGNORE).sum())
 
 
-def train_step(model, optimizer, micro: list[dict], max_grad_norm: float) -> tuple[float, float, int]:
+def train_step(model, optimizer, micro: list[dict], max_grad_norm: float,
+               kd: Distillation | None = None) -> tuple[float, float, int]:
     """One optimizer step over `micro` batches: (loss per completion token, grad norm before clipping,
     non-padding tokens trained on). The loss is normalised by the whole step's completion tokens."""
     n_tokens = sum(int((b["labels"][:, 1:] != IGNORE).sum()) for b in micro)
     loss_sum = 0.0
     for batch in micro:
-        loss, _ = token_losses(model, batch)
+        loss, _ = token_losses(model, batch, kd)
         (loss / n_tokens).backward()
         loss_sum += loss.item()
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
@@ -113,8 +140,10 @@ def _state(optimizer, step: int, rng: random.Random) -> dict:
 
 
 def run_sft(model, tokenizer, train, heldout, cfg: SFTConfig, run_dir: Path, *, seed: int,
-            think_prefix: bool) -> dict:
-    """Train `model` on `train` examples; return {"heldout_accuracy", "seconds", "steps", ...}."""
+            think_prefix: bool, stage: str = "sft", final: Path | None = None,
+            kd: Distillation | None = None) -> dict:
+    """Train `model` on `train` examples; return {"heldout_accuracy", "seconds", "steps", ...}. Metrics and
+    samples go to the run dir's files tagged with `stage`; the model to `final` (default: <run dir>/final)."""
     start = time.monotonic()
     sequences, too_long = tokenize(train, tokenizer, cfg.max_length)
     if not sequences:
@@ -127,35 +156,35 @@ def run_sft(model, tokenizer, train, heldout, cfg: SFTConfig, run_dir: Path, *, 
     evals: list[dict] = []
 
     def evaluate(step: int) -> float:
-        accuracy = log_heldout(model, tokenizer, heldout[: cfg.eval_size], run_dir, stage="sft", step=step,
+        accuracy = log_heldout(model, tokenizer, heldout[: cfg.eval_size], run_dir, stage=stage, step=step,
                                max_new_tokens=cfg.max_new_tokens, think_prefix=think_prefix, n_samples=8)
         evals.append({"step": step, "heldout_accuracy": accuracy})
         return accuracy
 
     tokens_seen, window_tokens, window_start = 0, 0, time.monotonic()
-    progress = tqdm(range(cfg.steps), desc="sft", unit="step", dynamic_ncols=True)
+    progress = tqdm(range(cfg.steps), desc=stage, unit="step", dynamic_ncols=True)
     for step in progress:
         model.train()
         micro = [collate([sequences[i] for i in next(stream)], tokenizer.pad_token_id) for _ in range(cfg.grad_accum)]
-        loss_value, grad_norm, trained = train_step(model, optimizer, micro, cfg.max_grad_norm)
+        loss_value, grad_norm, trained = train_step(model, optimizer, micro, cfg.max_grad_norm, kd)
         scheduler.step()
         tokens_seen += trained
         window_tokens += trained
         if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
             tokens_per_s = window_tokens / max(time.monotonic() - window_start, 1e-9)
-            append_jsonl(metrics_path, [{"stage": "sft", "step": step + 1, "loss/sft": loss_value,
+            append_jsonl(metrics_path, [{"stage": stage, "step": step + 1, "loss/sft": loss_value,
                                          "optim/lr": scheduler.get_last_lr()[0], "optim/grad_norm": grad_norm,
                                          "perf/tokens_per_s": tokens_per_s, "perf/tokens": tokens_seen}])
             progress.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{tokens_per_s:.0f}")
             window_tokens, window_start = 0, time.monotonic()
         if cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.steps:
-            progress.write(f"sft step {step + 1}: held-out accuracy {evaluate(step + 1):.3f}")
+            progress.write(f"{stage} step {step + 1}: held-out accuracy {evaluate(step + 1):.3f}")
         if cfg.save_every and (step + 1) % cfg.save_every == 0:
-            save_checkpoint(run_dir / "checkpoints" / "sft" / f"step_{step + 1}", model, tokenizer,
+            save_checkpoint(run_dir / "checkpoints" / stage / f"step_{step + 1}", model, tokenizer,
                             _state(optimizer, step + 1, rng))
     progress.close()
     accuracy = evaluate(cfg.steps)
-    final = run_dir / "final"
+    final = final or run_dir / "final"
     save_checkpoint(final, model, tokenizer, _state(optimizer, cfg.steps, rng))
     return {"heldout_accuracy": accuracy, "seconds": round(time.monotonic() - start, 1), "steps": cfg.steps,
             "examples": len(sequences), "left_out_too_long": too_long, "tokens": tokens_seen,

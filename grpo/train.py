@@ -54,18 +54,20 @@ def _resume_point(run_dir: Path, stages: list[str]) -> tuple[dict, Path | None, 
     checkpoint = latest_checkpoint(run_dir / CHECKPOINTS) if "grpo" not in summary["stages"] else None
     if checkpoint is not None:
         return summary, checkpoint, checkpoint
-    done = [s for s in stages if s in summary["stages"]]
-    return summary, (run_dir / "final" if done else None), None
+    trained = [s for s in stages if s in summary["stages"] and s in ("sft", "grpo")]  # stages that write final/
+    return summary, (run_dir / "final" if trained else None), None
 
 
-def check_context(config: Config, model, tokenizer, examples) -> None:
-    """The longest prompt plus rollout.max_new_tokens must fit the engine's context."""
+def check_context(config: Config, model, tokenizer, examples, budget: int | None = None) -> None:
+    """The longest prompt plus the generation budget (default: rollout.max_new_tokens or
+    grpo.eval_max_new_tokens, the larger) must fit the engine's context."""
     context = config.rollout.max_model_len or model.config.max_position_embeddings
     prompts = [e.prompt for e in examples]
     longest = max((len(ids) for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"]), default=0)
-    budget = max(config.rollout.max_new_tokens, config.grpo.eval_max_new_tokens)
+    budget = budget or max(config.rollout.max_new_tokens, config.grpo.eval_max_new_tokens)
     if longest + budget > context:
-        raise ConfigError(f"rollout.max_new_tokens / grpo.eval_max_new_tokens ({budget}) plus the longest prompt "
+        raise ConfigError(f"rollout.max_new_tokens / grpo.eval_max_new_tokens / generate.max_new_tokens ({budget}) "
+                          f"plus the longest prompt "
                           f"({longest} tokens) exceed the context of {config.model.path or config.model.preset} "
                           f"({context} tokens{', rollout.max_model_len' if config.rollout.max_model_len else ''})")
 
@@ -120,7 +122,7 @@ def run(config: Config, *, resume: bool = False) -> dict:
         if stage in summary["stages"]:
             print(f"{stage}: already done (summary.json), skipped")
             continue
-        if resume and is_main and not (stage == "grpo" and checkpoint is not None):
+        if resume and is_main and stage != "distill" and not (stage == "grpo" and checkpoint is not None):
             for name in ("metrics.jsonl", "samples.jsonl"):  # the stage restarts: forget an interrupted attempt
                 drop_after(run_dir / name, stage, -1)
         if stage == "sft":
@@ -161,9 +163,135 @@ def run(config: Config, *, resume: bool = False) -> dict:
             print(f"grpo: held-out accuracy {result['heldout_accuracy']:.3f} (from {start:.3f}) after "
                   f"{result['steps']} steps ({result['seconds']:.0f} s); model saved to {result['final']}")
             summary["stages"]["grpo"] = result
+        if stage in ("generate", "filter", "distill", "eval"):
+            heldout_examples = to_examples(heldout, tokenizer, config.prompt)
+            summary["stages"][stage] = PIPELINE[stage](config, model, tokenizer, train, heldout, heldout_examples,
+                                                       run_dir, summary)
         if is_main:
             write_atomic(run_dir / "summary.json", json.dumps(summary, indent=2))
     return summary
+
+
+def _teacher_accuracy(config: Config, model, tokenizer, heldout_examples, summary: dict) -> float:
+    """The held-out accuracy of the model generating traces: the last training stage's, else measured here."""
+    trained = [summary["stages"][s]["heldout_accuracy"] for s in ("grpo", "sft") if s in summary["stages"]]
+    if trained:
+        return trained[0]
+    return evaluate_models(config, {"teacher": (model, tokenizer)}, heldout_examples, summary_dir=None)["teacher"][
+        "heldout_accuracy"]
+
+
+def _generate(config: Config, model, tokenizer, train, heldout, heldout_examples, run_dir, summary) -> dict:
+    from grpo.generate import run_generate
+    from grpo.rollout import make_engine
+    from verifiers.math import verify_batch
+
+    prefix = "<think>\n" if config.prompt.think_prefix else ""
+    budget = config.generate.max_new_tokens or config.rollout.max_new_tokens
+
+    def judge(completions: list[str], answers: list[str]):
+        return verify_batch([prefix + c for c in completions], answers, timeout_s=config.reward.timeout_s,
+                            workers=config.reward.workers)
+
+    examples = to_examples(train, tokenizer, config.prompt)
+    check_context(config, model, tokenizer, examples, budget)
+    engine = make_engine(config.rollout, model, tokenizer)
+    try:
+        result = run_generate(engine, examples, config.generate, run_dir, judge=judge, max_new_tokens=budget,
+                              seed=config.run.seed)
+    finally:
+        engine.close()
+    result["heldout_accuracy"] = _teacher_accuracy(config, model, tokenizer, heldout_examples, summary)
+    print(f"generate: {result['traces']} traces of {result['problems']} problems, {result['correct_frac']:.1%} "
+          f"correct, {result['truncated_frac']:.1%} truncated ({result['seconds']:.0f} s) in {result['out']}")
+    return result
+
+
+def _filter(config: Config, model, tokenizer, train, heldout, heldout_examples, run_dir, summary) -> dict:
+    from grpo.generate import run_filter
+
+    report = run_filter(run_dir, config.filter, think_prefix=config.prompt.think_prefix)
+    removed = ", ".join(f"{k} {v}" for k, v in report["removed"].items() if v) or "none"
+    print(f"filter: kept {report['kept']} of {report['traces']} traces ({report['problems_kept']} of "
+          f"{report['problems']} problems); removed: {removed}; report in {run_dir / 'filter' / 'report.json'}")
+    entry = {k: v for k, v in report.items() if k != "examples"}
+    entry["heldout_accuracy"] = _teacher_accuracy(config, model, tokenizer, heldout_examples, summary)
+    return entry
+
+
+def _distill(config: Config, model, tokenizer, train, heldout, heldout_examples, run_dir, summary) -> dict:
+    from grpo.data import read_jsonl
+    from grpo.distill import run_distill
+
+    kept = run_dir / "filter" / "traces.jsonl"
+    if not kept.exists():
+        raise FileNotFoundError(f"{kept}: no filtered traces; run the generate and filter stages first")
+    traces = [row for _, row in read_jsonl(kept)]
+    entry = run_distill(model, tokenizer, traces, train, heldout, config.distill, config.model, config.prompt,
+                        run_dir, seed=config.run.seed)
+    entry["teacher_heldout_accuracy"] = _teacher_accuracy(config, model, tokenizer, heldout_examples, summary)
+    base = entry.get("baseline_heldout_accuracy")
+    print(f"distill: student ({entry['parameters'] / 1e6:.2f}M parameters, teacher "
+          f"{entry['teacher_parameters'] / 1e6:.2f}M) held-out accuracy {entry['heldout_accuracy']:.3f} "
+          f"(teacher {entry['teacher_heldout_accuracy']:.3f}"
+          + (f", same student on the cold-start data only {base:.3f}" if base is not None else "") + ")")
+    return entry
+
+
+def evaluate_models(config: Config, models: dict, heldout_examples, summary_dir: Path | None) -> dict:
+    """Each named (model, tokenizer) on the held-out set under the eval protocol: {name: {"heldout_accuracy",
+    "pass@k", ...}}; metric lines (stage "eval", the model's name) when `summary_dir` is the run dir."""
+    from evals.metrics import suite_metrics
+    from grpo.evaluate import EvalProtocol, by_problem, heldout_accuracy
+    from grpo.rollout import make_engine
+
+    e = config.eval
+    protocol = EvalProtocol(n=e.n, temperature=e.temperature, top_p=e.top_p, seed=config.run.seed)
+    budget = e.max_new_tokens or config.rollout.max_new_tokens
+    examples = heldout_examples[: e.size] if e.size else heldout_examples
+    out = {}
+    for name, (model, tokenizer) in models.items():
+        engine = None if protocol.greedy else make_engine(config.rollout, model, tokenizer)
+        try:
+            accuracy, samples = heldout_accuracy(model, tokenizer, examples, max_new_tokens=budget,
+                                                 think_prefix=config.prompt.think_prefix, protocol=protocol,
+                                                 engine=engine)
+        finally:
+            if engine is not None:
+                engine.close()
+        out[name] = {"heldout_accuracy": accuracy, **suite_metrics(by_problem(samples))}
+        if summary_dir is not None:
+            from grpo.runfiles import append_jsonl
+
+            append_jsonl(summary_dir / "metrics.jsonl", [{"stage": "eval", "step": 0, "model": name,
+                                                          "eval/heldout_accuracy": accuracy}])
+            append_jsonl(summary_dir / "samples.jsonl",
+                         [dict(s, stage="eval", step=0, model=name) for s in samples[:8]])
+    return out
+
+
+def _eval(config: Config, model, tokenizer, train, heldout, heldout_examples, run_dir, summary) -> dict:
+    """The held-out set under the eval protocol, for every model the run holds: the trained model (final/),
+    and the distilled student and its baseline when the run distilled."""
+    from grpo.data import to_examples as render
+
+    models = {"final": (model, tokenizer)}
+    for name in ("student", "baseline"):
+        if (run_dir / "distill" / name / "result.json").exists():
+            models[name] = load(str(run_dir / "distill" / name), config.model.dtype)
+    start = time.monotonic()
+    results = {name: evaluate_models(config, {name: pair}, render(heldout, pair[1], config.prompt), run_dir)[name]
+               for name, pair in models.items()}
+    (run_dir / "eval").mkdir(exist_ok=True)
+    write_atomic(run_dir / "eval" / "heldout.json", json.dumps(results, indent=2))
+    for name, r in results.items():
+        print(f"eval: {name} held-out accuracy {r['heldout_accuracy']:.3f}")
+    last = "student" if "student" in results else "final"
+    return {"heldout_accuracy": results[last]["heldout_accuracy"], "model": last, "models": results,
+            "seconds": round(time.monotonic() - start, 1)}
+
+
+PIPELINE = {"generate": _generate, "filter": _filter, "distill": _distill, "eval": _eval}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,94 @@
+"""The `distill` stage: SFT of a smaller student on the filtered teacher traces (DeepSeek-R1's distillation).
+
+The student is built from a preset (`distill.student_preset`) or loaded (`distill.student_path`) and trained by
+the cold start's SFT code with `distill.sft` settings. Optional logit distillation (`distill.kd_coef > 0`) adds
+the forward KL to the teacher's token distribution, for tokenizers that are the same. With `distill.baseline`,
+the same student (same initial weights, same settings) is also trained on the cold-start data alone: the
+comparison DeepSeek-R1 makes between distillation and the small model's own training.
+
+Run dir: `distill/student/` and `distill/baseline/` (Hugging Face models), each with `result.json` once done;
+metrics.jsonl lines tagged `distill` and `distill_baseline`. A re-run keeps a finished model and retrains an
+interrupted one from its start (the same seed gives the same model).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from grpo.config import DistillConfig, ModelConfig, PromptConfig
+from grpo.data import DataError, Example, render_prompt
+from grpo.model import build_model, load, parameter_count
+from grpo.runfiles import drop_after, write_atomic
+from grpo.sft import Distillation, run_sft
+
+DISTILL = Path("distill")  # under the run dir
+
+
+def make_student(cfg: DistillConfig, model_cfg: ModelConfig, teacher_tokenizer, seed: int):
+    """(student, its tokenizer): loaded from `student_path`, or a preset built for the teacher's tokenizer."""
+    if cfg.student_path:
+        return load(cfg.student_path, model_cfg.dtype)
+    student = build_model(cfg.student_preset, teacher_tokenizer,
+                          max_position_embeddings=model_cfg.max_position_embeddings, seed=seed)
+    return student.to(getattr(torch, model_cfg.dtype)), teacher_tokenizer
+
+
+def trace_examples(traces: list[dict], tokenizer, prompt: PromptConfig) -> list[Example]:
+    """Kept traces -> SFT examples for the student: its own prompt rendering, the teacher's completion, its EOS."""
+    if not traces:
+        raise DataError("filter/traces.jsonl: no trace survived the filter; nothing to distill (see "
+                        "filter/report.json for why)")
+    return [Example(render_prompt(t["problem"], tokenizer, prompt), t["answer"], t["completion"] + tokenizer.eos_token,
+                    t["problem"]) for t in traces]
+
+
+def same_tokenizer(a, b) -> bool:
+    return a is b or (a.get_vocab() == b.get_vocab() and a.eos_token == b.eos_token)
+
+
+def _train(name: str, student, tokenizer, train, heldout, cfg: DistillConfig, run_dir: Path, *, seed: int,
+           think_prefix: bool, kd: Distillation | None) -> dict:
+    out = run_dir / DISTILL / name
+    done = out / "result.json"
+    if done.exists():
+        print(f"distill: the {name} model is already trained ({out}), kept")
+        return json.loads(done.read_text())
+    stage = "distill" if name == "student" else f"distill_{name}"
+    for log in ("metrics.jsonl", "samples.jsonl"):  # forget an interrupted attempt: the model trains from its start
+        drop_after(run_dir / log, stage, -1)
+    result = run_sft(student, tokenizer, train, heldout, cfg.sft, run_dir, seed=seed, think_prefix=think_prefix,
+                     stage=stage, final=out, kd=kd)
+    result["parameters"] = parameter_count(student)
+    write_atomic(done, json.dumps(result, indent=2))
+    return result
+
+
+def run_distill(teacher, teacher_tokenizer, traces: list[dict], cold_start: list[dict], heldout: list[dict],
+                cfg: DistillConfig, model_cfg: ModelConfig, prompt: PromptConfig, run_dir: Path, *, seed: int) -> dict:
+    """Train the student (and the baseline); return the summary entry."""
+    from grpo.data import to_examples
+
+    student, tokenizer = make_student(cfg, model_cfg, teacher_tokenizer, seed)
+    kd = None
+    if cfg.kd_coef > 0:
+        if not same_tokenizer(teacher_tokenizer, tokenizer):
+            raise DataError(f"distill.kd_coef > 0 needs the teacher's tokenizer; {cfg.student_path} has another "
+                            "(set distill.kd_coef 0 for SFT on the traces alone)")
+        kd = Distillation(teacher.eval(), cfg.kd_coef, cfg.kd_temperature)
+    held = to_examples(heldout, tokenizer, prompt)
+    think = prompt.think_prefix
+    result = _train("student", student, tokenizer, trace_examples(traces, tokenizer, prompt), held, cfg, run_dir,
+                    seed=seed, think_prefix=think, kd=kd)
+    entry = {**result, "teacher_parameters": parameter_count(teacher), "traces": len(traces)}
+    if cfg.baseline:
+        cold = [e for e in to_examples(cold_start, tokenizer, prompt) if e.completion]
+        if not cold:
+            raise DataError("distill.baseline: the cold-start data has no worked solutions (data.solution_field)")
+        fresh, _ = make_student(cfg, model_cfg, teacher_tokenizer, seed)
+        base = _train("baseline", fresh, tokenizer, cold, held, cfg, run_dir, seed=seed, think_prefix=think, kd=None)
+        entry.update({"baseline_heldout_accuracy": base["heldout_accuracy"], "baseline_seconds": base["seconds"],
+                      "baseline_final": base["final"]})
+    return entry

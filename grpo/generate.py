@@ -1,0 +1,109 @@
+"""The `generate` and `filter` stages: a teacher's verified traces, then rejection sampling over them.
+
+generate: `generate.n` traces per training problem from the teacher (the run's model after the stages before,
+or `model.path`), sampled through the rollout engine (vLLM or transformers) and judged by the run's verifier.
+Problems are cut into shards of `generate.shard_size`; shard k is sampled with seed (run seed, k) and written
+to `<run dir>/generate/shard_<k>.jsonl` through a temporary file and a rename, so a crash leaves whole shards
+only, and a re-run keeps them and samples exactly the traces an uninterrupted run would. One row per trace:
+
+    {"problem_id", "problem", "answer", "sample", "completion", "extracted", "correct", "reason",
+     "length", "finish_reason"}
+
+filter: the shards, in order, through `grpo/rejection.py` (truncated, malformed, rejected, duplicate, over the
+per-problem cap) and n-gram decontamination against the evaluation suites (`grpo/decontaminate.py`). Writes
+`<run dir>/filter/traces.jsonl` (the kept traces) and `filter/report.json` (counts and examples per reason).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from grpo.config import FilterConfig, GenerateConfig
+from grpo.data import read_jsonl
+from grpo.rejection import filter_traces
+from grpo.rollout import SamplingParams
+from grpo.runfiles import write_atomic
+
+GENERATE, FILTER = Path("generate"), Path("filter")  # under the run dir
+
+
+def shard_path(run_dir: Path, k: int) -> Path:
+    return run_dir / GENERATE / f"shard_{k:05d}.jsonl"
+
+
+def run_generate(engine, examples, cfg: GenerateConfig, run_dir: Path, *, judge, max_new_tokens: int,
+                 seed: int) -> dict:
+    """Sample and judge traces shard by shard; `judge(texts, answers) -> [VerifyResult]` is the run's verifier
+    (completions as generated: the caller adds a think prefix if the prompt opened one)."""
+    start = time.monotonic()
+    examples = examples[: cfg.problems] if cfg.problems else examples
+    shards = [(k, examples[i : i + cfg.shard_size]) for k, i in enumerate(range(0, len(examples), cfg.shard_size))]
+    sampling = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=max_new_tokens)
+    (run_dir / GENERATE).mkdir(parents=True, exist_ok=True)
+    done = [k for k, _ in shards if shard_path(run_dir, k).exists()]
+    if done:
+        print(f"generate: {len(done)} of {len(shards)} shards already written, kept")
+    for k, chunk in tqdm(shards, desc="generate", unit="shard", dynamic_ncols=True):
+        if k in done:
+            continue
+        groups = engine.generate([e.prompt for e in chunk], cfg.n, sampling, seed=hash_seed(seed, k))
+        first = k * cfg.shard_size
+        traces = [(first + i, e, j, c) for i, (e, g) in enumerate(zip(chunk, groups))
+                  for j, c in enumerate(g.completions)]
+        results = judge([c.text for *_, c in traces], [e.answer for _, e, _, _ in traces])
+        rows = [{"problem_id": pid, "problem": e.problem, "answer": e.answer, "sample": j, "completion": c.text,
+                 "extracted": r.extracted, "correct": bool(r.correct), "reason": r.reason,
+                 "length": len(c.token_ids), "finish_reason": c.finish_reason}
+                for (pid, e, j, c), r in zip(traces, results)]
+        write_atomic(shard_path(run_dir, k), "".join(json.dumps(row) + "\n" for row in rows))
+    rows = list(read_traces(run_dir))
+    n = max(len(rows), 1)
+    return {"problems": len(examples), "traces": len(rows), "shards": len(shards),
+            "correct_frac": sum(r["correct"] for r in rows) / n,
+            "truncated_frac": sum(r["finish_reason"] == "length" for r in rows) / n,
+            "mean_length": sum(r["length"] for r in rows) / n, "seconds": round(time.monotonic() - start, 1),
+            "out": str(run_dir / GENERATE)}
+
+
+def hash_seed(seed: int, shard: int) -> int:
+    """A shard's sampling seed: distinct per shard, the same in every run with this seed."""
+    return (seed * 1_000_003 + shard) % (2**31)
+
+
+def read_traces(run_dir: Path):
+    """Every trace of the generate stage, shard by shard, in order."""
+    for path in sorted((run_dir / GENERATE).glob("shard_*.jsonl")):
+        for _, row in read_jsonl(path):
+            yield row
+
+
+def run_filter(run_dir: Path, cfg: FilterConfig, *, think_prefix: bool) -> dict:
+    """Keep the traces a student may learn from; write them and the report. Returns the report."""
+    from evals.suites import SUITES, data_dir
+
+    start = time.monotonic()
+    traces = list(read_traces(run_dir))
+    if not traces:
+        raise FileNotFoundError(f"{run_dir / GENERATE}: no traces to filter; run the generate stage first")
+    directory = data_dir(cfg.data_dir or None)
+    present = [s for s in cfg.decontaminate if (directory / SUITES[s].file).exists()]
+    missing = [s for s in cfg.decontaminate if s not in present]
+    if missing:
+        print(f"filter: no data for {', '.join(missing)} in {directory}: not decontaminated against them")
+    index = None
+    if present:
+        from grpo.decontaminate import SuiteIndex
+
+        index = SuiteIndex.from_suites(directory, present, n=cfg.ngram, min_overlap=cfg.min_overlap)
+    kept, report = filter_traces(traces, think_prefix=think_prefix, require_think=cfg.require_think,
+                                 max_per_problem=cfg.max_per_problem, index=index)
+    report.update({"decontaminated_against": present, "suites_missing": missing, "suite_data": str(directory),
+                   "seconds": round(time.monotonic() - start, 1), "out": str(run_dir / FILTER / "traces.jsonl")})
+    (run_dir / FILTER).mkdir(parents=True, exist_ok=True)
+    write_atomic(run_dir / FILTER / "traces.jsonl", "".join(json.dumps(t) + "\n" for t in kept))
+    write_atomic(run_dir / FILTER / "report.json", json.dumps(report, indent=2))
+    return report
