@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 STAGES = ("sft", "grpo", "generate", "filter", "distill", "eval")  # the DeepSeek-R1 pipeline, in its usual order
+BUILT_IN = ("arithmetic", "programs")  # grpo/tasks.py generators (a number, or a code problem with tests, as answer)
 PRESET_NAMES = ("micro", "tiny", "small")  # grpo/model.py PRESETS (kept here so config needs no torch import)
 
 
@@ -74,7 +75,7 @@ class TaskConfig:
 @dataclass
 class DataConfig:
     source: str = "arithmetic"
-    """arithmetic (built-in generator), jsonl, parquet, or hub (a datasets name)"""
+    """arithmetic or programs (built-in generators: grpo/tasks.py), jsonl, parquet, or hub (a datasets name)"""
     path: str = ""
     """file path, or the hub dataset name"""
     subset: str = ""
@@ -107,6 +108,9 @@ class SFTConfig:
     """optimizer steps"""
     batch_size: int = 32
     """sequences per micro-batch"""
+    max_examples: int = 0
+    """train on the first this many training records only (0: all). R1's cold start is small (thousands of
+    traces) while RL and rejection sampling draw on many more prompts: they still use the whole training set"""
     grad_accum: int = 1
     """micro-batches per optimizer step"""
     lr: float = 3e-3
@@ -288,8 +292,8 @@ class DistillConfig:
     student_path: str = ""
     """a local directory or hub name of the student model (its own tokenizer)"""
     kd_coef: float = 0.0
-    """share of the forward KL to the teacher's token distribution in the loss, 0..1 (logit distillation; 0: plain SFT). Needs
-    the teacher's and the student's tokenizers to be the same"""
+    """share of the forward KL to the teacher's token distribution in the loss, 0..1 (logit distillation; 0: plain
+    SFT). Needs the teacher's and the student's tokenizers to be the same"""
     kd_temperature: float = 1.0
     """softmax temperature of both distributions in the KL term"""
     baseline: bool = True
@@ -398,16 +402,17 @@ def validate(config: Config, where: str) -> None:
         (config.model.path or config.model.preset in PRESET_NAMES, "model.preset",
          f"{config.model.preset!r} is not a preset {PRESET_NAMES} and model.path is empty"),
         (config.model.dtype in ("float32", "bfloat16"), "model.dtype", "must be float32 or bfloat16"),
-        (d.source in ("arithmetic", "jsonl", "parquet", "hub"), "data.source",
-         "must be arithmetic, jsonl, parquet or hub"),
-        (d.source == "arithmetic" or d.path, "data.path", f"is required when data.source is {d.source}"),
-        (d.source == "arithmetic" or d.solution_field or "sft" not in config.run.stages, "data.solution_field",
+        (d.source in (*BUILT_IN, "jsonl", "parquet", "hub"), "data.source",
+         "must be arithmetic, programs, jsonl, parquet or hub"),
+        (d.source in BUILT_IN or d.path, "data.path", f"is required when data.source is {d.source}"),
+        (d.source in BUILT_IN or d.solution_field or "sft" not in config.run.stages, "data.solution_field",
          "SFT on file data needs the field holding worked solutions"),
         (d.answer_format in ("plain", "gsm8k", "boxed"), "data.answer_format", "must be plain, gsm8k or boxed"),
         (config.prompt.template in ("plain", "chat", "r1"), "prompt.template", "must be plain, chat or r1"),
         (set(config.task.operators) <= set("+-*") and config.task.operators, "task.operators", "use + - *"),
         (config.task.digits >= 1 and config.task.ops >= 1, "task.digits", "digits and ops must be >= 1"),
-        (s.steps >= 1 and s.batch_size >= 1 and s.grad_accum >= 1, "sft.steps", "steps, batch, accum >= 1"),
+        (s.steps >= 1 and s.batch_size >= 1 and s.grad_accum >= 1 and s.max_examples >= 0, "sft.steps",
+         "steps, batch, accum >= 1 and max_examples >= 0"),
         *_schedule_checks("sft", s),
         (s.max_length <= config.model.max_position_embeddings or config.model.path, "sft.max_length",
          f"exceeds model.max_position_embeddings ({config.model.max_position_embeddings})"),
@@ -473,14 +478,15 @@ def _pipeline_checks(config: Config) -> list:
          "ngram >= 1, 0 < min_overlap <= 1, max_per_problem >= 0"),
         (dis.student_path or dis.student_preset in PRESET_NAMES, "distill.student_preset",
          f"{dis.student_preset!r} is not a preset {PRESET_NAMES} and distill.student_path is empty"),
-        (0 <= dis.kd_coef <= 1 and dis.kd_temperature > 0, "distill.kd_coef", "0 <= kd_coef <= 1 and kd_temperature > 0"),
+        (0 <= dis.kd_coef <= 1 and dis.kd_temperature > 0, "distill.kd_coef",
+         "0 <= kd_coef <= 1 and kd_temperature > 0"),
         (dis.sft.steps >= 1 and dis.sft.batch_size >= 1 and dis.sft.grad_accum >= 1, "distill.sft.steps",
          "steps, batch, accum >= 1"),
         *_schedule_checks("distill.sft", dis.sft),
         (ev.n >= 1 and ev.temperature >= 0 and 0 < ev.top_p <= 1 and ev.size >= 0 and ev.max_new_tokens >= 0,
          "eval.n", "n >= 1, temperature >= 0, 0 < top_p <= 1, size >= 0, max_new_tokens >= 0"),
-        (ev.temperature > 0 or ev.n == 1, "eval.n", "must be 1 when eval.temperature is 0 (greedy samples are all "
-                                                    "the same)"),
+        (ev.temperature > 0 or ev.n == 1, "eval.n",
+         "must be 1 when eval.temperature is 0 (greedy samples are all the same)"),
     ]
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grpo import tasks
-from grpo.config import DataConfig, PromptConfig, TaskConfig
+from grpo.config import BUILT_IN, DataConfig, PromptConfig, TaskConfig
 from verifiers.extract import boxed_contents
 
 R1_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
@@ -26,7 +26,7 @@ class DataError(ValueError):
 @dataclass
 class Example:
     prompt: str  # the rendered prompt, exactly what the model is given
-    answer: str  # the gold answer for the verifier
+    answer: str | dict  # the gold answer for the verifier (a dict: a code problem with tests, grpo/verify.py)
     completion: str | None  # the SFT target (None when the data has no worked solution)
     problem: str = ""  # the question alone, before the prompt template
 
@@ -105,10 +105,11 @@ def _rows(cfg: DataConfig):
 
 def load_records(cfg: DataConfig, task: TaskConfig, *, split: str, seed: int) -> tuple[list[dict], dict]:
     """Records and a report {"rows", "kept", "left_out"} for one split of the configured data."""
-    if cfg.source == "arithmetic":
+    if cfg.source in BUILT_IN:
         n = task.train_size if split == "train" else task.heldout_size
-        records = tasks.arithmetic(n, split=split, seed=seed, digits=task.digits, ops=task.ops,
-                                   operators=task.operators)
+        records = (tasks.programs(n, split=split, seed=seed) if cfg.source == "programs" else
+                   tasks.arithmetic(n, split=split, seed=seed, digits=task.digits, ops=task.ops,
+                                    operators=task.operators))
         return records, {"rows": len(records), "kept": len(records), "left_out": 0}
     records, rows = [], 0
     for where, row in _rows(cfg):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from verifiers.math import verify_batch
+from grpo.verify import judge
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ def heldout_accuracy(model, tokenizer, examples, *, max_new_tokens: int, think_p
         per_problem = _sampled(engine, prompts, protocol, max_new_tokens)
     flat = [(i, e, c) for i, (e, cs) in enumerate(zip(examples, per_problem)) for c in cs]
     judged = ["<think>\n" + c if think_prefix else c for _, _, c in flat]  # the prompt opened the think block
-    results = verify_batch(judged, [e.answer for _, e, _ in flat], workers=2, timeout_s=5.0)
+    results = judge(judged, [e.answer for _, e, _ in flat], workers=2, timeout_s=5.0)
     samples = [{"problem": i, "prompt": e.prompt, "completion": c, "gold": e.answer, "reward": r.reward,
                 "reason": r.reason, "correct": bool(r.correct), "extracted": r.extracted}
                for (i, e, c), r in zip(flat, results)]

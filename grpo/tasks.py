@@ -61,3 +61,37 @@ def arithmetic(n: int, *, split: str, seed: int, digits: int = 2, ops: int = 2, 
         seen.add(record["problem"])
         records.append(record)
     return records
+
+
+def _program(rng: random.Random) -> dict:
+    """A linear function shown at three consecutive inputs; tests add three inputs the prompt does not show."""
+    a, b, x0 = rng.randint(1, 9), rng.randint(0, 30), rng.randint(0, 6)
+    f = lambda x: a * x + b  # noqa: E731
+    shown = [x0, x0 + 1, x0 + 2]
+    problem = "Write a Python function f(x) with " + ", ".join(f"f({x}) = {f(x)}" for x in shown) + "."
+    solution = (f"<think>\nf({x0 + 1}) - f({x0}) = {f(x0 + 1)} - {f(x0)} = {a}\n{f(x0)} - {a} * {x0} = {b}\n"
+                f"</think>\n```python\ndef f(x):\n    return {a} * x + {b}\n```")
+    tests = [{"input": str(x), "output": str(f(x)), "testtype": "functional"} for x in shown + [x0 + 5, 11, 20]]
+    return {"problem": problem, "answer": {"public_test_cases": tests, "metadata": {"func_name": "f"}},
+            "solution": solution}
+
+
+def programs(n: int, *, split: str, seed: int) -> list[dict]:
+    """`n` distinct program-synthesis problems of one split: write `def f(x)` (a linear function of x) from three
+    input/output examples. The answer is a LiveCodeBench-style problem (functional tests, `metadata.func_name`)
+    that `verifiers.code` runs in the sandbox; the worked solution derives slope and intercept in its think
+    block, then writes the function in a fenced block."""
+    if split not in ("train", "heldout"):
+        raise ValueError(f"split must be train or heldout, got {split!r}")
+    rng = random.Random(f"programs:{split}:{seed}")
+    records, seen, tries = [], set(), 0
+    while len(records) < n:
+        tries += 1
+        if tries > 50 * n + 1000:
+            raise ValueError(f"only {len(records)} distinct {split} program problems exist (9 x 31 x 7 in all)")
+        record = _program(rng)
+        if record["problem"] in seen or _is_heldout(record["problem"]) != (split == "heldout"):
+            continue
+        seen.add(record["problem"])
+        records.append(record)
+    return records

@@ -128,7 +128,7 @@ def run(config: Config, *, resume: bool = False) -> dict:
         if stage == "sft":
             from grpo.sft import run_sft
 
-            result = run_sft(model, tokenizer, to_examples(train, tokenizer, config.prompt),
+            result = run_sft(model, tokenizer, to_examples(cold_start(train, config), tokenizer, config.prompt),
                              to_examples(heldout, tokenizer, config.prompt), config.sft, run_dir,
                              seed=config.run.seed, think_prefix=config.prompt.think_prefix)
             if result["left_out_too_long"]:
@@ -172,6 +172,11 @@ def run(config: Config, *, resume: bool = False) -> dict:
     return summary
 
 
+def cold_start(train: list[dict], config: Config) -> list[dict]:
+    """The records the sft stage trains on: the first sft.max_examples of the training set (0: all)."""
+    return train[: config.sft.max_examples] if config.sft.max_examples else train
+
+
 def _teacher_accuracy(config: Config, model, tokenizer, heldout_examples, summary: dict) -> float:
     """The held-out accuracy of the model generating traces: the last training stage's, else measured here."""
     trained = [summary["stages"][s]["heldout_accuracy"] for s in ("grpo", "sft") if s in summary["stages"]]
@@ -184,14 +189,14 @@ def _teacher_accuracy(config: Config, model, tokenizer, heldout_examples, summar
 def _generate(config: Config, model, tokenizer, train, heldout, heldout_examples, run_dir, summary) -> dict:
     from grpo.generate import run_generate
     from grpo.rollout import make_engine
-    from verifiers.math import verify_batch
+    from grpo.verify import judge as verify
 
     prefix = "<think>\n" if config.prompt.think_prefix else ""
     budget = config.generate.max_new_tokens or config.rollout.max_new_tokens
 
     def judge(completions: list[str], answers: list[str]):
-        return verify_batch([prefix + c for c in completions], answers, timeout_s=config.reward.timeout_s,
-                            workers=config.reward.workers)
+        return verify([prefix + c for c in completions], answers, timeout_s=config.reward.timeout_s,
+                      workers=config.reward.workers)
 
     examples = to_examples(train, tokenizer, config.prompt)
     check_context(config, model, tokenizer, examples, budget)
@@ -227,7 +232,7 @@ def _distill(config: Config, model, tokenizer, train, heldout, heldout_examples,
     if not kept.exists():
         raise FileNotFoundError(f"{kept}: no filtered traces; run the generate and filter stages first")
     traces = [row for _, row in read_jsonl(kept)]
-    entry = run_distill(model, tokenizer, traces, train, heldout, config.distill, config.model, config.prompt,
+    entry = run_distill(model, tokenizer, traces, cold_start(train, config), heldout, config.distill, config.model, config.prompt,
                         run_dir, seed=config.run.seed)
     entry["teacher_heldout_accuracy"] = _teacher_accuracy(config, model, tokenizer, heldout_examples, summary)
     base = entry.get("baseline_heldout_accuracy")

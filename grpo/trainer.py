@@ -3,7 +3,8 @@
 One step, in order (each phase timed as perf/<phase>_s):
 1. rollout     B prompts from the shuffled training set, G completions each from the engine, seeded by
                (run seed, step, round)
-2. verify      the math verifier judges every completion (worker pool, hard deadline); rewards combined by
+2. verify      the verifier judges every completion (math, or code in the sandbox: grpo/verify.py; worker
+               pool, hard deadline); rewards combined by
                grpo/rewards.py. With dynamic sampling, groups whose rewards are all equal are dropped and
                phases 1-2 repeat with fresh prompts until B groups are kept or max_sampling_rounds is reached.
                A group holding an infrastructure failure (NaN reward) is always dropped.
@@ -92,13 +93,13 @@ def score(groups: list[Group], golds: list[str], cfg: RewardConfig, *, max_new_t
           think_prefix: bool) -> list[list[dict]]:
     """Judge every completion: per group, per completion {"reward", "accuracy", "format", "correct", "reason"}.
     A verifier that raises gives zero rewards with reason "verifier_error" (logged, never a crash)."""
-    from verifiers.math import verify_batch
+    from grpo.verify import judge
 
     completions = [c for g in groups for c in g.completions]
     texts = [("<think>\n" if think_prefix else "") + c.text for c in completions]
     gold_per = [gold for g, gold in zip(groups, golds) for _ in g.completions]
     try:
-        results = verify_batch(texts, gold_per, timeout_s=cfg.timeout_s, workers=cfg.workers)
+        results = judge(texts, gold_per, timeout_s=cfg.timeout_s, workers=cfg.workers)
         accuracy, correct = [r.reward for r in results], [r.correct for r in results]
         reasons = [r.reason for r in results]
     except Exception as e:  # noqa: BLE001: the pool itself failed; the step goes on with zero rewards
