@@ -107,9 +107,12 @@ def load_records(cfg: DataConfig, task: TaskConfig, *, split: str, seed: int) ->
     """Records and a report {"rows", "kept", "left_out"} for one split of the configured data."""
     if cfg.source in BUILT_IN:
         n = task.train_size if split == "train" else task.heldout_size
-        records = (tasks.programs(n, split=split, seed=seed) if cfg.source == "programs" else
-                   tasks.arithmetic(n, split=split, seed=seed, digits=task.digits, ops=task.ops,
-                                    operators=task.operators))
+        try:
+            records = (tasks.programs(n, split=split, seed=seed) if cfg.source == "programs" else
+                       tasks.arithmetic(n, split=split, seed=seed, digits=task.digits, ops=task.ops,
+                                        operators=task.operators))
+        except ValueError as e:  # more problems asked for than the task has
+            raise DataError(f"task.{'train' if split == 'train' else 'heldout'}_size ({n}): {e}") from e
         return records, {"rows": len(records), "kept": len(records), "left_out": 0}
     records, rows = [], 0
     for where, row in _rows(cfg):
