@@ -80,6 +80,7 @@ def run_distill(teacher, teacher_tokenizer, traces: list[dict], cold_start: list
         kd = Distillation(teacher.eval(), cfg.kd_coef, cfg.kd_temperature)
     held = to_examples(heldout, tokenizer, prompt)
     think = prompt.think_prefix
+    traces = traces[: cfg.sft.max_examples] if cfg.sft.max_examples else traces
     result = _train("student", student, tokenizer, trace_examples(traces, tokenizer, prompt), held, cfg, run_dir,
                     seed=seed, think_prefix=think, kd=kd)
     entry = {**result, "teacher_parameters": parameter_count(teacher), "traces": len(traces)}

@@ -65,7 +65,7 @@ def arithmetic(n: int, *, split: str, seed: int, digits: int = 2, ops: int = 2, 
 
 def _program(rng: random.Random) -> dict:
     """A linear function shown at three consecutive inputs; tests add three inputs the prompt does not show."""
-    a, b, x0 = rng.randint(1, 9), rng.randint(0, 30), rng.randint(0, 6)
+    a, b, x0 = rng.randint(1, 9), rng.randint(0, 99), rng.randint(0, 9)
     f = lambda x: a * x + b  # noqa: E731
     shown = [x0, x0 + 1, x0 + 2]
     problem = "Write a Python function f(x) with " + ", ".join(f"f({x}) = {f(x)}" for x in shown) + "."
@@ -88,7 +88,7 @@ def programs(n: int, *, split: str, seed: int) -> list[dict]:
     while len(records) < n:
         tries += 1
         if tries > 50 * n + 1000:
-            raise ValueError(f"only {len(records)} distinct {split} program problems exist (9 x 31 x 7 in all)")
+            raise ValueError(f"only {len(records)} distinct {split} program problems exist (9 x 100 x 10 in all)")
         record = _program(rng)
         if record["problem"] in seen or _is_heldout(record["problem"]) != (split == "heldout"):
             continue

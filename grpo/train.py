@@ -6,8 +6,14 @@ after each stage. The run dir gets the resolved `config.yaml`, `metrics.jsonl`, 
 `checkpoints/`, `final/` (Hugging Face format) and `summary.json`
 ({"stages": {"sft": {"heldout_accuracy", "seconds", ...}, "grpo": {...}}}).
 
+The stages, in pipeline order (`run.stages` lists any of them, in this order): sft, grpo (they train the run's
+model, saved to final/), generate and filter (the model's verified traces: generate/, filter/; grpo/generate.py),
+distill (a smaller student on them, and a baseline student on the cold-start data: distill/; grpo/distill.py),
+eval (every model of the run on the held-out set: eval/heldout.json).
+
 `--resume RUN_DIR` continues a stopped run: it reads the run's own `config.yaml` (overrides still apply),
-skips the stages `summary.json` records as done, and continues GRPO from its newest checkpoint.
+skips the stages `summary.json` records as done, continues GRPO from its newest checkpoint, keeps the generate
+stage's finished shards and a finished distilled model, and restarts any other interrupted stage.
 """
 
 from __future__ import annotations

@@ -86,7 +86,7 @@ def test_program_task_splits_and_gold_solutions_pass_the_sandbox():
     (result,) = judge([table], [first["answer"]], timeout_s=5.0, workers=1)
     assert not result.correct and result.reason == "wrong_answer"
     with pytest.raises(ValueError, match="distinct train program problems"):
-        tasks.programs(5000, split="train", seed=0)
+        tasks.programs(9000, split="train", seed=0)
 
 
 def test_judge_sends_each_gold_to_its_verifier_in_order():
