@@ -307,18 +307,21 @@ PIPELINE = {"generate": _generate, "filter": _filter, "distill": _distill, "eval
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m grpo.train", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", type=Path, default=DEFAULT_RECIPE, help="recipe YAML (default: configs/tiny.yaml)")
+    parser.add_argument("--config", type=Path, default=None, help="recipe YAML (default: configs/tiny.yaml)")
     parser.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
                         help="continue a stopped run from its config.yaml, summary.json and newest checkpoint")
     parser.add_argument("overrides", nargs="*", help="section.key=value, e.g. sft.steps=100 run.seed=1")
     args = parser.parse_args(argv)
     try:
         if args.resume is not None:
+            if args.config is not None:
+                raise ConfigError(f"--config {args.config} with --resume: a resumed run reads its own "
+                                  f"{args.resume / 'config.yaml'}; change keys with section.key=value overrides")
             if not (args.resume / "config.yaml").exists():
                 raise ConfigError(f"{args.resume}: not a run directory (no config.yaml) to resume")
             config = load_config(args.resume / "config.yaml", [*args.overrides, f"run.dir={args.resume}"])
         else:
-            config = load_config(args.config, args.overrides)
+            config = load_config(args.config or DEFAULT_RECIPE, args.overrides)
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
         return 2
