@@ -9,7 +9,8 @@ from grpo.config import load_config
 
 RECIPE = str(Path(__file__).resolve().parent.parent / "configs" / "tiny_code.yaml")
 
-CODE_REASONS = {"correct", "wrong_answer", "no_code", "compile_error", "runtime_error", "timeout", "memory"}
+CODE_REASONS = {"correct", "wrong_answer", "no_code", "compile_error", "runtime_error", "timeout", "memory",
+                "infra_error"}
 
 
 def test_grpo_on_the_program_task_is_rewarded_by_the_sandbox(tmp_path, engine="hf"):

@@ -192,3 +192,16 @@ def test_pipeline_config_errors_name_the_key(tmp_path, capsys):
     assert "no traces to filter" in capsys.readouterr().err
     assert train.main([f"run.dir={tmp_path}", "run.stages=[distill]"]) == 2
     assert "run the generate and filter stages first" in capsys.readouterr().err
+
+
+def test_r1_tiny_distils_the_default_recipes_teacher_into_a_quarter_size_student():
+    from grpo.config import load_config
+    from grpo.model import PRESETS, build_model, build_tokenizer, parameter_count
+
+    r1, default = load_config(ROOT / "configs" / "r1_tiny.yaml"), load_config(ROOT / "configs" / "tiny.yaml")
+    for section in ("model", "task", "data", "prompt", "sft", "rollout", "reward", "grpo"):
+        assert getattr(r1, section) == getattr(default, section), section
+    assert r1.run.stages == ["sft", "grpo", "generate", "filter", "distill", "eval"]
+    tokenizer = build_tokenizer()
+    student = parameter_count(build_model(r1.distill.student_preset, tokenizer))
+    assert r1.distill.student_preset in PRESETS and 4 * student <= parameter_count(build_model("tiny", tokenizer))
