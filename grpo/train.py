@@ -83,9 +83,10 @@ def distributed(config: Config):
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return None
-    if "sft" in config.run.stages:
-        raise ConfigError("run.stages: the sft stage runs in one process; run it first, then GRPO under "
-                          "accelerate launch with model.path set to its final/ model")
+    if config.run.stages != ["grpo"]:
+        raise ConfigError(f"run.stages {config.run.stages}: only the grpo stage runs on several processes; run the "
+                          "others in one process (before: model.path set to their final/ model; after: "
+                          "--resume with run.stages)")
     g = config.grpo
     if (g.prompts_per_step * g.group_size) % world:
         raise ConfigError(f"grpo.prompts_per_step x grpo.group_size ({g.prompts_per_step * g.group_size}) must be "

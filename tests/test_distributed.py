@@ -134,3 +134,14 @@ def test_a_batch_that_does_not_split_over_the_processes_is_refused(monkeypatch):
     config = load_config(DEFAULT_RECIPE, ["run.stages=[grpo]", "grpo.prompts_per_step=4", "grpo.group_size=4"])
     with pytest.raises(ConfigError, match=r"multiple of the number of processes \(3\)"):
         distributed(config)
+
+
+def test_stages_other_than_grpo_are_refused_on_several_processes(monkeypatch):
+    from grpo.config import ConfigError, load_config
+    from grpo.train import DEFAULT_RECIPE, distributed
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    for stages in ("[sft,grpo]", "[grpo,generate]"):
+        config = load_config(DEFAULT_RECIPE, [f"run.stages={stages}"])
+        with pytest.raises(ConfigError, match="only the grpo stage runs on several processes"):
+            distributed(config)
