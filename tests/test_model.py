@@ -60,4 +60,4 @@ def test_unknown_preset_and_missing_path_are_clear_errors(tokenizer, tmp_path):
 
 
 def test_presets_table_is_what_the_docs_say():
-    assert set(PRESETS) == {"tiny", "small"}
+    assert set(PRESETS) == {"micro", "tiny", "small"}
