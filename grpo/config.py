@@ -181,6 +181,9 @@ class RewardConfig:
     """completions cut at max_new_tokens are left out of the loss (DAPO's overlong filtering)"""
     timeout_s: float = 5.0
     """verifier deadline per completion (a timeout is a zero reward, logged)"""
+    code_partial: bool = False
+    """code tasks: the accuracy reward is the fraction of tests passed instead of 1 only when all pass (a denser
+    signal for a weak cold start; held-out pass rates still count full passes only)"""
     workers: int = 2
     """verifier worker processes"""
 

@@ -99,7 +99,7 @@ def score(groups: list[Group], golds: list[str], cfg: RewardConfig, *, max_new_t
     texts = [("<think>\n" if think_prefix else "") + c.text for c in completions]
     gold_per = [gold for g, gold in zip(groups, golds) for _ in g.completions]
     try:
-        results = judge(texts, gold_per, timeout_s=cfg.timeout_s, workers=cfg.workers)
+        results = judge(texts, gold_per, timeout_s=cfg.timeout_s, workers=cfg.workers, partial=cfg.code_partial)
         accuracy, correct = [r.reward for r in results], [r.correct for r in results]
         reasons = [r.reason for r in results]
     except Exception as e:  # noqa: BLE001: the pool itself failed; the step goes on with zero rewards

@@ -10,7 +10,8 @@ A batch may mix both; each kind goes to its own worker pool once.
 from __future__ import annotations
 
 
-def judge(completions: list[str], golds: list, *, timeout_s: float, workers: int) -> list:
+def judge(completions: list[str], golds: list, *, timeout_s: float, workers: int, partial: bool = False) -> list:
+    """`partial`: a code completion's reward is the fraction of tests passed (`correct` still needs all)."""
     if len(completions) != len(golds):
         raise ValueError(f"judge got {len(completions)} completions but {len(golds)} golds")
     results: list = [None] * len(completions)
@@ -26,6 +27,6 @@ def judge(completions: list[str], golds: list, *, timeout_s: float, workers: int
         from verifiers.code import verify_batch as verify_code
 
         for i, r in zip(code, verify_code([completions[i] for i in code], [golds[i] for i in code],
-                                          timeout_s=timeout_s, workers=workers)):
+                                          timeout_s=timeout_s, workers=workers, partial=partial)):
             results[i] = r
     return results

@@ -85,6 +85,8 @@ def test_program_task_splits_and_gold_solutions_pass_the_sandbox():
     table = f"<think>\n</think>\n```python\ndef f(x):\n    return {shown!r}.get(x, 0)\n```"
     (result,) = judge([table], [first["answer"]], timeout_s=5.0, workers=1)
     assert not result.correct and result.reason == "wrong_answer"
+    (partial,) = judge([table], [first["answer"]], timeout_s=5.0, workers=1, partial=True)  # reward.code_partial
+    assert partial.reward == pytest.approx(0.5) and not partial.correct  # the 3 shown inputs pass, 3 unseen fail
     with pytest.raises(ValueError, match="distinct train program problems"):
         tasks.programs(9000, split="train", seed=0)
 
