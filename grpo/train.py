@@ -239,8 +239,8 @@ def _distill(config: Config, model, tokenizer, train, heldout, heldout_examples,
     if not kept.exists():
         raise FileNotFoundError(f"{kept}: no filtered traces; run the generate and filter stages first")
     traces = [row for _, row in read_jsonl(kept)]
-    entry = run_distill(model, tokenizer, traces, cold_start(train, config), heldout, config.distill, config.model, config.prompt,
-                        run_dir, seed=config.run.seed)
+    entry = run_distill(model, tokenizer, traces, cold_start(train, config), heldout, config.distill, config.model,
+                        config.prompt, run_dir, seed=config.run.seed)
     entry["teacher_heldout_accuracy"] = _teacher_accuracy(config, model, tokenizer, heldout_examples, summary)
     base = entry.get("baseline_heldout_accuracy")
     print(f"distill: student ({entry['parameters'] / 1e6:.2f}M parameters, teacher "
