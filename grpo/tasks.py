@@ -45,22 +45,30 @@ def _problem(rng: random.Random, digits: int, ops: int, operators: str) -> dict:
     return {"problem": problem, "answer": str(value), "solution": solution}
 
 
-def arithmetic(n: int, *, split: str, seed: int, digits: int = 2, ops: int = 2, operators: str = "+-") -> list[dict]:
-    """`n` distinct problems of one split ("train" or "heldout"), deterministic in all arguments."""
+def _draw(n: int, split: str, rng_key: str, make, what: str) -> list[dict]:
+    """`n` distinct records of `split` from `make(rng)`, drawn until enough fall in the split (by `_is_heldout`);
+    a ValueError saying `what` exists when the problem space runs out."""
     if split not in ("train", "heldout"):
         raise ValueError(f"split must be train or heldout, got {split!r}")
-    rng = random.Random(f"{split}:{seed}:{digits}:{ops}:{operators}")
+    rng = random.Random(rng_key)
     records, seen, tries = [], set(), 0
     while len(records) < n:
         tries += 1
         if tries > 50 * n + 1000:
-            raise ValueError(f"only {len(records)} distinct {split} problems exist for digits={digits}, ops={ops}")
-        record = _problem(rng, digits, ops, operators)
+            raise ValueError(f"only {len(records)} distinct {split} {what}")
+        record = make(rng)
         if record["problem"] in seen or _is_heldout(record["problem"]) != (split == "heldout"):
             continue
         seen.add(record["problem"])
         records.append(record)
     return records
+
+
+def arithmetic(n: int, *, split: str, seed: int, digits: int = 2, ops: int = 2, operators: str = "+-") -> list[dict]:
+    """`n` distinct problems of one split ("train" or "heldout"), deterministic in all arguments."""
+    return _draw(n, split, f"{split}:{seed}:{digits}:{ops}:{operators}",
+                 lambda rng: _problem(rng, digits, ops, operators),
+                 f"problems exist for digits={digits}, ops={ops}")
 
 
 def _program(rng: random.Random) -> dict:
@@ -81,17 +89,4 @@ def programs(n: int, *, split: str, seed: int) -> list[dict]:
     input/output examples. The answer is a LiveCodeBench-style problem (functional tests, `metadata.func_name`)
     that `verifiers.code` runs in the sandbox; the worked solution derives slope and intercept in its think
     block, then writes the function in a fenced block."""
-    if split not in ("train", "heldout"):
-        raise ValueError(f"split must be train or heldout, got {split!r}")
-    rng = random.Random(f"programs:{split}:{seed}")
-    records, seen, tries = [], set(), 0
-    while len(records) < n:
-        tries += 1
-        if tries > 50 * n + 1000:
-            raise ValueError(f"only {len(records)} distinct {split} program problems exist (9 x 100 x 10 in all)")
-        record = _program(rng)
-        if record["problem"] in seen or _is_heldout(record["problem"]) != (split == "heldout"):
-            continue
-        seen.add(record["problem"])
-        records.append(record)
-    return records
+    return _draw(n, split, f"programs:{split}:{seed}", _program, "program problems exist (9 x 100 x 10 in all)")
