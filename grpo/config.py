@@ -396,6 +396,29 @@ def _schedule_checks(section: str, cfg) -> list:
     ]
 
 
+def _sft_checks(section: str, s: SFTConfig, max_position_embeddings: int, *, built: bool) -> list:
+    """The rows of an SFT run (the cold start's `sft`, the student's `distill.sft`); `built`: the model comes from
+    a preset with `model.max_position_embeddings` (a loaded model's context is its own)."""
+    return [
+        (s.steps >= 1 and s.batch_size >= 1 and s.grad_accum >= 1 and s.max_examples >= 0, f"{section}.steps",
+         "steps, batch, accum >= 1 and max_examples >= 0"),
+        *_schedule_checks(section, s),
+        (s.max_length <= max_position_embeddings or not built, f"{section}.max_length",
+         f"exceeds model.max_position_embeddings ({max_position_embeddings})"),
+    ]
+
+
+def _protocol_checks(section: str, prefix: str, n: int, temperature: float, top_p: float) -> list:
+    """The rows of an evaluation protocol (`grpo.eval_*`, `eval.*`): n samples, temperature, top-p."""
+    key_n, key_t, key_p = (f"{prefix}{k}" for k in ("n", "temperature", "top_p"))
+    return [
+        (n >= 1 and temperature >= 0 and 0 < top_p <= 1, f"{section}.{key_n}",
+         f"{key_n} >= 1, {key_t} >= 0, 0 < {key_p} <= 1"),
+        (temperature > 0 or n == 1, f"{section}.{key_n}",
+         f"must be 1 when {section}.{key_t} is 0 (greedy samples are all the same)"),
+    ]
+
+
 def validate(config: Config, where: str) -> None:
     """Impossible combinations, each named."""
     s, d = config.sft, config.data
@@ -414,11 +437,7 @@ def validate(config: Config, where: str) -> None:
         (config.prompt.template in ("plain", "chat", "r1"), "prompt.template", "must be plain, chat or r1"),
         (set(config.task.operators) <= set("+-*") and config.task.operators, "task.operators", "use + - *"),
         (config.task.digits >= 1 and config.task.ops >= 1, "task.digits", "digits and ops must be >= 1"),
-        (s.steps >= 1 and s.batch_size >= 1 and s.grad_accum >= 1 and s.max_examples >= 0, "sft.steps",
-         "steps, batch, accum >= 1 and max_examples >= 0"),
-        *_schedule_checks("sft", s),
-        (s.max_length <= config.model.max_position_embeddings or config.model.path, "sft.max_length",
-         f"exceeds model.max_position_embeddings ({config.model.max_position_embeddings})"),
+        *_sft_checks("sft", s, config.model.max_position_embeddings, built=not config.model.path),
     ]
     checks += _grpo_checks(config) + _pipeline_checks(config)
     for ok, key, message in checks:
@@ -454,10 +473,7 @@ def _grpo_checks(config: Config) -> list:
         (g.max_sampling_rounds >= 1 and g.keep_checkpoints >= 1, "grpo.max_sampling_rounds",
          "max_sampling_rounds and keep_checkpoints >= 1"),
         (g.max_nonfinite_steps >= 0, "grpo.max_nonfinite_steps", "must be >= 0"),
-        (g.eval_n >= 1 and g.eval_temperature >= 0 and 0 < g.eval_top_p <= 1, "grpo.eval_n",
-         "eval_n >= 1, eval_temperature >= 0, 0 < eval_top_p <= 1"),
-        (g.eval_temperature > 0 or g.eval_n == 1, "grpo.eval_n",
-         "must be 1 when eval_temperature is 0 (greedy samples are all the same)"),
+        *_protocol_checks("grpo", "eval_", g.eval_n, g.eval_temperature, g.eval_top_p),
     ]
 
 
@@ -483,13 +499,9 @@ def _pipeline_checks(config: Config) -> list:
          f"{dis.student_preset!r} is not a preset {PRESET_NAMES} and distill.student_path is empty"),
         (0 <= dis.kd_coef <= 1 and dis.kd_temperature > 0, "distill.kd_coef",
          "0 <= kd_coef <= 1 and kd_temperature > 0"),
-        (dis.sft.steps >= 1 and dis.sft.batch_size >= 1 and dis.sft.grad_accum >= 1, "distill.sft.steps",
-         "steps, batch, accum >= 1"),
-        *_schedule_checks("distill.sft", dis.sft),
-        (ev.n >= 1 and ev.temperature >= 0 and 0 < ev.top_p <= 1 and ev.size >= 0 and ev.max_new_tokens >= 0,
-         "eval.n", "n >= 1, temperature >= 0, 0 < top_p <= 1, size >= 0, max_new_tokens >= 0"),
-        (ev.temperature > 0 or ev.n == 1, "eval.n",
-         "must be 1 when eval.temperature is 0 (greedy samples are all the same)"),
+        *_sft_checks("distill.sft", dis.sft, config.model.max_position_embeddings, built=not dis.student_path),
+        *_protocol_checks("eval", "", ev.n, ev.temperature, ev.top_p),
+        (ev.size >= 0 and ev.max_new_tokens >= 0, "eval.size", "size >= 0 and max_new_tokens >= 0"),
     ]
 
 
