@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from grpo.config import DistillConfig, ModelConfig, PromptConfig
-from grpo.data import DataError, Example, render_prompt
+from grpo.data import DataError, Example, render_prompt, to_examples
 from grpo.model import build_model, load, parameter_count
 from grpo.runfiles import drop_after, write_atomic
 from grpo.sft import Distillation, run_sft
@@ -69,8 +69,6 @@ def _train(name: str, student, tokenizer, train, heldout, cfg: DistillConfig, ru
 def run_distill(teacher, teacher_tokenizer, traces: list[dict], cold_start: list[dict], heldout: list[dict],
                 cfg: DistillConfig, model_cfg: ModelConfig, prompt: PromptConfig, run_dir: Path, *, seed: int) -> dict:
     """Train the student (and the baseline); return the summary entry."""
-    from grpo.data import to_examples
-
     student, tokenizer = make_student(cfg, model_cfg, teacher_tokenizer, seed)
     kd = None
     if cfg.kd_coef > 0:

@@ -189,8 +189,7 @@ def _teacher_accuracy(config: Config, model, tokenizer, heldout_examples, summar
     trained = [summary["stages"][s]["heldout_accuracy"] for s in ("grpo", "sft") if s in summary["stages"]]
     if trained:
         return trained[0]
-    return evaluate_models(config, {"teacher": (model, tokenizer)}, heldout_examples, summary_dir=None)["teacher"][
-        "heldout_accuracy"]
+    return evaluate_model(config, "teacher", model, tokenizer, heldout_examples, None)["heldout_accuracy"]
 
 
 def _generate(config: Config, model, tokenizer, train, heldout, heldout_examples, run_dir, summary) -> dict:
@@ -250,50 +249,42 @@ def _distill(config: Config, model, tokenizer, train, heldout, heldout_examples,
     return entry
 
 
-def evaluate_models(config: Config, models: dict, heldout_examples, summary_dir: Path | None) -> dict:
-    """Each named (model, tokenizer) on the held-out set under the eval protocol: {name: {"heldout_accuracy",
-    "pass@k", ...}}; metric lines (stage "eval", the model's name) when `summary_dir` is the run dir."""
+def evaluate_model(config: Config, name: str, model, tokenizer, heldout_examples, run_dir: Path | None) -> dict:
+    """One model on the held-out set under the eval protocol: {"heldout_accuracy", "pass@k", ...}; a metric line
+    (stage "eval", the model's `name`) and samples when `run_dir` is given."""
     from evals.metrics import suite_metrics
     from grpo.evaluate import EvalProtocol, by_problem, heldout_accuracy
     from grpo.rollout import make_engine
+    from grpo.runfiles import append_jsonl
 
     e = config.eval
     protocol = EvalProtocol(n=e.n, temperature=e.temperature, top_p=e.top_p, seed=config.run.seed)
-    budget = e.max_new_tokens or config.rollout.max_new_tokens
     examples = heldout_examples[: e.size] if e.size else heldout_examples
-    out = {}
-    for name, (model, tokenizer) in models.items():
-        engine = None if protocol.greedy else make_engine(config.rollout, model, tokenizer)
-        try:
-            accuracy, samples = heldout_accuracy(model, tokenizer, examples, max_new_tokens=budget,
-                                                 think_prefix=config.prompt.think_prefix, protocol=protocol,
-                                                 engine=engine)
-        finally:
-            if engine is not None:
-                engine.close()
-        out[name] = {"heldout_accuracy": accuracy, **suite_metrics(by_problem(samples))}
-        if summary_dir is not None:
-            from grpo.runfiles import append_jsonl
-
-            append_jsonl(summary_dir / "metrics.jsonl", [{"stage": "eval", "step": 0, "model": name,
-                                                          "eval/heldout_accuracy": accuracy}])
-            append_jsonl(summary_dir / "samples.jsonl",
-                         [dict(s, stage="eval", step=0, model=name) for s in samples[:8]])
-    return out
+    engine = None if protocol.greedy else make_engine(config.rollout, model, tokenizer)
+    try:
+        accuracy, samples = heldout_accuracy(model, tokenizer, examples,
+                                             max_new_tokens=e.max_new_tokens or config.rollout.max_new_tokens,
+                                             think_prefix=config.prompt.think_prefix, protocol=protocol, engine=engine)
+    finally:
+        if engine is not None:
+            engine.close()
+    if run_dir is not None:
+        append_jsonl(run_dir / "metrics.jsonl", [{"stage": "eval", "step": 0, "model": name,
+                                                  "eval/heldout_accuracy": accuracy}])
+        append_jsonl(run_dir / "samples.jsonl", [dict(s, stage="eval", step=0, model=name) for s in samples[:8]])
+    return {"heldout_accuracy": accuracy, **suite_metrics(by_problem(samples))}
 
 
 def _eval(config: Config, model, tokenizer, train, heldout, heldout_examples, run_dir, summary) -> dict:
     """The held-out set under the eval protocol, for every model the run holds: the trained model (final/),
     and the distilled student and its baseline when the run distilled."""
-    from grpo.data import to_examples as render
-
     models = {"final": (model, tokenizer)}
     for name in ("student", "baseline"):
         if (run_dir / "distill" / name / "result.json").exists():
             models[name] = load(str(run_dir / "distill" / name), config.model.dtype)
     start = time.monotonic()
-    results = {name: evaluate_models(config, {name: pair}, render(heldout, pair[1], config.prompt), run_dir)[name]
-               for name, pair in models.items()}
+    results = {name: evaluate_model(config, name, m, tok, to_examples(heldout, tok, config.prompt), run_dir)
+               for name, (m, tok) in models.items()}
     (run_dir / "eval").mkdir(exist_ok=True)
     write_atomic(run_dir / "eval" / "heldout.json", json.dumps(results, indent=2))
     for name, r in results.items():
