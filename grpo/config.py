@@ -188,6 +188,21 @@ class RewardConfig:
     """verifier worker processes"""
 
 
+LINEAR_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+@dataclass
+class LoraConfig:
+    rank: int = 0
+    """adapter rank r; 0 trains every weight (no LoRA). See grpo/lora.py"""
+    alpha: float = 16.0
+    """scale: the weight update is (alpha / rank) B A"""
+    dropout: float = 0.0
+    """dropout on the adapters' input (0 keeps the learner's policy equal to the engine's)"""
+    targets: list[str] = field(default_factory=lambda: list(LINEAR_PROJECTIONS))
+    """names of the linear layers that get adapters (Qwen2 / Llama names by default)"""
+
+
 @dataclass
 class GRPOConfig:
     steps: int = 200
@@ -252,6 +267,8 @@ class GRPOConfig:
     """metrics.jsonl every this many steps"""
     samples_per_log: int = 4
     """completions written to samples.jsonl at each logged step"""
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    """low-rank adapters instead of full fine-tuning (grpo.lora.rank > 0): see grpo/lora.py"""
 
 
 @dataclass
@@ -474,6 +491,9 @@ def _grpo_checks(config: Config) -> list:
          "max_sampling_rounds and keep_checkpoints >= 1"),
         (g.max_nonfinite_steps >= 0, "grpo.max_nonfinite_steps", "must be >= 0"),
         *_protocol_checks("grpo", "eval_", g.eval_n, g.eval_temperature, g.eval_top_p),
+        (g.lora.rank >= 0, "grpo.lora.rank", "must be >= 0 (0: no LoRA)"),
+        (g.lora.alpha > 0 and 0 <= g.lora.dropout < 1, "grpo.lora.alpha", "alpha > 0 and 0 <= dropout < 1"),
+        (bool(g.lora.targets) or not g.lora.rank, "grpo.lora.targets", "must name at least one layer"),
     ]
 
 

@@ -67,15 +67,16 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def save_checkpoint(path: Path, model, tokenizer, state: dict, extra_state_dicts: dict | None = None) -> None:
-    """model + tokenizer + `state` (trainer_state.pt) + extra state dicts, atomically: everything goes to
-    `<path>.tmp`, is flushed to disk, then renamed. A failure (disk full) removes the temporary directory and
-    raises CheckpointError; checkpoints written before are untouched."""
+def save_checkpoint(path: Path, model, tokenizer, state: dict, extra_state_dicts: dict | None = None, *,
+                    weights: dict | None = None) -> None:
+    """model (its own weights, or `weights` in its place) + tokenizer + `state` (trainer_state.pt) + extra state
+    dicts, atomically: everything goes to `<path>.tmp`, is flushed to disk, then renamed. A failure (disk full)
+    removes the temporary directory and raises CheckpointError; checkpoints written before are untouched."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        model.save_pretrained(tmp)
+        model.save_pretrained(tmp, state_dict=weights)
         tokenizer.save_pretrained(tmp)
         torch.save(state, tmp / "trainer_state.pt")
         for name, tensors in (extra_state_dicts or {}).items():

@@ -128,8 +128,9 @@ def train_step(model, optimizer, micro: list[dict], max_grad_norm: float,
 
 def adamw(model, cfg) -> torch.optim.Optimizer:
     """AdamW with `cfg.lr`, `cfg.weight_decay` (not on norms and biases) and betas (0.9, `cfg.adam_beta2`)."""
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    trainable = [p for p in model.parameters() if p.requires_grad]  # LoRA: the adapters alone
+    decay = [p for p in trainable if p.ndim >= 2]
+    no_decay = [p for p in trainable if p.ndim < 2]
     return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                               {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, cfg.adam_beta2))
 

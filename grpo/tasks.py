@@ -72,12 +72,16 @@ def arithmetic(n: int, *, split: str, seed: int, digits: int = 2, ops: int = 2, 
 
 
 def _program(rng: random.Random) -> dict:
-    """A linear function shown at three consecutive inputs; tests add three inputs the prompt does not show."""
-    a, b, x0 = rng.randint(1, 9), rng.randint(0, 99), rng.randint(0, 9)
+    """A linear function shown at three consecutive inputs; tests add three inputs the prompt does not show.
+
+    The worked solution restates the first two examples, then takes one small step per line (slope, slope times
+    the first input, intercept), the granularity at which the tiny model learns the arithmetic task."""
+    a, b, x0 = rng.randint(1, 9), rng.randint(0, 49), rng.randint(0, 9)
     f = lambda x: a * x + b  # noqa: E731
     shown = [x0, x0 + 1, x0 + 2]
     problem = "Write a Python function f(x) with " + ", ".join(f"f({x}) = {f(x)}" for x in shown) + "."
-    solution = (f"<think>\nf({x0 + 1}) - f({x0}) = {f(x0 + 1)} - {f(x0)} = {a}\n{f(x0)} - {a} * {x0} = {b}\n"
+    solution = (f"<think>\nf({x0}) = {f(x0)}\nf({x0 + 1}) = {f(x0 + 1)}\n{f(x0 + 1)} - {f(x0)} = {a}\n"
+                f"{a} * {x0} = {a * x0}\n{f(x0)} - {a * x0} = {b}\n"
                 f"</think>\n```python\ndef f(x):\n    return {a} * x + {b}\n```")
     tests = [{"input": str(x), "output": str(f(x)), "testtype": "functional"} for x in shown + [x0 + 5, 11, 20]]
     return {"problem": problem, "answer": {"public_test_cases": tests, "metadata": {"func_name": "f"}},
@@ -89,4 +93,4 @@ def programs(n: int, *, split: str, seed: int) -> list[dict]:
     input/output examples. The answer is a LiveCodeBench-style problem (functional tests, `metadata.func_name`)
     that `verifiers.code` runs in the sandbox; the worked solution derives slope and intercept in its think
     block, then writes the function in a fenced block."""
-    return _draw(n, split, f"programs:{split}:{seed}", _program, "program problems exist (9 x 100 x 10 in all)")
+    return _draw(n, split, f"programs:{split}:{seed}", _program, "program problems exist (9 x 50 x 10 in all)")

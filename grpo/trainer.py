@@ -17,6 +17,8 @@ One step, in order (each phase timed as perf/<phase>_s):
 Checkpoints (checkpoints/grpo/step_<n>/, written to a temporary directory and renamed) hold the model,
 tokenizer, optimizer, scheduler, RNG states, data position and elapsed time; `resume` continues from one
 exactly as if the run had not stopped.
+LoRA (grpo.lora.rank > 0, grpo/lora.py): only adapters train, the engine gets merged weights, the reference is
+the network with its adapters off, and final/ holds the merged model.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from grpo.advantages import advantages as compute_advantages
 from grpo.config import GRPOConfig, RewardConfig, RolloutConfig
 from grpo.evaluate import EvalProtocol
 from grpo.learner import Sample, update
+from grpo.lora import (AdaptersOff, adapter_state_dict, base_state_dict, load_adapter_state_dict,
+                       merged_state_dict, wrap)
 from grpo.rollout import Group, SamplingParams
 from grpo.runfiles import append_jsonl, drop_after, log_heldout, prune_checkpoints, save_checkpoint
 from grpo.sft import adamw, lr_factor
@@ -180,10 +184,13 @@ def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout:
     start = time.monotonic()
     is_main = accelerator is None or accelerator.is_main_process
     metrics_path, samples_path = run_dir / "metrics.jsonl", run_dir / "samples.jsonl"
-    optimizer = adamw(model, cfg)
+    peft_model = _with_adapters(model, cfg, resume_from, is_main) if cfg.lora.rank else None
+    optimizer = adamw(model, cfg)  # the adapters alone under LoRA (nothing else requires grad)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg))
     sampler = PromptSampler(len(train), seed)
-    ref_model = copy.deepcopy(model).eval().requires_grad_(False) if cfg.kl_coef > 0 else None
+    ref_model = None
+    if cfg.kl_coef > 0:  # under LoRA: the same network with its adapters off, no second copy
+        ref_model = AdaptersOff(peft_model) if peft_model else copy.deepcopy(model).eval().requires_grad_(False)
     learner, learner_optimizer = model, optimizer
     if accelerator is not None:  # the scheduler drives the same param_groups through the wrapper
         learner, learner_optimizer = accelerator.prepare(model, optimizer)
@@ -195,7 +202,7 @@ def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout:
         sampler.load_state_dict(state["sampler"])
         random.setstate(state["python_rng"])
         torch.set_rng_state(state["torch_rng"])
-        if ref_model is not None:
+        if ref_model is not None and peft_model is None:
             ref_model.load_state_dict(torch.load(resume_from / "reference.pt"))
         first_step, evals, elapsed_before = state["step"], state["evals"], state["elapsed"]
         if is_main:
@@ -220,8 +227,13 @@ def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout:
                  "sampler": sampler.state_dict(), "python_rng": random.getstate(),
                  "torch_rng": torch.get_rng_state(), "evals": evals,
                  "elapsed": elapsed_before + time.monotonic() - start}
-        reference = ref_model is not None and with_reference
-        save_checkpoint(path, model, tokenizer, state, {"reference": ref_model.state_dict()} if reference else None)
+        extra = {}
+        if ref_model is not None and with_reference and peft_model is None:
+            extra["reference"] = ref_model.state_dict()
+        if peft_model is not None:  # the merged model to use, and what --resume rebuilds the adapted one from
+            extra.update(lora_base=base_state_dict(peft_model), lora_adapter=adapter_state_dict(peft_model))
+        save_checkpoint(path, model, tokenizer, state, extra or None,
+                        weights=merged_state_dict(peft_model) if peft_model is not None else None)
 
     if first_step == 0 and is_main:
         if start_accuracy is None:
@@ -269,7 +281,9 @@ def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout:
             continue
         # 5. sync
         with timer("sync"):
-            engine.load_weights(model.state_dict().items())
+            if getattr(engine, "model", None) is not model:  # the transformers engine samples from `model` itself
+                engine.load_weights(merged_state_dict(peft_model).items() if peft_model is not None
+                                    else model.state_dict().items())
         # 6. log, evaluate, checkpoint
         with timer("log"):
             done = step + 1
@@ -295,10 +309,29 @@ def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout:
     if not is_main:
         return {}
     accuracy = evaluate(cfg.steps)
+    if peft_model is not None:
+        peft_model.merge_and_unload()  # `model` becomes a plain model again, the adapters merged into it
+        peft_model = None
     final = run_dir / "final"
     checkpoint(final, cfg.steps, with_reference=False)  # final/ is the model to use, not a resume point
     return {"heldout_accuracy": accuracy, "seconds": round(elapsed_before + time.monotonic() - start, 1),
             "steps": cfg.steps, "evals": evals, "final": str(final)}
+
+
+def _with_adapters(model, cfg: GRPOConfig, resume_from: Path | None, verbose: bool):
+    """LoRA adapters injected into `model` (grpo/lora.py); on resume, the frozen weights and the adapters come
+    back from the checkpoint. Returns the PEFT wrapper (for its adapter switch and state)."""
+    if resume_from is not None:
+        model.load_state_dict(torch.load(resume_from / "lora_base.pt"))
+    peft_model = wrap(model, cfg.lora)
+    if resume_from is not None:
+        load_adapter_state_dict(peft_model, torch.load(resume_from / "lora_adapter.pt"))
+    if verbose:
+        total = sum(p.numel() for p in model.parameters())
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        print(f"grpo: LoRA rank {cfg.lora.rank} on {', '.join(cfg.lora.targets)}: {trainable:,} trainable "
+              f"parameters ({100 * trainable / total:.1f}% of {total:,})")
+    return peft_model
 
 
 def eval_protocol(cfg: GRPOConfig, seed: int) -> EvalProtocol:

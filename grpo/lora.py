@@ -1,0 +1,96 @@
+"""LoRA for the GRPO stage, through PEFT: train low-rank adapters, keep the base weights frozen.
+
+What changes under `grpo.lora.rank > 0`:
+- only the adapters train (the optimizer holds state for them alone);
+- the reference model of the KL term is the same network with its adapters switched off (no second copy);
+- the engine gets *merged* weights, W + (alpha / r) B A under the base model's own names, so vLLM and the
+  transformers engine sample from exactly the policy the learner scores (no LoRA support needed in the engine);
+- a checkpoint holds the merged model (loadable like any other), plus `lora_base.pt` (the frozen weights) and
+  `lora_adapter.pt` (the adapters), from which `--resume` rebuilds the adapted model bit for bit;
+- at the end of the stage the adapters are merged into the model for good, so `final/` and every later stage
+  see a plain model.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from grpo.config import LoraConfig
+
+def wrap(model, cfg: LoraConfig):
+    """`model` with adapters on `cfg.targets` (PEFT injects them into `model` itself); B starts at zero, so the
+    adapted model computes exactly what `model` did."""
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import get_peft_model
+
+    names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    missing = [t for t in cfg.targets if t not in names]
+    if missing:
+        raise ValueError(f"grpo.lora.targets: the model has no layers named {', '.join(missing)}")
+    peft_config = PeftLoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
+                                 target_modules=list(cfg.targets), bias="none")
+    return get_peft_model(model, peft_config)
+
+
+def is_lora(model) -> bool:
+    return hasattr(model, "get_base_model") and hasattr(model, "disable_adapter")
+
+
+@torch.no_grad()
+def merged_state_dict(model) -> dict[str, torch.Tensor]:
+    """The adapted model's weights as one plain model's state dict: W + delta for adapted layers, under the base
+    model's names; the model itself is not changed (merging in place and back would drift by rounding)."""
+    from peft.tuners.lora import LoraLayer
+
+    base = model.get_base_model()
+    deltas = {f"{name}.weight": module.get_delta_weight(module.active_adapters[0])
+              for name, module in base.named_modules() if isinstance(module, LoraLayer)}
+    merged = {}
+    for name, tensor in base.state_dict().items():
+        if ".lora_" in name:
+            continue
+        plain = name.replace(".base_layer.", ".")
+        merged[plain] = tensor + deltas[plain].to(tensor.dtype) if plain in deltas else tensor
+    return merged
+
+
+@torch.no_grad()
+def base_state_dict(model) -> dict[str, torch.Tensor]:
+    """The frozen weights under the base model's names."""
+    return {name.replace(".base_layer.", "."): t.clone() for name, t in model.get_base_model().state_dict().items()
+            if ".lora_" not in name}
+
+
+def adapter_state_dict(model) -> dict[str, torch.Tensor]:
+    from peft import get_peft_model_state_dict
+
+    return {k: v.clone() for k, v in get_peft_model_state_dict(model).items()}
+
+
+def load_adapter_state_dict(model, state: dict[str, torch.Tensor]) -> None:
+    from peft import set_peft_model_state_dict
+
+    result = set_peft_model_state_dict(model, state)
+    unexpected = getattr(result, "unexpected_keys", [])
+    if unexpected:
+        raise ValueError(f"the checkpoint's adapters do not fit this model: {unexpected[:3]}")
+
+
+def engine_weights(model):
+    """(name, tensor) pairs for the rollout engine: merged weights under LoRA, the model's own otherwise."""
+    return merged_state_dict(model).items() if is_lora(model) else model.state_dict().items()
+
+
+class AdaptersOff:
+    """The frozen reference under LoRA: the same network, called with its adapters switched off."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __call__(self, **inputs):
+        with self.model.disable_adapter():
+            return self.model(**inputs)
+
+
+def trainable_parameters(model) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,126 @@
+"""LoRA in the GRPO stage (grpo/lora.py): merged weights are exactly PEFT's merge, only the adapters train, the
+frozen weights move only by a low-rank update, the reference is the adapter-free network, and a crash mid-run
+resumes to the same metrics and final weights."""
+
+import copy
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import grpo.trainer
+from grpo import train
+from grpo.config import ConfigError, LoraConfig, load_config
+from grpo.lora import AdaptersOff, adapter_state_dict, merged_state_dict, wrap
+from grpo.model import build_model, build_tokenizer
+from grpo.runfiles import latest_checkpoint
+from grpo.trainer import CHECKPOINTS
+
+SMALL = ["task.train_size=300", "task.heldout_size=8", "rollout.max_new_tokens=40", "grpo.prompts_per_step=4",
+         "grpo.group_size=4", "grpo.eval_size=8", "grpo.eval_every=0", "grpo.lr=1e-2", "reward.format_weight=0.5",
+         "grpo.warmup_steps=0", "rollout.engine=hf", "grpo.lora.rank=4", "grpo.kl_coef=0.05"]
+TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def _adapted(rank=4, seed=0):
+    tokenizer = build_tokenizer()
+    model = build_model("tiny", tokenizer, seed=seed)
+    plain = copy.deepcopy(model)
+    peft_model = wrap(model, LoraConfig(rank=rank, alpha=8.0))
+    torch.manual_seed(seed)
+    with torch.no_grad():  # B starts at zero; give the adapters something to say
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)
+    return tokenizer, plain, model, peft_model
+
+
+def test_merged_weights_are_peft_merge_and_compute_the_adapted_model():
+    tokenizer, plain, model, peft_model = _adapted()
+    ids = torch.tensor([tokenizer("Compute 1 + 2.\n<think>\n")["input_ids"]])
+    with torch.no_grad():
+        adapted_logits = model(ids).logits
+        merged = merged_state_dict(peft_model)
+        plain_now = plain.state_dict()
+        assert merged.keys() == plain_now.keys()
+        reloaded = copy.deepcopy(plain)
+        reloaded.load_state_dict(merged)
+        assert torch.allclose(reloaded(ids).logits, adapted_logits, atol=1e-5)
+        # PEFT's own merge gives the same tensors, and computing them left the adapted model as it was
+        expected = copy.deepcopy(peft_model).merge_and_unload().state_dict()
+        assert all(torch.equal(merged[k], expected[k]) for k in expected)
+        assert torch.equal(model(ids).logits, adapted_logits)
+        # the reference is the network with its adapters off: the starting model's numbers
+        assert torch.allclose(AdaptersOff(peft_model)(input_ids=ids).logits, plain(ids).logits, atol=1e-6)
+        assert not torch.allclose(adapted_logits, plain(ids).logits, atol=1e-3)
+
+
+def test_only_the_adapters_train():
+    _, plain, model, peft_model = _adapted(rank=2)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all(".lora_A." in n or ".lora_B." in n for n in trainable)
+    assert {n.split(".lora_")[0].rsplit(".", 1)[-1] for n in trainable} == set(TARGETS)
+    saved = {k.removeprefix("base_model.model.") for k in adapter_state_dict(peft_model)}
+    assert saved == {n.replace(".default", "") for n in trainable}
+    # rank 2 on 4 layers of the tiny model: a few percent of its weights
+    total = sum(p.numel() for p in plain.parameters())
+    assert sum(p.numel() for n, p in model.named_parameters() if n in trainable) < 0.1 * total
+
+
+def _weights(path):
+    return load_file(str(path / "model.safetensors"))
+
+
+def test_a_lora_grpo_run_moves_weights_by_a_low_rank_update_and_resumes_exactly(tmp_path, base, monkeypatch):
+    args = ["run.stages=[grpo]", f"model.path={base}", "grpo.steps=4", "grpo.save_every=2", *SMALL]
+    straight = tmp_path / "straight"
+    assert train.main([f"run.dir={straight}", *args]) == 0
+    start, final = _weights(base), _weights(straight / "final")
+    assert final.keys() == start.keys()  # final/ is a plain model: the adapters are merged into it
+    moved = [k for k in final if not torch.equal(final[k], start[k])]
+    assert moved and all(k.rsplit(".", 2)[-2] in TARGETS for k in moved)  # embeddings and norms are frozen
+    for k in moved:
+        assert torch.linalg.matrix_rank(final[k] - start[k], atol=1e-6) <= 4  # W + (alpha/r) B A, r = 4
+    checkpoint = straight / CHECKPOINTS / "step_2"
+    assert {"lora_base.pt", "lora_adapter.pt", "model.safetensors"} <= {p.name for p in checkpoint.iterdir()}
+    assert not (checkpoint / "reference.pt").exists()  # the reference is the base with adapters off
+    rows = [json.loads(line) for line in (straight / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in rows if "loss/kl" in r]
+    assert steps[0]["rollout/logprob_gap"] < 1e-3 and steps[-1]["loss/kl"] > 0  # moved away from the reference
+
+    crashed = tmp_path / "crashed"
+    real_update, calls = grpo.trainer.update, {"n": 0}
+
+    def crash_on_third(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:  # step 3, after the checkpoint at step 2
+            raise KeyboardInterrupt("simulated crash")
+        return real_update(*a, **k)
+
+    monkeypatch.setattr(grpo.trainer, "update", crash_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        train.main([f"run.dir={crashed}", *args])
+    monkeypatch.setattr(grpo.trainer, "update", real_update)
+    assert latest_checkpoint(crashed / CHECKPOINTS).name == "step_2"
+    assert train.main(["--resume", str(crashed)]) == 0
+    resumed = _weights(crashed / "final")
+    assert all(torch.equal(final[k], resumed[k]) for k in final)
+    logged = [[{k: v for k, v in json.loads(line).items() if not k.startswith("perf/")}
+               for line in (d / "metrics.jsonl").read_text().splitlines()] for d in (straight, crashed)]
+    assert logged[0] == logged[1]
+
+
+@pytest.mark.parametrize("override, key", [("grpo.lora.rank=-1", "grpo.lora.rank"),
+                                           ("grpo.lora.dropout=1.0", "grpo.lora.alpha"),
+                                           ("grpo.lora.targets=[]", "grpo.lora.targets"),
+                                           ("grpo.lora.ranks=4", "grpo.lora.ranks")])
+def test_lora_config_errors_name_the_key(override, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_config(None, ["grpo.lora.rank=4", override])
+
+
+def test_a_target_the_model_lacks_is_named():
+    tokenizer = build_tokenizer()
+    with pytest.raises(ValueError, match="grpo.lora.targets: the model has no layers named c_attn"):
+        wrap(build_model("tiny", tokenizer), LoraConfig(rank=2, targets=["q_proj", "c_attn"]))
