@@ -52,6 +52,8 @@ class ModelConfig:
     """a local directory or hub name of a causal LM (its tokenizer comes from the same place)"""
     dtype: str = "float32"
     """float32 or bfloat16 for the learner's weights"""
+    mixed_precision: str = "no"
+    """no, or bf16: forward passes under bf16 autocast with weights and optimizer state in model.dtype (fp32)"""
     gradient_checkpointing: bool = False
     """recompute activations in the backward pass (saves memory on long sequences)"""
     max_position_embeddings: int = 512
@@ -445,6 +447,9 @@ def validate(config: Config, where: str) -> None:
         (config.model.path or config.model.preset in PRESET_NAMES, "model.preset",
          f"{config.model.preset!r} is not a preset {PRESET_NAMES} and model.path is empty"),
         (config.model.dtype in ("float32", "bfloat16"), "model.dtype", "must be float32 or bfloat16"),
+        (config.model.mixed_precision in ("no", "bf16"), "model.mixed_precision", "must be no or bf16"),
+        (config.model.mixed_precision == "no" or config.model.dtype == "float32", "model.mixed_precision",
+         "bf16 autocast keeps fp32 weights; with model.dtype bfloat16 everything is bf16 already (set one)"),
         (d.source in (*BUILT_IN, "jsonl", "parquet", "hub"), "data.source",
          "must be arithmetic, programs, jsonl, parquet or hub"),
         (d.source in BUILT_IN or d.path, "data.path", f"is required when data.source is {d.source}"),

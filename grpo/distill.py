@@ -20,7 +20,7 @@ import torch
 
 from grpo.config import DistillConfig, ModelConfig, PromptConfig
 from grpo.data import DataError, Example, render_prompt, to_examples
-from grpo.model import build_model, load, parameter_count
+from grpo.model import build_model, load, mixed_precision, parameter_count
 from grpo.runfiles import drop_after, write_atomic
 from grpo.sft import Distillation, run_sft
 
@@ -30,10 +30,11 @@ DISTILL = Path("distill")  # under the run dir
 def make_student(cfg: DistillConfig, model_cfg: ModelConfig, teacher_tokenizer, seed: int):
     """(student, its tokenizer): loaded from `student_path`, or a preset built for the teacher's tokenizer."""
     if cfg.student_path:
-        return load(cfg.student_path, model_cfg.dtype)
+        student, tokenizer = load(cfg.student_path, model_cfg.dtype)
+        return mixed_precision(student, model_cfg.mixed_precision), tokenizer
     student = build_model(cfg.student_preset, teacher_tokenizer,
                           max_position_embeddings=model_cfg.max_position_embeddings, seed=seed)
-    return student.to(getattr(torch, model_cfg.dtype)), teacher_tokenizer
+    return mixed_precision(student.to(getattr(torch, model_cfg.dtype)), model_cfg.mixed_precision), teacher_tokenizer
 
 
 def trace_examples(traces: list[dict], tokenizer, prompt: PromptConfig) -> list[Example]:

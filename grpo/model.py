@@ -81,3 +81,19 @@ def load(path: str, dtype: str = "float32"):
 
 def parameter_count(model) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def mixed_precision(model, mode: str):
+    """`model` with its forward pass under bf16 autocast when `mode` is "bf16" (weights, gradients and optimizer
+    state stay in their dtype, fp32 by default; matrix products and activations are bf16); unchanged for "no".
+    The forward is wrapped on the model object, so everything that calls it (SFT, the GRPO learner, the
+    transformers engine's sampling and greedy evaluation) runs at the same precision; vLLM samples in the
+    weights' dtype. Logits come out in bf16; the losses upcast them to fp32."""
+    if mode == "no":
+        return model
+    if mode != "bf16":
+        raise ValueError(f"model.mixed_precision {mode!r}: must be no or bf16")
+    device = "cuda" if next(model.parameters()).is_cuda else "cpu"
+    model.forward = torch.autocast(device, dtype=torch.bfloat16)(model.forward)
+    return model
+

@@ -30,7 +30,7 @@ import torch
 
 from grpo.config import Config, ConfigError, load_config, to_yaml
 from grpo.data import DataError, load_records, to_examples
-from grpo.model import build_model, build_tokenizer, load, parameter_count
+from grpo.model import build_model, build_tokenizer, load, mixed_precision, parameter_count
 from grpo.runfiles import CheckpointError, drop_after, latest_checkpoint, write_atomic
 from grpo.trainer import CHECKPOINTS, TrainingStopped
 
@@ -117,6 +117,7 @@ def run(config: Config, *, resume: bool = False) -> dict:
     model, tokenizer = prepare(config, start_from)
     if config.model.gradient_checkpointing:
         model.gradient_checkpointing_enable()
+    mixed_precision(model, config.model.mixed_precision)
     print(f"model: {config.model.path or config.model.preset} ({parameter_count(model) / 1e6:.2f}M parameters), "
           f"run dir: {run_dir}")
     train, report = load_records(config.data, config.task, split="train", seed=config.run.seed)
@@ -153,8 +154,10 @@ def run(config: Config, *, resume: bool = False) -> dict:
             engine = make_engine(config.rollout, model, tokenizer) if is_main else None
             previous = [summary["stages"][s]["heldout_accuracy"] for s in config.run.stages
                         if s in summary["stages"] and s != "grpo"]
+            eval_tokens = config.grpo.eval_max_new_tokens or config.rollout.max_new_tokens
             same_heldout = (config.grpo.eval_size == config.sft.eval_size and "sft" in summary["stages"]
-                            and config.grpo.eval_temperature == 0)  # SFT evaluates greedy
+                            and config.grpo.eval_temperature == 0  # SFT evaluates greedy
+                            and config.sft.max_new_tokens == eval_tokens)
             try:
                 result = run_grpo(model, tokenizer, engine, train_examples, heldout_examples, config.grpo,
                                   config.rollout, config.reward, run_dir, seed=config.run.seed,

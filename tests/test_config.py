@@ -50,6 +50,8 @@ def test_yaml_then_overrides(tmp_path):
     ("sft:\n  max_length: 4096\n", "sft.max_length exceeds model.max_position_embeddings"),
     ("data:\n  source: csv\n", "data.source must be"),
     ("a: [1, 2\n", "not valid YAML"),
+    ("model:\n  mixed_precision: fp16\n", "model.mixed_precision must be no or bf16"),
+    ("model:\n  mixed_precision: bf16\n  dtype: bfloat16\n", "model.mixed_precision bf16 autocast keeps fp32"),
 ])
 def test_errors_name_the_key_and_the_file(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace(".", r"\.")):

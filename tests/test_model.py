@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from grpo.model import PRESETS, build_model, build_tokenizer, load, parameter_count
+from grpo.model import PRESETS, build_model, build_tokenizer, load, mixed_precision, parameter_count
 
 COMPLETION = "<think>\n12 + 7 = 19\n</think>\n\\boxed{19}"
 
@@ -61,3 +61,21 @@ def test_unknown_preset_and_missing_path_are_clear_errors(tokenizer, tmp_path):
 
 def test_presets_table_is_what_the_docs_say():
     assert set(PRESETS) == {"micro", "tiny", "small"}
+
+
+def test_bf16_mixed_precision_keeps_fp32_weights_and_gradients(tokenizer):
+    ids = torch.tensor([tokenizer("Compute (3 - 4) + 5.\n<think>\n3 - 4 = -1\n")["input_ids"]])
+    full = build_model("tiny", tokenizer, seed=0)
+    mixed = mixed_precision(build_model("tiny", tokenizer, seed=0), "bf16")
+    logits_full, logits_mixed = full(ids).logits, mixed(ids).logits
+    assert logits_full.dtype == torch.float32 and logits_mixed.dtype == torch.bfloat16
+    # the same network at lower precision: close, not equal
+    assert not torch.equal(logits_full, logits_mixed.float())
+    assert torch.allclose(logits_full, logits_mixed.float(), atol=0.1)
+    loss = torch.nn.functional.cross_entropy(logits_mixed[0, :-1].float(), ids[0, 1:])
+    loss.backward()
+    assert all(p.dtype == torch.float32 and p.grad is not None and p.grad.dtype == torch.float32
+               for p in mixed.parameters())
+    assert mixed_precision(full, "no") is full and full(ids).logits.dtype == torch.float32
+    with pytest.raises(ValueError, match="model.mixed_precision 'fp16'"):
+        mixed_precision(full, "fp16")

@@ -242,3 +242,19 @@ def test_a_full_disk_while_saving_keeps_the_previous_checkpoint(tmp_path, base, 
     monkeypatch.setattr(grpo.runfiles.torch, "save", real_save)
     assert train.main(["--resume", str(run_dir)]) == 0
     assert json.loads((run_dir / "summary.json").read_text())["stages"]["grpo"]["steps"] == 3
+
+
+def test_a_bf16_mixed_precision_run_trains_fp32_weights(tmp_path, base):
+    """model.mixed_precision=bf16: the learner and the transformers engine run their forwards under autocast,
+    so the engine's sampling logprobs are the learner's (same numerics); weights stay fp32 and move."""
+    run_dir = tmp_path / "run"
+    assert train.main([f"run.dir={run_dir}", "run.stages=[grpo]", f"model.path={base}", "grpo.steps=2",
+                       "model.mixed_precision=bf16", "rollout.engine=hf", *SMALL]) == 0
+    steps = [r for r in (json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines())
+             if "loss/policy" in r]
+    assert len(steps) == 2 and all(r["optim/skipped_nonfinite"] == 0 for r in steps)
+    assert steps[0]["rollout/logprob_gap"] < 0.05, steps[0]["rollout/logprob_gap"]
+    final, start = _weights(run_dir / "final"), _weights(base)
+    assert all(v.dtype == torch.float32 for v in final.values())
+    assert any(not torch.equal(final[k], start[k]) for k in final)
+
