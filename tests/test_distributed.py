@@ -90,10 +90,11 @@ def test_two_processes_update_like_one(tmp_path, setting, backend):
         assert two["stats"][key] == pytest.approx(one[key], rel=1e-4, abs=1e-6), key
 
 
-def test_grpo_under_accelerate_launch_matches_one_process(tmp_path, base):
+@pytest.mark.parametrize("extra", [[], ["grpo.lora.rank=4", "grpo.kl_coef=0.05"]], ids=["full", "lora"])
+def test_grpo_under_accelerate_launch_matches_one_process(tmp_path, base, extra):
     """`accelerate launch --config_file configs/accelerate/ddp.yaml -m grpo.train`: rank 0 samples, scores and
     logs; both ranks train. Same seed, same batches: the logged rollouts and the final model equal a one-process
-    run's (the update within fp32 tolerance)."""
+    run's (the update within fp32 tolerance); with LoRA adapters too (only they train, on every rank)."""
     from safetensors.torch import load_file
 
     from grpo import train
@@ -101,7 +102,7 @@ def test_grpo_under_accelerate_launch_matches_one_process(tmp_path, base):
     args = ["run.stages=[grpo]", f"model.path={base}", "grpo.steps=2", "rollout.engine=hf", "task.train_size=300",
             "task.heldout_size=4", "rollout.max_new_tokens=24", "grpo.prompts_per_step=4", "grpo.group_size=4",
             "grpo.micro_batch_size=4", "grpo.eval_size=4", "grpo.eval_every=0", "grpo.lr=1e-3",
-            "grpo.warmup_steps=0", "grpo.save_every=1"]
+            "grpo.warmup_steps=0", "grpo.save_every=1", *extra]
     assert train.main([f"run.dir={tmp_path / 'one'}", *args]) == 0
     done = subprocess.run([*LAUNCH, "--config_file", str(ROOT / "configs" / "accelerate" / "ddp.yaml"),
                            "--num_processes", "2", "--main_process_port", str(_free_port()), "-m", "grpo.train",

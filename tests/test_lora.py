@@ -9,13 +9,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import grpo.trainer
 from grpo import train
 from grpo.config import ConfigError, LoraConfig, load_config
 from grpo.lora import AdaptersOff, adapter_state_dict, merged_state_dict, wrap
 from grpo.model import build_model, build_tokenizer
-from grpo.runfiles import latest_checkpoint
 from grpo.trainer import CHECKPOINTS
+from crashes import crash_then_resume
 
 SMALL = ["task.train_size=300", "task.heldout_size=8", "rollout.max_new_tokens=40", "grpo.prompts_per_step=4",
          "grpo.group_size=4", "grpo.eval_size=8", "grpo.eval_every=0", "grpo.lr=1e-2", "reward.format_weight=0.5",
@@ -90,20 +89,7 @@ def test_a_lora_grpo_run_moves_weights_by_a_low_rank_update_and_resumes_exactly(
     assert steps[0]["rollout/logprob_gap"] < 1e-3 and steps[-1]["loss/kl"] > 0  # moved away from the reference
 
     crashed = tmp_path / "crashed"
-    real_update, calls = grpo.trainer.update, {"n": 0}
-
-    def crash_on_third(*a, **k):
-        calls["n"] += 1
-        if calls["n"] == 3:  # step 3, after the checkpoint at step 2
-            raise KeyboardInterrupt("simulated crash")
-        return real_update(*a, **k)
-
-    monkeypatch.setattr(grpo.trainer, "update", crash_on_third)
-    with pytest.raises(KeyboardInterrupt):
-        train.main([f"run.dir={crashed}", *args])
-    monkeypatch.setattr(grpo.trainer, "update", real_update)
-    assert latest_checkpoint(crashed / CHECKPOINTS).name == "step_2"
-    assert train.main(["--resume", str(crashed)]) == 0
+    crash_then_resume(monkeypatch, crashed, args, crash_at=3, checkpoint="step_2")  # step 3, after step 2's save
     resumed = _weights(crashed / "final")
     assert all(torch.equal(final[k], resumed[k]) for k in final)
     logged = [[{k: v for k, v in json.loads(line).items() if not k.startswith("perf/")}

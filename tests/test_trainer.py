@@ -17,6 +17,7 @@ from grpo.rollout import Completion, Group, HFEngine
 from grpo.tasks import arithmetic
 from grpo.runfiles import latest_checkpoint
 from grpo.trainer import CHECKPOINTS, PromptSampler, _rollout_and_verify, Timer, score
+from crashes import crash_then_resume
 from engines import ENGINES
 
 SMALL = ["task.train_size=300", "task.heldout_size=8", "rollout.max_new_tokens=40", "grpo.prompts_per_step=4",
@@ -61,20 +62,7 @@ def test_resume_continues_exactly(tmp_path, base, monkeypatch):
     assert train.main([f"run.dir={straight}", *args]) == 0
 
     crashed = tmp_path / "crashed"
-    real_update, calls = grpo.trainer.update, {"n": 0}
-
-    def crash_on_third(*a, **k):
-        calls["n"] += 1
-        if calls["n"] == 3:  # step 3, after the checkpoint at step 2
-            raise KeyboardInterrupt("simulated crash")
-        return real_update(*a, **k)
-
-    monkeypatch.setattr(grpo.trainer, "update", crash_on_third)
-    with pytest.raises(KeyboardInterrupt):
-        train.main([f"run.dir={crashed}", *args])
-    monkeypatch.setattr(grpo.trainer, "update", real_update)
-    assert latest_checkpoint(crashed / CHECKPOINTS).name == "step_2"
-    assert train.main(["--resume", str(crashed)]) == 0
+    crash_then_resume(monkeypatch, crashed, args, crash_at=3, checkpoint="step_2")  # step 3, after step 2's save
 
     a, b = _weights(straight / "final"), _weights(crashed / "final")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
