@@ -4,11 +4,13 @@ pass@k (unbiased, Chen et al. 2021): with n samples of which c are correct, the 
 replacement include a correct one, 1 - C(n-c, k) / C(n, k); pass@1 is then c / n, the mean over samples that
 DeepSeek-R1 reports. maj@k: the majority answer among the first k samples (extracted answers; samples without
 one do not vote; ties go to the answer seen first) is judged by the verdict of a sample that gave it. A
-suite's figure is the mean over problems; its standard error comes from a bootstrap over problems.
+suite's figure is the mean over problems; its standard error comes from a bootstrap over problems. Two models
+on the same problems: the exact McNemar test on the problems only one of them solves.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter
 
@@ -46,6 +48,16 @@ def bootstrap_se(values: list[float], *, samples: int = 1000, seed: int = 0) -> 
     means = [sum(rng.choices(values, k=n)) / n for _ in range(samples)]
     centre = sum(means) / samples
     return (sum((m - centre) ** 2 for m in means) / (samples - 1)) ** 0.5
+
+
+def mcnemar_exact(only_a: int, only_b: int) -> float:
+    """Two-sided exact McNemar p-value for two models judged on the same problems: `only_a` problems only model A
+    solves, `only_b` only model B. Under "equally good" each discordant problem goes either way with chance 1/2,
+    so p = min(1, 2 P(X <= min(only_a, only_b))) for X ~ Binomial(only_a + only_b, 1/2); 1 with no discordance."""
+    n, k = only_a + only_b, min(only_a, only_b)
+    if n == 0:
+        return 1.0
+    return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n)
 
 
 def ks_for(n: int) -> list[int]:

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from evals.metrics import bootstrap_se, ks_for, maj_at_k, pass_at_k, suite_metrics
+from evals.metrics import bootstrap_se, ks_for, maj_at_k, mcnemar_exact, pass_at_k, suite_metrics
 
 
 def test_pass_at_k_by_hand():
@@ -48,3 +48,11 @@ def test_ks_and_suite_metrics():
     assert set(m) >= {"pass@1_se", "maj@2", "maj@2_se"}
     with pytest.raises(ValueError, match="same number of samples"):
         suite_metrics([{"correct": [True], "answers": ["1"]}, {"correct": [True, False], "answers": ["1", "2"]}])
+
+
+def test_mcnemar_exact_by_hand():
+    assert mcnemar_exact(0, 0) == 1.0 and mcnemar_exact(4, 4) == 1.0
+    assert mcnemar_exact(0, 5) == pytest.approx(2 / 32)  # all 5 discordant one way: 2 * (1/2)^5
+    assert mcnemar_exact(1, 5) == mcnemar_exact(5, 1) == pytest.approx(2 * (1 + 6) / 64)  # 2 P(X <= 1), n = 6
+    assert mcnemar_exact(10, 23) == pytest.approx(0.035082, abs=1e-6)  # the code recipe's SFT vs GRPO
+

@@ -2,6 +2,7 @@
 completions file, bad input, and a tiny model evaluated end to end on a small slice."""
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -221,3 +222,24 @@ def test_livecodebench_at_n16_from_a_completions_file(tmp_path):
     # the date window: abc365 (2024-08-03) and weekly-contest-409 (2024-08-03) both fall before 2024-09-01
     assert run.main(["--suite", "livecodebench", "--completions", str(path), "--output-dir", str(out),
                      "--date-from", "2024-09-01"]) == 2
+
+
+def test_paired_comparison_counts_each_problem_once(tmp_path, base, capsys):
+    from evals.paired import main as paired
+    from grpo.model import build_model, build_tokenizer
+
+    scratch = tmp_path / "scratch"
+    tokenizer = build_tokenizer()
+    build_model("tiny", tokenizer, seed=3).save_pretrained(scratch)
+    tokenizer.save_pretrained(scratch)
+    recipe = str(Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml")
+    assert paired(["--config", recipe, str(base), str(base), "--size", "6"]) == 0
+    same = json.loads(capsys.readouterr().out)
+    assert same["only_a"] == same["only_b"] == 0 and same["mcnemar_p"] == 1.0
+    assert same["accuracy_a"] == same["accuracy_b"] and same["problems"] == 6
+    assert paired(["--config", recipe, str(base), str(scratch), "--size", "6"]) == 0
+    other = json.loads(capsys.readouterr().out)
+    assert other["both"] + other["only_a"] == round(other["accuracy_a"] * 6)
+    assert other["both"] + other["only_b"] == round(other["accuracy_b"] * 6)
+    assert paired(["--config", recipe, str(base), str(tmp_path / "nope"), "--size", "6"]) == 2
+    assert "no such directory" in capsys.readouterr().err
