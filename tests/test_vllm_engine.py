@@ -65,6 +65,26 @@ def test_after_a_sync_engine_logprobs_equal_the_learners(engine, tokenizer):
             assert torch.allclose(torch.tensor(c.logprobs), learner_lp, atol=1e-4, rtol=0)
 
 
+def test_a_lora_policy_syncs_as_merged_weights(engine, tokenizer):
+    """Under LoRA the engine gets W + (alpha/r) B A under the base names (grpo/lora.py) and samples from exactly
+    the adapted policy the learner scores."""
+    from grpo.config import LoraConfig
+    from grpo.lora import merged_state_dict, wrap
+
+    learner = build_model("tiny", tokenizer, seed=4)
+    peft_model = wrap(learner, LoraConfig(rank=4, alpha=8.0))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for name, p in learner.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)
+    engine.load_weights(merged_state_dict(peft_model).items())
+    sampling = SamplingParams(temperature=1.0, max_new_tokens=16)
+    group = engine.generate(PROMPTS[:2], 3, sampling, seed=1)[0]
+    for c, lp in zip(group.completions, _learner_logprobs(learner, group, sampling)):
+        assert torch.allclose(torch.tensor(c.logprobs), lp, atol=1e-4, rtol=0)
+
+
 def test_a_sync_from_named_parameters_also_moves_the_tied_head(engine, tokenizer):
     """`named_parameters()` omits the tied `lm_head.weight`; the engine must still sample from the new head."""
     learner = build_model("tiny", tokenizer, seed=2)
