@@ -47,7 +47,7 @@ def test_share_deals_every_completion_once():
         share(samples, 0, 5)
 
 
-@pytest.mark.parametrize("backend", ["ddp", "fsdp", "fsdp_offload"])
+@pytest.mark.parametrize("backend", ["ddp", "fsdp"])
 @pytest.mark.parametrize("setting", [
     dict(mu=1, micro_batch_size=3, loss="token-mean", kl_coef=0.0, is_cap=None),
     dict(mu=2, micro_batch_size=16, loss="seq-mean-token-mean", kl_coef=0.05, is_cap=2.0),
