@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from grpo.config import load_config
-from grpo.data import load_records, to_examples
+from grpo.data import load_heldout, to_examples
 from grpo.evaluate import GREEDY, heldout_accuracy
 from grpo.model import load
 from grpo.trainer import eval_protocol
@@ -29,8 +29,7 @@ def evaluate_run(run_dir: Path, checkpoint: str = "final") -> tuple[list[dict], 
         size, tokens = config.grpo.eval_size, config.grpo.eval_max_new_tokens or config.rollout.max_new_tokens
     else:
         size, tokens = config.sft.eval_size, config.sft.max_new_tokens
-    heldout_cfg = config.heldout if config.heldout.source else config.data
-    records, _ = load_records(heldout_cfg, config.task, split="heldout", seed=config.run.seed)
+    records = load_heldout(config)
     model, tokenizer = load(str(run_dir / checkpoint), config.model.dtype)
     examples = to_examples(records, tokenizer, config.prompt)[:size]
     protocol, engine = GREEDY, None

@@ -16,15 +16,14 @@ import sys
 
 from evals.metrics import mcnemar_exact
 from grpo.config import ConfigError, load_config
-from grpo.data import load_records, to_examples
+from grpo.data import load_heldout, to_examples
 from grpo.evaluate import heldout_accuracy
 from grpo.model import load
 
 
 def compare(config_path: str, model_a: str, model_b: str, size: int = 0, overrides: list[str] | None = None) -> dict:
     config = load_config(config_path, overrides or [])
-    heldout_cfg = config.heldout if config.heldout.source else config.data
-    records, _ = load_records(heldout_cfg, config.task, split="heldout", seed=config.run.seed)
+    records = load_heldout(config)
     tokens = config.grpo.eval_max_new_tokens or config.rollout.max_new_tokens
     verdicts = {}
     for name, path in (("a", model_a), ("b", model_b)):

@@ -125,6 +125,12 @@ def load_records(cfg: DataConfig, task: TaskConfig, *, split: str, seed: int) ->
     return records, {"rows": rows, "kept": len(records), "left_out": rows - len(records)}
 
 
+def load_heldout(config) -> list[dict]:
+    """The held-out records of a run's `Config`: its `heldout` data when set, else the held-out split of `data`."""
+    heldout_cfg = config.heldout if config.heldout.source else config.data
+    return load_records(heldout_cfg, config.task, split="heldout", seed=config.run.seed)[0]
+
+
 def render_prompt(problem: str, tokenizer, cfg: PromptConfig) -> str:
     """The text the model is given: plain, the chat template, or the chat template with the R1 instruction."""
     if cfg.template == "plain":

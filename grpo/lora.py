@@ -17,6 +17,7 @@ import torch
 
 from grpo.config import LoraConfig
 
+
 def wrap(model, cfg: LoraConfig):
     """`model` with adapters on `cfg.targets` (PEFT injects them into `model` itself); B starts at zero, so the
     adapted model computes exactly what `model` did."""
@@ -30,10 +31,6 @@ def wrap(model, cfg: LoraConfig):
     peft_config = PeftLoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
                                  target_modules=list(cfg.targets), bias="none")
     return get_peft_model(model, peft_config)
-
-
-def is_lora(model) -> bool:
-    return hasattr(model, "get_base_model") and hasattr(model, "disable_adapter")
 
 
 @torch.no_grad()
@@ -74,11 +71,6 @@ def load_adapter_state_dict(model, state: dict[str, torch.Tensor]) -> None:
     unexpected = getattr(result, "unexpected_keys", [])
     if unexpected:
         raise ValueError(f"the checkpoint's adapters do not fit this model: {unexpected[:3]}")
-
-
-def engine_weights(model):
-    """(name, tensor) pairs for the rollout engine: merged weights under LoRA, the model's own otherwise."""
-    return merged_state_dict(model).items() if is_lora(model) else model.state_dict().items()
 
 
 class AdaptersOff:

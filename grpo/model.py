@@ -96,4 +96,3 @@ def mixed_precision(model, mode: str):
     device = "cuda" if next(model.parameters()).is_cuda else "cpu"
     model.forward = torch.autocast(device, dtype=torch.bfloat16)(model.forward)
     return model
-

@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from grpo.config import Config, ConfigError, load_config, to_yaml
-from grpo.data import DataError, load_records, to_examples
+from grpo.data import DataError, load_heldout, load_records, to_examples
 from grpo.model import build_model, build_tokenizer, load, mixed_precision, parameter_count
 from grpo.runfiles import CheckpointError, drop_after, latest_checkpoint, write_atomic
 from grpo.trainer import CHECKPOINTS, TrainingStopped
@@ -121,8 +121,7 @@ def run(config: Config, *, resume: bool = False) -> dict:
     print(f"model: {config.model.path or config.model.preset} ({parameter_count(model) / 1e6:.2f}M parameters), "
           f"run dir: {run_dir}")
     train, report = load_records(config.data, config.task, split="train", seed=config.run.seed)
-    heldout_cfg = config.heldout if config.heldout.source else config.data
-    heldout, _ = load_records(heldout_cfg, config.task, split="heldout", seed=config.run.seed)
+    heldout = load_heldout(config)
     print(f"data: {report['kept']} training records ({report['left_out']} left out by data.max_rows), "
           f"{len(heldout)} held-out")
     summary["run_dir"] = str(run_dir)

@@ -39,7 +39,8 @@ from grpo.config import GRPOConfig, RewardConfig, RolloutConfig
 from grpo.evaluate import EvalProtocol
 from grpo.learner import Sample, update
 from grpo.lora import (AdaptersOff, adapter_state_dict, base_state_dict, load_adapter_state_dict,
-                       merged_state_dict, wrap)
+                       merged_state_dict, trainable_parameters, wrap)
+from grpo.model import parameter_count
 from grpo.rollout import Group, SamplingParams
 from grpo.runfiles import append_jsonl, drop_after, log_heldout, prune_checkpoints, save_checkpoint
 from grpo.sft import adamw, lr_factor
@@ -327,8 +328,7 @@ def _with_adapters(model, cfg: GRPOConfig, resume_from: Path | None, verbose: bo
     if resume_from is not None:
         load_adapter_state_dict(peft_model, torch.load(resume_from / "lora_adapter.pt"))
     if verbose:
-        total = sum(p.numel() for p in model.parameters())
-        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        total, trainable = parameter_count(model), trainable_parameters(model)
         print(f"grpo: LoRA rank {cfg.lora.rank} on {', '.join(cfg.lora.targets)}: {trainable:,} trainable "
               f"parameters ({100 * trainable / total:.1f}% of {total:,})")
     return peft_model

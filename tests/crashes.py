@@ -1,6 +1,10 @@
-"""A run that crashes mid-training, in this process, then resumes: for the exact-resume tests."""
+"""For the exact-resume tests: a run that crashes mid-training in this process and resumes; what two runs wrote,
+in a form to compare."""
+
+import json
 
 import pytest
+from safetensors.torch import load_file
 
 import grpo.trainer
 from grpo import train
@@ -25,3 +29,15 @@ def crash_then_resume(monkeypatch, run_dir, args: list[str], *, crash_at: int, c
     monkeypatch.setattr(grpo.trainer, "update", real_update)
     assert latest_checkpoint(run_dir / CHECKPOINTS).name == checkpoint
     assert train.main(["--resume", str(run_dir)]) == 0
+
+
+def weights(path):
+    """The tensors of a saved model directory."""
+    return load_file(str(path / "model.safetensors"))
+
+
+def logged(run_dir):
+    """metrics.jsonl without timings (perf/generated_tokens, a count, stays)."""
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if not k.startswith("perf/") or k == "perf/generated_tokens"} for r in rows]
+

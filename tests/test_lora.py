@@ -7,14 +7,13 @@ import json
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from grpo import train
 from grpo.config import ConfigError, LoraConfig, load_config
 from grpo.lora import AdaptersOff, adapter_state_dict, merged_state_dict, wrap
 from grpo.model import build_model, build_tokenizer
 from grpo.trainer import CHECKPOINTS
-from crashes import crash_then_resume
+from crashes import crash_then_resume, logged, weights
 
 SMALL = ["task.train_size=300", "task.heldout_size=8", "rollout.max_new_tokens=40", "grpo.prompts_per_step=4",
          "grpo.group_size=4", "grpo.eval_size=8", "grpo.eval_every=0", "grpo.lr=1e-2", "reward.format_weight=0.5",
@@ -67,15 +66,11 @@ def test_only_the_adapters_train():
     assert sum(p.numel() for n, p in model.named_parameters() if n in trainable) < 0.1 * total
 
 
-def _weights(path):
-    return load_file(str(path / "model.safetensors"))
-
-
 def test_a_lora_grpo_run_moves_weights_by_a_low_rank_update_and_resumes_exactly(tmp_path, base, monkeypatch):
     args = ["run.stages=[grpo]", f"model.path={base}", "grpo.steps=4", "grpo.save_every=2", *SMALL]
     straight = tmp_path / "straight"
     assert train.main([f"run.dir={straight}", *args]) == 0
-    start, final = _weights(base), _weights(straight / "final")
+    start, final = weights(base), weights(straight / "final")
     assert final.keys() == start.keys()  # final/ is a plain model: the adapters are merged into it
     moved = [k for k in final if not torch.equal(final[k], start[k])]
     assert moved and all(k.rsplit(".", 2)[-2] in TARGETS for k in moved)  # embeddings and norms are frozen
@@ -90,11 +85,9 @@ def test_a_lora_grpo_run_moves_weights_by_a_low_rank_update_and_resumes_exactly(
 
     crashed = tmp_path / "crashed"
     crash_then_resume(monkeypatch, crashed, args, crash_at=3, checkpoint="step_2")  # step 3, after step 2's save
-    resumed = _weights(crashed / "final")
+    resumed = weights(crashed / "final")
     assert all(torch.equal(final[k], resumed[k]) for k in final)
-    logged = [[{k: v for k, v in json.loads(line).items() if not k.startswith("perf/")}
-               for line in (d / "metrics.jsonl").read_text().splitlines()] for d in (straight, crashed)]
-    assert logged[0] == logged[1]
+    assert logged(straight) == logged(crashed)
 
 
 @pytest.mark.parametrize("override, key", [("grpo.lora.rank=-1", "grpo.lora.rank"),

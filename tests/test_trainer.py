@@ -5,7 +5,6 @@ import json
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 import grpo.trainer
 from grpo import train
@@ -17,7 +16,7 @@ from grpo.rollout import Completion, Group, HFEngine
 from grpo.tasks import arithmetic
 from grpo.runfiles import latest_checkpoint
 from grpo.trainer import CHECKPOINTS, PromptSampler, _rollout_and_verify, Timer, score
-from crashes import crash_then_resume
+from crashes import crash_then_resume, logged, weights
 from engines import ENGINES
 
 SMALL = ["task.train_size=300", "task.heldout_size=8", "rollout.max_new_tokens=40", "grpo.prompts_per_step=4",
@@ -52,10 +51,6 @@ def test_a_short_run_writes_metrics_samples_checkpoints_and_summary(tmp_path, ba
     assert model.config.vocab_size == len(tokenizer)
 
 
-def _weights(path):
-    return load_file(str(path / "model.safetensors"))
-
-
 def test_resume_continues_exactly(tmp_path, base, monkeypatch):
     args = ["run.stages=[grpo]", f"model.path={base}", "grpo.steps=4", "grpo.save_every=2", *SMALL]
     straight = tmp_path / "straight"
@@ -64,11 +59,11 @@ def test_resume_continues_exactly(tmp_path, base, monkeypatch):
     crashed = tmp_path / "crashed"
     crash_then_resume(monkeypatch, crashed, args, crash_at=3, checkpoint="step_2")  # step 3, after step 2's save
 
-    a, b = _weights(straight / "final"), _weights(crashed / "final")
+    a, b = weights(straight / "final"), weights(crashed / "final")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert not all(torch.equal(a[k], v) for k, v in _weights(base).items())  # training changed the model
+    assert not all(torch.equal(a[k], v) for k, v in weights(base).items())  # training changed the model
 
-    assert _logged(straight) == _logged(crashed)
+    assert logged(straight) == logged(crashed)
 
 
 def test_resume_needs_a_run_directory(tmp_path, capsys):
@@ -151,7 +146,7 @@ def test_nan_losses_are_skipped_then_stop_the_run(tmp_path, base, monkeypatch, c
     assert "2 steps in a row had a NaN/inf loss" in err and "grpo.max_nonfinite_steps=2" in err
     newest = latest_checkpoint(run_dir / CHECKPOINTS)
     assert newest.name == "step_2"  # written after step 2 (skipped); step 3 stopped the run before saving
-    assert all(torch.isfinite(v).all() for v in _weights(newest).values())
+    assert all(torch.isfinite(v).all() for v in weights(newest).values())
 
 
 def _run_cli(*args):
@@ -160,11 +155,6 @@ def _run_cli(*args):
 
     return subprocess.Popen([sys.executable, "-m", "grpo.train", *args], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
-
-
-def _logged(run_dir):
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in r.items() if not k.startswith("perf/") or k == "perf/generated_tokens"} for r in rows]
 
 
 @pytest.mark.parametrize("when", ["mid-checkpoint", "mid-step"])
@@ -197,8 +187,8 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, base, when):
     proc.wait()
     assert not (killed / "summary.json").exists() or "grpo" not in json.loads((killed / "summary.json").read_text())
     assert train.main(["--resume", str(killed)]) == 0
-    assert _logged(straight) == _logged(killed)
-    a, b = _weights(straight / "final"), _weights(killed / "final")
+    assert logged(straight) == logged(killed)
+    a, b = weights(straight / "final"), weights(killed / "final")
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not list(root.glob("*.tmp"))  # the resumed run rewrote the step whose save was cut short
 
@@ -242,7 +232,7 @@ def test_a_bf16_mixed_precision_run_trains_fp32_weights(tmp_path, base):
              if "loss/policy" in r]
     assert len(steps) == 2 and all(r["optim/skipped_nonfinite"] == 0 for r in steps)
     assert steps[0]["rollout/logprob_gap"] < 0.05, steps[0]["rollout/logprob_gap"]
-    final, start = _weights(run_dir / "final"), _weights(base)
+    final, start = weights(run_dir / "final"), weights(base)
     assert all(v.dtype == torch.float32 for v in final.values())
     assert any(not torch.equal(final[k], start[k]) for k in final)
 
