@@ -19,6 +19,7 @@ stage's finished shards and a finished distilled model, and restarts any other i
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import random
@@ -91,6 +92,9 @@ def distributed(config: Config):
     if (g.prompts_per_step * g.group_size) % world:
         raise ConfigError(f"grpo.prompts_per_step x grpo.group_size ({g.prompts_per_step * g.group_size}) must be "
                           f"a multiple of the number of processes ({world})")
+    if os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true" and config.grpo.lora.rank:  # set by the launcher
+        raise ConfigError("grpo.lora.rank: LoRA adapters under FSDP are not supported; train them under DDP "
+                          "(configs/accelerate/ddp.yaml), where every process holds the whole frozen model anyway")
     from datetime import timedelta
 
     from accelerate import Accelerator
@@ -98,9 +102,10 @@ def distributed(config: Config):
 
     accelerator = Accelerator(cpu=not torch.cuda.is_available(), kwargs_handlers=[InitProcessGroupKwargs(
         timeout=timedelta(seconds=config.run.collective_timeout_s))])
-    if accelerator.distributed_type.name not in ("MULTI_CPU", "MULTI_GPU"):
-        raise ConfigError(f"the GRPO trainer runs on DDP (accelerate configs/accelerate/ddp.yaml); "
-                          f"{accelerator.distributed_type.name} is supported by the learner only so far")
+    kind = accelerator.distributed_type.name
+    if kind not in ("MULTI_CPU", "MULTI_GPU", "FSDP"):
+        raise ConfigError(f"the GRPO trainer runs on DDP or FSDP (configs/accelerate/ddp.yaml, fsdp.yaml); "
+                          f"accelerate's {kind} is not supported")
     return accelerator
 
 
@@ -145,12 +150,15 @@ def run(config: Config, *, resume: bool = False) -> dict:
             summary["stages"]["sft"] = result
         if stage == "grpo":
             from grpo.rollout import make_engine
+            from grpo.sharded import is_sharded
             from grpo.trainer import run_grpo
 
             train_examples = to_examples(train, tokenizer, config.prompt)
             heldout_examples = to_examples(heldout, tokenizer, config.prompt)
             check_context(config, model, tokenizer, train_examples + heldout_examples)
-            engine = make_engine(config.rollout, model, tokenizer) if is_main else None
+            # under FSDP `model` is sharded in place: the main process samples from, evaluates and saves a copy
+            full = copy.deepcopy(model) if is_sharded(accelerator) and is_main else None
+            engine = make_engine(config.rollout, full if full is not None else model, tokenizer) if is_main else None
             previous = [summary["stages"][s]["heldout_accuracy"] for s in config.run.stages
                         if s in summary["stages"] and s != "grpo"]
             eval_tokens = config.grpo.eval_max_new_tokens or config.rollout.max_new_tokens
@@ -162,7 +170,7 @@ def run(config: Config, *, resume: bool = False) -> dict:
                                   config.rollout, config.reward, run_dir, seed=config.run.seed,
                                   think_prefix=config.prompt.think_prefix, resume_from=checkpoint,
                                   start_accuracy=previous[-1] if previous and same_heldout else None,
-                                  accelerator=accelerator)
+                                  accelerator=accelerator, full_model=full)
             finally:
                 if engine is not None:
                     engine.close()

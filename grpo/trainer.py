@@ -19,6 +19,8 @@ tokenizer, optimizer, scheduler, RNG states, data position and elapsed time; `re
 exactly as if the run had not stopped.
 LoRA (grpo.lora.rank > 0, grpo/lora.py): only adapters train, the engine gets merged weights, the reference is
 the network with its adapters off, and final/ holds the merged model.
+FSDP (grpo/sharded.py): every process gathers the full weights after each update into the main process's
+unsharded copy, which the engine samples from, evaluation runs on and checkpoints save.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from grpo.advantages import advantages as compute_advantages
 from grpo.config import GRPOConfig, RewardConfig, RolloutConfig
 from grpo.evaluate import EvalProtocol
 from grpo.learner import Sample, update
+from grpo.sharded import full_optimizer_state, full_weights, is_sharded, load_full_optimizer_state
 from grpo.lora import (AdaptersOff, adapter_state_dict, base_state_dict, load_adapter_state_dict,
                        merged_state_dict, trainable_parameters, wrap)
 from grpo.model import parameter_count
@@ -175,15 +178,19 @@ def _rollout_metrics(seen: dict, kept: list) -> dict:
 
 def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout: RolloutConfig,
              reward: RewardConfig, run_dir: Path, *, seed: int, think_prefix: bool,
-             resume_from: Path | None = None, start_accuracy: float | None = None, accelerator=None) -> dict:
+             resume_from: Path | None = None, start_accuracy: float | None = None, accelerator=None,
+             full_model=None) -> dict:
     """Train `model` with GRPO on `train` examples; return {"heldout_accuracy", "seconds", "steps", ...}.
     `start_accuracy`: the held-out accuracy of the starting model when the caller already measured it on the
     same problems (the previous stage's); otherwise it is measured at step 0.
     With an `accelerator` of several processes (DDP), the main process holds the engine, samples, scores,
     logs, evaluates and checkpoints; the rollout batch is broadcast and every process trains on its share
-    (grpo/learner.py); the others get `engine=None` and return {}."""
+    (grpo/learner.py); the others get `engine=None` and return {}. Under FSDP the main process also gets
+    `full_model`, an unsharded copy of `model` the engine was built on (grpo/sharded.py)."""
     start = time.monotonic()
     is_main = accelerator is None or accelerator.is_main_process
+    sharded = is_sharded(accelerator)
+    view = full_model if full_model is not None else model  # the main process's whole model: sync, eval, save
     metrics_path, samples_path = run_dir / "metrics.jsonl", run_dir / "samples.jsonl"
     peft_model = _with_adapters(model, cfg, resume_from, is_main) if cfg.lora.rank else None
     optimizer = adamw(model, cfg)  # the adapters alone under LoRA (nothing else requires grad)
@@ -198,7 +205,10 @@ def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout:
     first_step, evals, elapsed_before, nonfinite = 0, [], 0.0, 0
     if resume_from is not None:
         state = torch.load(resume_from / "trainer_state.pt", weights_only=False)
-        optimizer.load_state_dict(state["optimizer"])
+        if sharded:
+            load_full_optimizer_state(learner, optimizer, state["optimizer"])
+        else:
+            optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         sampler.load_state_dict(state["sampler"])
         random.setstate(state["python_rng"])
@@ -217,14 +227,14 @@ def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout:
     protocol = eval_protocol(cfg, seed)
 
     def evaluate(step: int) -> float:  # the engine holds the learner's weights here (synced after each update)
-        accuracy = log_heldout(model, tokenizer, heldout[: cfg.eval_size], run_dir, stage="grpo", step=step,
+        accuracy = log_heldout(view, tokenizer, heldout[: cfg.eval_size], run_dir, stage="grpo", step=step,
                                max_new_tokens=eval_tokens, think_prefix=think_prefix, n_samples=4,
                                protocol=protocol, engine=engine, split="heldout")
         evals.append({"step": step, "heldout_accuracy": accuracy})
         return accuracy
 
-    def checkpoint(path: Path, step: int, *, with_reference: bool = True) -> None:
-        state = {"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+    def checkpoint(path: Path, step: int, optimizer_state: dict | None, *, with_reference: bool = True) -> None:
+        state = {"step": step, "optimizer": optimizer.state_dict() if optimizer_state is None else optimizer_state, "scheduler": scheduler.state_dict(),
                  "sampler": sampler.state_dict(), "python_rng": random.getstate(),
                  "torch_rng": torch.get_rng_state(), "evals": evals,
                  "elapsed": elapsed_before + time.monotonic() - start}
@@ -233,7 +243,7 @@ def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout:
             extra["reference"] = ref_model.state_dict()
         if peft_model is not None:  # the merged model to use, and what --resume rebuilds the adapted one from
             extra.update(lora_base=base_state_dict(peft_model), lora_adapter=adapter_state_dict(peft_model))
-        save_checkpoint(path, model, tokenizer, state, extra or None,
+        save_checkpoint(path, view, tokenizer, state, extra or None,
                         weights=merged_state_dict(peft_model) if peft_model is not None else None)
 
     if first_step == 0 and is_main:
@@ -278,16 +288,24 @@ def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout:
                 f"grpo: {nonfinite} steps in a row had a NaN/inf loss or gradient norm (step {step + 1}; "
                 f"grpo.max_nonfinite_steps={cfg.max_nonfinite_steps}); stopped without saving. The newest checkpoint "
                 f"under {run_dir / CHECKPOINTS} is intact; lower grpo.lr or check the data, then --resume")
+        done = step + 1
+        save_now = bool(cfg.save_every) and done % cfg.save_every == 0 and done < cfg.steps
+        full_state = full_optimizer = None
+        if sharded:  # collectives: every process takes part, the main process gets the whole
+            with timer("gather"):
+                full_state = full_weights(learner, accelerator)
+                full_optimizer = full_optimizer_state(learner, optimizer) if save_now else None
         if not is_main:
             continue
         # 5. sync
         with timer("sync"):
-            if getattr(engine, "model", None) is not model:  # the transformers engine samples from `model` itself
+            if full_state is not None:
+                view.load_state_dict(full_state)
+            if getattr(engine, "model", None) is not view:  # the transformers engine samples from `view` itself
                 engine.load_weights(merged_state_dict(peft_model).items() if peft_model is not None
-                                    else model.state_dict().items())
+                                    else view.state_dict().items())
         # 6. log, evaluate, checkpoint
         with timer("log"):
-            done = step + 1
             log_now = done % cfg.log_every == 0 or done == cfg.steps
             metrics = {"stage": "grpo", "step": done, **_rollout_metrics(seen, kept), **stats,
                        "optim/lr": scheduler.get_last_lr()[0]}
@@ -295,8 +313,8 @@ def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout:
                 append_jsonl(samples_path, _samples(kept, done, cfg.samples_per_log))
             if cfg.eval_every and done % cfg.eval_every == 0 and done < cfg.steps:
                 progress.write(f"grpo step {done}: held-out accuracy {evaluate(done):.3f}")
-            if cfg.save_every and done % cfg.save_every == 0 and done < cfg.steps:
-                checkpoint(run_dir / CHECKPOINTS / f"step_{done}", done)
+            if save_now:
+                checkpoint(run_dir / CHECKPOINTS / f"step_{done}", done, full_optimizer)
                 prune_checkpoints(run_dir / CHECKPOINTS, cfg.keep_checkpoints)
         step_seconds = time.perf_counter() - step_start
         metrics.update({f"perf/{phase}_s": round(s, 4) for phase, s in timer.seconds.items()})
@@ -307,6 +325,7 @@ def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout:
         progress.set_postfix(reward=f"{metrics['reward/mean']:.2f}", correct=f"{metrics['reward/correct_frac']:.2f}",
                              len=f"{metrics['rollout/len_mean']:.0f}")
     progress.close()
+    final_optimizer = full_optimizer_state(learner, optimizer) if sharded else None  # a collective, as above
     if not is_main:
         return {}
     accuracy = evaluate(cfg.steps)
@@ -314,7 +333,7 @@ def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout:
         peft_model.merge_and_unload()  # `model` becomes a plain model again, the adapters merged into it
         peft_model = None
     final = run_dir / "final"
-    checkpoint(final, cfg.steps, with_reference=False)  # final/ is the model to use, not a resume point
+    checkpoint(final, cfg.steps, final_optimizer, with_reference=False)  # final/ is the model to use, not a resume point
     return {"heldout_accuracy": accuracy, "seconds": round(elapsed_before + time.monotonic() - start, 1),
             "steps": cfg.steps, "evals": evals, "final": str(final)}
 

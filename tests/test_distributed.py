@@ -4,6 +4,7 @@ one-process update of the same global batch."""
 import json
 import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
@@ -90,41 +91,63 @@ def test_two_processes_update_like_one(tmp_path, setting, backend):
         assert two["stats"][key] == pytest.approx(one[key], rel=1e-4, abs=1e-6), key
 
 
-@pytest.mark.parametrize("extra", [[], ["grpo.lora.rank=4", "grpo.kl_coef=0.05"]], ids=["full", "lora"])
-def test_grpo_under_accelerate_launch_matches_one_process(tmp_path, base, extra):
-    """`accelerate launch --config_file configs/accelerate/ddp.yaml -m grpo.train`: rank 0 samples, scores and
-    logs; both ranks train. Same seed, same batches: the logged rollouts and the final model equal a one-process
-    run's (the update within fp32 tolerance); with LoRA adapters too (only they train, on every rank)."""
+def _launch(backend: str, *args: str) -> None:
+    """`accelerate launch --config_file configs/accelerate/<backend>.yaml --num_processes 2 -m grpo.train ARGS`."""
+    done = subprocess.run([*LAUNCH, "--config_file", str(ROOT / "configs" / "accelerate" / f"{backend}.yaml"),
+                           "--num_processes", "2", "--main_process_port", str(_free_port()), "-m", "grpo.train",
+                           *args], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+@pytest.mark.parametrize("backend, extra", [("ddp", []), ("ddp", ["grpo.lora.rank=4", "grpo.kl_coef=0.05"]),
+                                            ("fsdp", ["grpo.kl_coef=0.05"])], ids=["ddp", "ddp-lora", "fsdp"])
+def test_grpo_under_accelerate_launch_matches_one_process(tmp_path, base, backend, extra):
+    """`accelerate launch --config_file configs/accelerate/{ddp,fsdp}.yaml -m grpo.train`: rank 0 samples, scores
+    and logs; both ranks train. Same seed, same batches: the logged rollouts and the final model equal a
+    one-process run's (the update within fp32 tolerance); with LoRA adapters under DDP (only they train, on every
+    rank); under FSDP (sharded weights gathered into rank 0's copy after each update), where a run resumed from
+    its step-1 checkpoint also ends where the uninterrupted one did."""
     from safetensors.torch import load_file
 
     from grpo import train
 
     args = ["run.stages=[grpo]", f"model.path={base}", "grpo.steps=2", "rollout.engine=hf", "task.train_size=300",
-            "task.heldout_size=4", "rollout.max_new_tokens=24", "grpo.prompts_per_step=4", "grpo.group_size=4",
-            "grpo.micro_batch_size=4", "grpo.eval_size=4", "grpo.eval_every=0", "grpo.lr=1e-3",
-            "grpo.warmup_steps=0", "grpo.save_every=1", *extra]
+            "task.heldout_size=4", "rollout.max_new_tokens=40", "reward.format_weight=0.5",
+            "grpo.prompts_per_step=4", "grpo.group_size=4", "grpo.micro_batch_size=4", "grpo.eval_size=4",
+            "grpo.eval_every=0", "grpo.lr=1e-3", "grpo.warmup_steps=0", "grpo.save_every=1", *extra]
     assert train.main([f"run.dir={tmp_path / 'one'}", *args]) == 0
-    done = subprocess.run([*LAUNCH, "--config_file", str(ROOT / "configs" / "accelerate" / "ddp.yaml"),
-                           "--num_processes", "2", "--main_process_port", str(_free_port()), "-m", "grpo.train",
-                           f"run.dir={tmp_path / 'two'}", *args], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
-    assert done.returncode == 0, done.stderr[-3000:]
+    _launch(backend, f"run.dir={tmp_path / 'two'}", *args)
 
     def logged(name):
         rows = [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
         return [r for r in rows if "reward/mean" in r]
 
+    def final(name):
+        return load_file(str(tmp_path / name / "final" / "model.safetensors"))
+
     one, two = logged("one"), logged("two")
     assert [r["step"] for r in two] == [1, 2]
+    assert any(r["reward/zero_std_frac"] < 1 for r in one)  # rewards varied within groups: the updates did work
     for a, b in zip(one, two):
         assert a["reward/mean"] == b["reward/mean"] and a["perf/generated_tokens"] == b["perf/generated_tokens"]
         assert b["loss/policy"] == pytest.approx(a["loss/policy"], rel=1e-4, abs=1e-7)
         assert b["optim/grad_norm"] == pytest.approx(a["optim/grad_norm"], rel=1e-4)
-    x, y = load_file(str(tmp_path / "one" / "final" / "model.safetensors")), \
-        load_file(str(tmp_path / "two" / "final" / "model.safetensors"))
+    x, y, start = final("one"), final("two"), load_file(str(base / "model.safetensors"))
+    assert max((x[k] - start[k]).abs().max().item() for k in start) > 1e-4  # training moved the model
     for k in x:
         torch.testing.assert_close(y[k], x[k], atol=1e-5, rtol=1e-4, msg=k)
     assert (tmp_path / "two" / "checkpoints" / "grpo" / "step_1" / "trainer_state.pt").exists()
+    if backend == "fsdp":  # the sharded run stopped after step 1, resumed from its checkpoint (gathered state)
+        shutil.copytree(tmp_path / "two", tmp_path / "three", ignore=shutil.ignore_patterns("final", "summary.json"))
+        _launch(backend, "--resume", str(tmp_path / "three"))
+        def timeless(rows):
+            return [{k: v for k, v in r.items() if not k.startswith("perf/")} for r in rows]
+
+        assert timeless(logged("three")) == timeless(two)
+        resumed = final("three")
+        for k in y:
+            torch.testing.assert_close(resumed[k], y[k], atol=1e-6, rtol=1e-5, msg=k)
 
 
 def test_a_batch_that_does_not_split_over_the_processes_is_refused(monkeypatch):
@@ -146,3 +169,14 @@ def test_stages_other_than_grpo_are_refused_on_several_processes(monkeypatch):
         config = load_config(DEFAULT_RECIPE, [f"run.stages={stages}"])
         with pytest.raises(ConfigError, match="only the grpo stage runs on several processes"):
             distributed(config)
+
+
+def test_lora_under_fsdp_is_refused(monkeypatch):
+    from grpo.config import ConfigError, load_config
+    from grpo.train import DEFAULT_RECIPE, distributed
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")  # what `accelerate launch` sets for an FSDP config
+    config = load_config(DEFAULT_RECIPE, ["run.stages=[grpo]", "grpo.lora.rank=4"])
+    with pytest.raises(ConfigError, match="grpo.lora.rank: LoRA adapters under FSDP are not supported"):
+        distributed(config)
