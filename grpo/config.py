@@ -165,6 +165,10 @@ class RolloutConfig:
     """vLLM on GPU: release the engine's weights and KV cache between rollouts so the learner has the device"""
     vllm_enforce_eager: bool = True
     """vLLM: no torch.compile or CUDA graphs (starts in seconds; turn off for long GPU runs)"""
+    vllm_tensor_parallel_size: int = 1
+    """vLLM tensor parallel: the engine's model split over this many worker processes (GPUs; on CPU, cores: set
+    VLLM_CPU_OMP_THREADS_BIND, or the process's cores are split evenly). Sampling then runs in the workers,
+    which the per-step seed does not reach: a resumed run does not sample what the uninterrupted one would"""
 
 
 @dataclass
@@ -474,6 +478,7 @@ def _grpo_checks(config: Config) -> list:
 
     return [
         (r.engine in ("auto", "hf", "vllm"), "rollout.engine", "must be auto, hf or vllm"),
+        (r.vllm_tensor_parallel_size >= 1, "rollout.vllm_tensor_parallel_size", "must be >= 1"),
         (r.max_model_len >= 0 and r.vllm_cpu_kv_cache_gib > 0 and 0 < r.vllm_gpu_memory_utilization <= 1,
          "rollout.vllm_gpu_memory_utilization",
          "needs max_model_len >= 0, vllm_cpu_kv_cache_gib > 0 and 0 < vllm_gpu_memory_utilization <= 1"),

@@ -182,5 +182,6 @@ def make_engine(rollout, model, tokenizer) -> RolloutEngine:
     settings = vllm_engine.EngineSettings(
         dtype=dtype, max_model_len=rollout.max_model_len or model.config.max_position_embeddings,
         cpu_kv_cache_gib=rollout.vllm_cpu_kv_cache_gib, gpu_memory_utilization=rollout.vllm_gpu_memory_utilization,
-        sleep=rollout.vllm_sleep, enforce_eager=rollout.vllm_enforce_eager)
+        sleep=rollout.vllm_sleep, enforce_eager=rollout.vllm_enforce_eager,
+        tensor_parallel_size=rollout.vllm_tensor_parallel_size)
     return vllm_engine.acquire(model, tokenizer, settings)

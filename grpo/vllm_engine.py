@@ -72,6 +72,7 @@ class EngineSettings:
     gpu_memory_utilization: float = 0.3  # GPU: the share of device memory vLLM may take (learner needs the rest)
     sleep: bool = False  # GPU only: release the engine's memory between rollouts
     enforce_eager: bool = True  # no torch.compile / CUDA graphs: starts in seconds; off for long GPU runs
+    tensor_parallel_size: int = 1  # > 1: the model split over that many worker processes (devices / CPU cores)
 
 
 def available() -> bool:
@@ -109,9 +110,35 @@ def _start(model_dir: str, settings: EngineSettings) -> "LLM":
 def _llm(model_dir: str, settings: EngineSettings) -> "LLM":
     memory = ({"gpu_memory_utilization": settings.gpu_memory_utilization, "enable_sleep_mode": settings.sleep}
               if on_gpu() else {"kv_cache_memory_bytes": int(settings.cpu_kv_cache_gib * 2**30)})
-    return LLM(model=model_dir, dtype=settings.dtype, max_model_len=settings.max_model_len, seed=0,
-               logprobs_mode="processed_logprobs", enforce_eager=settings.enforce_eager,
-               **memory)
+    parallel, binding = {}, None
+    if settings.tensor_parallel_size > 1:  # worker processes; the weight sync goes through grpo/vllm_worker.py
+        parallel = {"tensor_parallel_size": settings.tensor_parallel_size, "distributed_executor_backend": "mp",
+                    "worker_extension_cls": "grpo.vllm_worker.WeightSync"}
+        if not on_gpu() and not os.environ.get(BIND):
+            binding = _cpu_binding(settings.tensor_parallel_size)
+    if binding:  # read by the workers as they start; this process's own threads stay unbound
+        os.environ[BIND] = binding
+    try:
+        return LLM(model=model_dir, dtype=settings.dtype, max_model_len=settings.max_model_len, seed=0,
+                   logprobs_mode="processed_logprobs", enforce_eager=settings.enforce_eager,
+                   **memory, **parallel)
+    finally:
+        if binding:
+            os.environ.pop(BIND, None)
+
+
+BIND = "VLLM_CPU_OMP_THREADS_BIND"
+
+
+def _cpu_binding(workers: int) -> str:
+    """vLLM's CPU workers bind their threads to NUMA nodes, one node each, and refuse to start with fewer nodes
+    than workers; unless the user set VLLM_CPU_OMP_THREADS_BIND, split this process's cores evenly ("0|1")."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < workers:
+        raise EngineError(f"rollout.vllm_tensor_parallel_size {workers} needs at least {workers} CPU cores; this "
+                          f"process may use {len(cores)}")
+    share = len(cores) // workers
+    return "|".join(",".join(str(c) for c in cores[i * share:(i + 1) * share]) for i in range(workers))
 
 
 class _DerivedBufferWarning(logging.Filter):
@@ -125,9 +152,13 @@ class _DerivedBufferWarning(logging.Filter):
 logging.getLogger("vllm.model_executor.model_loader.reload.layerwise").addFilter(_DerivedBufferWarning())
 
 
-def _reload_weights(llm, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
+def _reload_weights(llm, named_tensors: Iterable[tuple[str, torch.Tensor]], *, workers: int = 1) -> None:
     _require(llm, "collective_rpc", "weight sync")
-    llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(named_tensors)})
+    if workers > 1:  # to every worker process: names and tensors as two lists (grpo/vllm_worker.py)
+        names, tensors = zip(*((k, v.detach()) for k, v in named_tensors))
+        llm.collective_rpc("grpo_reload_weights", args=(list(names), list(tensors)))
+    else:
+        llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(named_tensors)})
     _require(llm, "reset_prefix_cache", "prefix cache reset after a weight sync")
     llm.reset_prefix_cache()
 
@@ -230,7 +261,8 @@ class VLLMEngine:
     def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
         if self.asleep:
             _wake(self.llm, ["weights"])
-        _reload_weights(self.llm, _with_tied_head(named_tensors, self.tied))
+        _reload_weights(self.llm, _with_tied_head(named_tensors, self.tied),
+                        workers=self.settings.tensor_parallel_size)
         self._wake_all()
 
     def _wake_all(self) -> None:

@@ -5,6 +5,7 @@ One engine serves the whole session: engines are pooled per process (`grpo.vllm_
 test loads its own model's weights into it, so each test also exercises the weight sync."""
 
 import json
+import os
 import random
 
 import pytest
@@ -192,3 +193,28 @@ def test_a_short_grpo_run_on_vllm_raises_reward(tmp_path, base):
     assert sum(rewards[-4:]) / 4 > sum(rewards[:4]) / 4 + 0.15, rewards
     # every step the engine sampled with the weights the learner had: the in-place sync kept them equal
     assert max(r["rollout/logprob_gap_max"] for r in steps) < 1e-3
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="tensor parallel 2 on CPU needs 2 cores")
+def test_a_tensor_parallel_engine_syncs_both_halves(tokenizer):
+    """rollout.vllm_tensor_parallel_size=2: two worker processes (a CPU core each here) hold halves of the model;
+    a sync reaches both (grpo/vllm_worker.py) and the engine then samples with the learner's logprobs and
+    decodes greedily as the transformers engine does. (The "small" preset: tiny's 5 heads do not split in 2.)"""
+    engine = make_engine(RolloutConfig(engine="vllm", vllm_tensor_parallel_size=2, vllm_cpu_kv_cache_gib=0.25),
+                         build_model("small", tokenizer, seed=0), tokenizer)
+    try:
+        learner = build_model("small", tokenizer, seed=1)
+        sampling = SamplingParams(temperature=0.7, max_new_tokens=12)
+        stale = engine.generate(PROMPTS[:1], 2, sampling, seed=5)[0]
+        assert max(float((torch.tensor(c.logprobs) - lp).abs().max())
+                   for c, lp in zip(stale.completions, _learner_logprobs(learner, stale, sampling))) > 0.1
+        engine.load_weights(learner.state_dict().items())
+        for group in engine.generate(PROMPTS, 2, sampling, seed=5):
+            for c, learner_lp in zip(group.completions, _learner_logprobs(learner, group, sampling)):
+                assert torch.allclose(torch.tensor(c.logprobs), learner_lp, atol=1e-4, rtol=0)
+        greedy = SamplingParams(temperature=0.0, max_new_tokens=12)
+        ours = engine.generate(PROMPTS, 1, greedy, seed=0)
+        theirs = HFEngine(learner, tokenizer).generate(PROMPTS, 1, greedy, seed=0)
+        assert [g.completions[0].token_ids for g in ours] == [g.completions[0].token_ids for g in theirs]
+    finally:
+        engine.shutdown()  # never pooled: its worker processes end here
