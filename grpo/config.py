@@ -165,6 +165,11 @@ class RolloutConfig:
     """vLLM on GPU: release the engine's weights and KV cache between rollouts so the learner has the device"""
     vllm_enforce_eager: bool = True
     """vLLM: no torch.compile or CUDA graphs (starts in seconds; turn off for long GPU runs)"""
+    data_parallel: bool = False
+    """under `accelerate launch` (DDP): every process runs its own engine and samples its contiguous share of the
+    step's prompts; the scored groups are then gathered so every process holds the whole batch. Off: the main
+    process samples for all. Needs grpo.prompts_per_step divisible by the number of processes; not with
+    grpo.dynamic_sampling or FSDP"""
     vllm_tensor_parallel_size: int = 1
     """vLLM tensor parallel: the engine's model split over this many worker processes (GPUs; on CPU, cores: set
     VLLM_CPU_OMP_THREADS_BIND, or the process's cores are split evenly). Sampling then runs in the workers,

@@ -92,9 +92,17 @@ def distributed(config: Config):
     if (g.prompts_per_step * g.group_size) % world:
         raise ConfigError(f"grpo.prompts_per_step x grpo.group_size ({g.prompts_per_step * g.group_size}) must be "
                           f"a multiple of the number of processes ({world})")
-    if os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true" and config.grpo.lora.rank:  # set by the launcher
+    fsdp = os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true"  # set by the launcher for an FSDP config
+    if fsdp and config.grpo.lora.rank:
         raise ConfigError("grpo.lora.rank: LoRA adapters under FSDP are not supported; train them under DDP "
                           "(configs/accelerate/ddp.yaml), where every process holds the whole frozen model anyway")
+    if config.rollout.data_parallel:
+        why = ("grpo.prompts_per_step must be a multiple of the number of processes" if g.prompts_per_step % world
+               else "not with grpo.dynamic_sampling (each process would refill its share on its own)"
+               if g.dynamic_sampling else "not under FSDP (an engine per process needs the whole weights on each; "
+               "use DDP)" if fsdp else "")
+        if why:
+            raise ConfigError(f"rollout.data_parallel with {world} processes: {why}")
     from datetime import timedelta
 
     from accelerate import Accelerator
@@ -158,7 +166,8 @@ def run(config: Config, *, resume: bool = False) -> dict:
             check_context(config, model, tokenizer, train_examples + heldout_examples)
             # under FSDP `model` is sharded in place: the main process samples from, evaluates and saves a copy
             full = copy.deepcopy(model) if is_sharded(accelerator) and is_main else None
-            engine = make_engine(config.rollout, full if full is not None else model, tokenizer) if is_main else None
+            engine = (make_engine(config.rollout, full if full is not None else model, tokenizer)
+                      if is_main or config.rollout.data_parallel else None)
             previous = [summary["stages"][s]["heldout_accuracy"] for s in config.run.stages
                         if s in summary["stages"] and s != "grpo"]
             eval_tokens = config.grpo.eval_max_new_tokens or config.rollout.max_new_tokens

@@ -125,18 +125,21 @@ def score(groups: list[Group], golds: list[str], cfg: RewardConfig, *, max_new_t
 
 
 def _rollout_and_verify(engine, sampler, examples, cfg: GRPOConfig, rollout: RolloutConfig, reward: RewardConfig,
-                        *, step: int, seed: int, think_prefix: bool, timer: Timer):
+                        *, step: int, seed: int, think_prefix: bool, timer: Timer, rank: int = 0, world: int = 1):
     """Phases 1-2, repeated under dynamic sampling. Returns (kept, seen): at most prompts_per_step
-    (group, gold, scores) triples to train on, and every completion and score sampled, for the metrics."""
+    (group, gold, scores) triples to train on, and every completion and score sampled, for the metrics.
+    With data-parallel rollouts (`world` > 1) every process draws the same prompts and samples the `rank`-th
+    contiguous share of them with its own seed."""
     sampling = SamplingParams(rollout.temperature, rollout.top_p, rollout.top_k, rollout.max_new_tokens)
     kept: list[tuple[Group, str, list[dict]]] = []
     seen = {"groups": 0, "zero_std": 0, "infra": 0, "rounds": 0, "completions": [], "scores": []}
     for round_ in range(cfg.max_sampling_rounds if cfg.dynamic_sampling else 1):
         seen["rounds"] += 1
-        picked = [examples[i] for i in sampler.take(cfg.prompts_per_step)]
+        drawn, share = sampler.take(cfg.prompts_per_step), cfg.prompts_per_step // world
+        picked = [examples[i] for i in drawn[rank * share : (rank + 1) * share]]
         with timer("rollout"):
             groups = engine.generate([e.prompt for e in picked], cfg.group_size, sampling,
-                                     seed=(seed * 1_000_003 + step * 101 + round_) & 0x7FFFFFFF)
+                                     seed=(seed * 1_000_003 + step * 101 + round_ + rank * 7_919) & 0x7FFFFFFF)
         with timer("verify"):
             scores = score(groups, [e.answer for e in picked], reward, max_new_tokens=rollout.max_new_tokens,
                            think_prefix=think_prefix)
@@ -200,6 +203,8 @@ def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout:
     if cfg.kl_coef > 0:  # under LoRA: the same network with its adapters off, no second copy
         ref_model = AdaptersOff(peft_model) if peft_model else copy.deepcopy(model).eval().requires_grad_(False)
     learner, learner_optimizer = model, optimizer
+    multi = accelerator is not None and accelerator.num_processes > 1
+    data_parallel = multi and rollout.data_parallel  # every process samples its share with its own engine
     if accelerator is not None:  # the scheduler drives the same param_groups through the wrapper
         learner, learner_optimizer = accelerator.prepare(model, optimizer)
     first_step, evals, elapsed_before, nonfinite = 0, [], 0.0, 0
@@ -256,10 +261,15 @@ def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout:
     for step in progress:
         timer, step_start = Timer(), time.perf_counter()
         samples = None
-        if is_main:
+        if is_main or data_parallel:
             # 1-2. rollout and verify (repeated under dynamic sampling)
-            kept, seen = _rollout_and_verify(engine, sampler, train, cfg, rollout, reward, step=step, seed=seed,
-                                             think_prefix=think_prefix, timer=timer)
+            kept, seen = _rollout_and_verify(
+                engine, sampler, train, cfg, rollout, reward, step=step, seed=seed, think_prefix=think_prefix,
+                timer=timer, **({"rank": accelerator.process_index, "world": accelerator.num_processes}
+                                if data_parallel else {}))
+            if data_parallel:
+                with timer("rollout_gather"):
+                    kept, seen = _gather_rollouts(kept, seen)
             # 3. advantages
             with timer("advantages"):
                 rewards = torch.tensor([[s["reward"] for s in scores] for _, _, scores in kept]).reshape(len(kept), -1)
@@ -267,7 +277,7 @@ def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout:
                 samples = [Sample(g.prompt_ids, c.token_ids, c.logprobs, float(adv[i, j]),
                                   not (reward.mask_truncated and c.finish_reason == "length"))
                            for i, (g, _, _) in enumerate(kept) for j, c in enumerate(g.completions)]
-        if accelerator is not None and accelerator.num_processes > 1:
+        if multi and not data_parallel:
             with timer("broadcast"):
                 samples = _broadcast(samples)
         # 4. update
@@ -295,15 +305,17 @@ def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout:
             with timer("gather"):
                 full_state = full_weights(learner, accelerator)
                 full_optimizer = full_optimizer_state(learner, optimizer) if save_now else None
-        if not is_main:
+        if not is_main and not data_parallel:
             continue
-        # 5. sync
+        # 5. sync (under data-parallel rollouts, every process its own engine)
         with timer("sync"):
             if full_state is not None:
                 view.load_state_dict(full_state)
             if getattr(engine, "model", None) is not view:  # the transformers engine samples from `view` itself
                 engine.load_weights(merged_state_dict(peft_model).items() if peft_model is not None
                                     else view.state_dict().items())
+        if not is_main:
+            continue
         # 6. log, evaluate, checkpoint
         with timer("log"):
             log_now = done % cfg.log_every == 0 or done == cfg.steps
@@ -356,6 +368,18 @@ def _with_adapters(model, cfg: GRPOConfig, resume_from: Path | None, verbose: bo
 def eval_protocol(cfg: GRPOConfig, seed: int) -> EvalProtocol:
     """The held-out protocol of a GRPO stage (also what `evals.run --run-dir` rebuilds)."""
     return EvalProtocol(n=cfg.eval_n, temperature=cfg.eval_temperature, top_p=cfg.eval_top_p, seed=seed)
+
+
+def _gather_rollouts(kept: list, seen: dict) -> tuple[list, dict]:
+    """Every process's (kept, seen), merged on every process in rank order: the whole step's batch."""
+    from accelerate.utils import gather_object
+
+    parts = gather_object([(kept, seen)])
+    merged = {key: sum(part[key] for _, part in parts) for key in ("groups", "zero_std", "infra")}
+    merged["rounds"] = max(part["rounds"] for _, part in parts)
+    for key in ("completions", "scores"):
+        merged[key] = [x for _, part in parts for x in part[key]]
+    return [k for part, _ in parts for k in part], merged
 
 
 def _broadcast(samples):

@@ -39,6 +39,7 @@ import os
 import random
 import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable
 
 import torch
@@ -302,11 +303,23 @@ def acquire(model, tokenizer, settings: EngineSettings) -> VLLMEngine:
         engine.load_weights(model.named_parameters())
         return engine
     release_idle()
+    tied = bool(getattr(model.config, "tie_word_embeddings", False))
     with tempfile.TemporaryDirectory(prefix="grpo-vllm-") as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        return VLLMEngine(tmp, tokenizer, stop_ids, settings, key,
-                          tied=bool(getattr(model.config, "tie_word_embeddings", False)))
+        _write_model(model, tokenizer, Path(tmp), tied=tied)
+        return VLLMEngine(tmp, tokenizer, stop_ids, settings, key, tied=tied)
+
+
+def _write_model(model, tokenizer, path: Path, *, tied: bool) -> None:
+    """The model as a Hugging Face directory vLLM can start from. Not `save_pretrained`: once torch.distributed
+    is up it writes only on rank 0 (transformers 5), and under data-parallel rollouts every rank starts an engine."""
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    if tied:
+        state.pop("lm_head.weight", None)  # the same tensor as the embedding; the engine ties them itself
+    save_file(state, str(path / "model.safetensors"), metadata={"format": "pt"})
+    model.config.save_pretrained(path)
+    tokenizer.save_pretrained(path)
 
 
 def release_idle() -> None:

@@ -180,3 +180,50 @@ def test_lora_under_fsdp_is_refused(monkeypatch):
     config = load_config(DEFAULT_RECIPE, ["run.stages=[grpo]", "grpo.lora.rank=4"])
     with pytest.raises(ConfigError, match="grpo.lora.rank: LoRA adapters under FSDP are not supported"):
         distributed(config)
+
+
+def test_data_parallel_rollouts_sample_every_share(tmp_path, base):
+    """rollout.data_parallel under DDP: each process samples its contiguous share of the step's prompts with its
+    own engine; the gathered batch holds every group in the one-process order, and both processes train on it."""
+    from safetensors.torch import load_file
+
+    from grpo import train
+
+    args = ["run.stages=[grpo]", f"model.path={base}", "grpo.steps=2", "rollout.engine=hf", "task.train_size=300",
+            "task.heldout_size=4", "rollout.max_new_tokens=40", "reward.format_weight=0.5",
+            "grpo.prompts_per_step=4", "grpo.group_size=4", "grpo.micro_batch_size=4", "grpo.eval_size=4",
+            "grpo.eval_every=0", "grpo.lr=1e-3", "grpo.warmup_steps=0", "grpo.save_every=0",
+            "grpo.samples_per_log=4"]
+    assert train.main([f"run.dir={tmp_path / 'one'}", *args]) == 0
+    _launch("ddp", f"run.dir={tmp_path / 'two'}", "rollout.data_parallel=true", *args)
+
+    def rows(name, file):
+        return [json.loads(line) for line in (tmp_path / name / file).read_text().splitlines()]
+
+    def prompts(name):
+        return [(r["step"], r["prompt"]) for r in rows(name, "samples.jsonl") if r.get("split") == "train"]
+
+    assert len(prompts("two")) == 8 and prompts("two") == prompts("one")  # 2 steps x 4 groups, same order
+    logged = [r for r in rows("two", "metrics.jsonl") if "reward/mean" in r]
+    assert [r["rollout/groups_kept"] for r in logged] == [4, 4]  # rank 1's two groups reached the batch
+    assert all("perf/rollout_gather_s" in r for r in logged)
+    start, end = load_file(str(base / "model.safetensors")), load_file(str(tmp_path / "two" / "final" /
+                                                                            "model.safetensors"))
+    assert max((end[k] - start[k]).abs().max().item() for k in start) > 1e-4
+
+
+def test_data_parallel_rollouts_refuse_what_they_cannot_split(monkeypatch):
+    from grpo.config import ConfigError, load_config
+    from grpo.train import DEFAULT_RECIPE, distributed
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    cases = [(["grpo.prompts_per_step=3", "grpo.group_size=4"], "multiple of the number of processes"),
+             (["grpo.dynamic_sampling=true"], "not with grpo.dynamic_sampling")]
+    for extra, message in cases:
+        config = load_config(DEFAULT_RECIPE, ["run.stages=[grpo]", "rollout.data_parallel=true", *extra])
+        with pytest.raises(ConfigError, match=f"rollout.data_parallel with 2 processes: .*{message}"):
+            distributed(config)
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    config = load_config(DEFAULT_RECIPE, ["run.stages=[grpo]", "rollout.data_parallel=true"])
+    with pytest.raises(ConfigError, match="not under FSDP"):
+        distributed(config)
