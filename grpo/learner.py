@@ -11,7 +11,7 @@ Old logprobs: with mu = 1 and no importance-sampling correction the learner's ow
 old ones (ratio 1, one forward saved); otherwise they are computed once, without gradient, before the first
 pass. The reference model (only when kl_coef > 0) is the frozen model the stage started from.
 
-Several processes (`accelerate launch`, DDP / FSDP / DeepSpeed through `accelerate.Accelerator`): every rank gets
+Several processes (`accelerate launch`: DDP, tested on CPU; FSDP, GPUs only and not yet run): every rank gets
 the whole rollout batch, takes its share (rows sorted by length, dealt round-robin, so every rank runs the same
 number of micro-batches, which FSDP and ZeRO-3 need), and normalises its loss by the *global* `StepSize`. The
 loss is multiplied by the number of processes before backward because DDP averages gradients over ranks, so

@@ -7,6 +7,9 @@ gathering the full weights into that copy. Checkpoints hold the full optimizer s
 (gathered the same way), and a resumed run shards it again, so an FSDP checkpoint is one file set like any other.
 
 Every function here except `is_sharded` is a collective: all processes call it at the same point.
+
+Not yet run: accelerate runs FSDP only on GPUs (on CPU it starts plain DDP processes, which grpo/train.py
+refuses), and its tests (tests/test_distributed.py) skip without 2 GPUs.
 """
 
 from __future__ import annotations

@@ -111,6 +111,9 @@ def distributed(config: Config):
     accelerator = Accelerator(cpu=not torch.cuda.is_available(), kwargs_handlers=[InitProcessGroupKwargs(
         timeout=timedelta(seconds=config.run.collective_timeout_s))])
     kind = accelerator.distributed_type.name
+    if fsdp and kind != "FSDP":
+        raise ConfigError(f"an FSDP accelerate config, but accelerate started {kind} processes: FSDP runs only on GPUs "
+                          "(or other accelerators); on CPU use configs/accelerate/ddp.yaml")
     if kind not in ("MULTI_CPU", "MULTI_GPU", "FSDP"):
         raise ConfigError(f"the GRPO trainer runs on DDP or FSDP (configs/accelerate/ddp.yaml, fsdp.yaml); "
                           f"accelerate's {kind} is not supported")

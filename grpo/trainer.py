@@ -19,8 +19,8 @@ tokenizer, optimizer, scheduler, RNG states, data position and elapsed time; `re
 exactly as if the run had not stopped.
 LoRA (grpo.lora.rank > 0, grpo/lora.py): only adapters train, the engine gets merged weights, the reference is
 the network with its adapters off, and final/ holds the merged model.
-FSDP (grpo/sharded.py): every process gathers the full weights after each update into the main process's
-unsharded copy, which the engine samples from, evaluation runs on and checkpoints save.
+FSDP (grpo/sharded.py; GPUs only, not yet run): every process gathers the full weights after each update into
+the main process's unsharded copy, which the engine samples from, evaluation runs on and checkpoints save.
 """
 
 from __future__ import annotations

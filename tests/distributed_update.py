@@ -15,7 +15,7 @@ from grpo.model import load
 
 
 def main(model_dir: str, batch_path: str, out_path: str) -> None:
-    accelerator = Accelerator(cpu=True)
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
     batch = torch.load(batch_path, weights_only=False)
     model, tokenizer = load(model_dir)
     ref_model = load(model_dir)[0].eval().requires_grad_(False) if batch["loss_kwargs"]["kl_coef"] else None
@@ -26,11 +26,12 @@ def main(model_dir: str, batch_path: str, out_path: str) -> None:
     state = accelerator.get_state_dict(model)  # a collective under FSDP: every rank takes part
     if accelerator.is_main_process:
         state = {k: v.detach().clone() for k, v in state.items()}
-        torch.save({"state": state, "stats": stats, "world": accelerator.num_processes}, out_path)
+        torch.save({"state": state, "stats": stats, "world": accelerator.num_processes,
+                    "type": accelerator.distributed_type.name}, out_path)
     accelerator.wait_for_everyone()
     # Every rank has done its part and rank 0 has written the result: leave without the interpreter's teardown.
-    # Under FSDP over gloo a rank sometimes aborts there ("terminate called without an active exception", a
-    # communication thread still joinable at exit; pytorch/pytorch#90549), which failed ~1 CI run in 3.
+    # Over gloo a rank sometimes aborts there ("terminate called without an active exception", a communication
+    # thread still joinable at exit; pytorch/pytorch#90549), which failed ~1 CI run in 3.
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)

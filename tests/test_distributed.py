@@ -48,14 +48,21 @@ def test_share_deals_every_completion_once():
         share(samples, 0, 5)
 
 
-@pytest.mark.parametrize("backend", ["ddp", "fsdp"])
+# accelerate runs FSDP only on accelerators: on CPU, `accelerate launch` with an FSDP config starts plain multi-CPU
+# DDP processes (its distributed type MULTI_CPU), which the trainer refuses (test below). So FSDP runs need GPUs.
+NEEDS_GPUS = pytest.mark.skipif(torch.cuda.device_count() < 2, reason="FSDP under accelerate needs 2 GPUs (on CPU "
+                                "accelerate falls back to DDP)")
+TYPES = {"ddp": {"MULTI_CPU", "MULTI_GPU"}, "fsdp": {"FSDP"}}
+
+
+@pytest.mark.parametrize("backend", ["ddp", pytest.param("fsdp", marks=NEEDS_GPUS)])
 @pytest.mark.parametrize("setting", [
     dict(mu=1, micro_batch_size=3, loss="token-mean", kl_coef=0.0, is_cap=None),
     dict(mu=2, micro_batch_size=16, loss="seq-mean-token-mean", kl_coef=0.05, is_cap=2.0),
 ], ids=["mu1-token-mean", "mu2-kl-tis"])
 def test_two_processes_update_like_one(tmp_path, setting, backend):
-    """DDP and FSDP (the shipped configs/accelerate/ files, 2 processes, gloo): the weights after the update and
-    the step's metrics equal the one-process update of the same global batch."""
+    """DDP (2 processes, gloo on CPU) and FSDP (2 GPUs), the shipped configs/accelerate/ files: the weights after
+    the update and the step's metrics equal the one-process update of the same global batch."""
     tokenizer = build_tokenizer()
     build_model("tiny", tokenizer, seed=0).save_pretrained(tmp_path / "model")
     tokenizer.save_pretrained(tmp_path / "model")
@@ -80,7 +87,7 @@ def test_two_processes_update_like_one(tmp_path, setting, backend):
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stderr[-3000:]
     two = torch.load(out, weights_only=False)
-    assert two["world"] == 2
+    assert two["world"] == 2 and two["type"] in TYPES[backend]
     start = load(str(tmp_path / "model"))[0].state_dict()
     moved = max((model.state_dict()[k] - start[k]).abs().max().item() for k in start)
     assert moved > 1e-3  # the update did something
@@ -101,13 +108,14 @@ def _launch(backend: str, *args: str) -> None:
 
 
 @pytest.mark.parametrize("backend, extra", [("ddp", []), ("ddp", ["grpo.lora.rank=4", "grpo.kl_coef=0.05"]),
-                                            ("fsdp", ["grpo.kl_coef=0.05"])], ids=["ddp", "ddp-lora", "fsdp"])
+                                            pytest.param("fsdp", ["grpo.kl_coef=0.05"], marks=NEEDS_GPUS)],
+                         ids=["ddp", "ddp-lora", "fsdp"])
 def test_grpo_under_accelerate_launch_matches_one_process(tmp_path, base, backend, extra):
     """`accelerate launch --config_file configs/accelerate/{ddp,fsdp}.yaml -m grpo.train`: rank 0 samples, scores
     and logs; both ranks train. Same seed, same batches: the logged rollouts and the final model equal a
     one-process run's (the update within fp32 tolerance); with LoRA adapters under DDP (only they train, on every
-    rank); under FSDP (sharded weights gathered into rank 0's copy after each update), where a run resumed from
-    its step-1 checkpoint also ends where the uninterrupted one did."""
+    rank); under FSDP on 2 GPUs (sharded weights gathered into rank 0's copy after each update), where a run
+    resumed from its step-1 checkpoint also ends where the uninterrupted one did."""
     from safetensors.torch import load_file
 
     from grpo import train
@@ -139,6 +147,7 @@ def test_grpo_under_accelerate_launch_matches_one_process(tmp_path, base, backen
         torch.testing.assert_close(y[k], x[k], atol=1e-5, rtol=1e-4, msg=k)
     assert (tmp_path / "two" / "checkpoints" / "grpo" / "step_1" / "trainer_state.pt").exists()
     if backend == "fsdp":  # the sharded run stopped after step 1, resumed from its checkpoint (gathered state)
+        assert all("perf/gather_s" in r for r in two)  # the sharded path ran, not a fallback
         shutil.copytree(tmp_path / "two", tmp_path / "three", ignore=shutil.ignore_patterns("final", "summary.json"))
         _launch(backend, "--resume", str(tmp_path / "three"))
         def timeless(rows):
@@ -169,6 +178,20 @@ def test_stages_other_than_grpo_are_refused_on_several_processes(monkeypatch):
         config = load_config(DEFAULT_RECIPE, [f"run.stages={stages}"])
         with pytest.raises(ConfigError, match="only the grpo stage runs on several processes"):
             distributed(config)
+
+
+def test_an_fsdp_config_on_cpu_is_refused_not_run_as_ddp(tmp_path, base):
+    """On CPU accelerate turns an FSDP config into plain multi-CPU processes; the trainer says so instead of
+    training unsharded under a config that promises sharding."""
+    if torch.cuda.device_count() >= 2:
+        pytest.skip("GPUs here: FSDP runs (the test above)")
+    done = subprocess.run([*LAUNCH, "--config_file", str(ROOT / "configs" / "accelerate" / "fsdp.yaml"),
+                           "--num_processes", "2", "--main_process_port", str(_free_port()), "-m", "grpo.train",
+                           f"run.dir={tmp_path / 'run'}", "run.stages=[grpo]", f"model.path={base}"],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          cwd=ROOT)
+    assert done.returncode != 0
+    assert "FSDP runs only on GPUs (or other accelerators)" in done.stdout + done.stderr
 
 
 def test_lora_under_fsdp_is_refused(monkeypatch):
