@@ -104,6 +104,21 @@ class PromptConfig:
     """start the completion with "<think>\\n" (part of the prompt, so the model continues its reasoning)"""
 
 
+LINEAR_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+@dataclass
+class LoraConfig:
+    rank: int = 0
+    """adapter rank r; 0 trains every weight (no LoRA). See grpo/lora.py"""
+    alpha: float = 16.0
+    """scale: the weight update is (alpha / rank) B A"""
+    dropout: float = 0.0
+    """dropout on the adapters' input (0 keeps the learner's policy equal to the engine's)"""
+    targets: list[str] = field(default_factory=lambda: list(LINEAR_PROJECTIONS))
+    """names of the linear layers that get adapters (Qwen2 / Llama names by default)"""
+
+
 @dataclass
 class SFTConfig:
     steps: int = 600
@@ -139,6 +154,10 @@ class SFTConfig:
     """checkpoint every this many steps (0: only the final model)"""
     log_every: int = 10
     """metrics.jsonl every this many steps"""
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    """low-rank adapters instead of full fine-tuning (lora.rank > 0): only they train, the saved models are
+    merged (grpo/lora.py). For a pretrained model (model.path, distill.student_path); a preset built from
+    scratch has nothing worth freezing"""
 
 
 @dataclass
@@ -197,21 +216,6 @@ class RewardConfig:
     signal for a weak cold start; held-out pass rates still count full passes only)"""
     workers: int = 2
     """verifier worker processes"""
-
-
-LINEAR_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-
-
-@dataclass
-class LoraConfig:
-    rank: int = 0
-    """adapter rank r; 0 trains every weight (no LoRA). See grpo/lora.py"""
-    alpha: float = 16.0
-    """scale: the weight update is (alpha / rank) B A"""
-    dropout: float = 0.0
-    """dropout on the adapters' input (0 keeps the learner's policy equal to the engine's)"""
-    targets: list[str] = field(default_factory=lambda: list(LINEAR_PROJECTIONS))
-    """names of the linear layers that get adapters (Qwen2 / Llama names by default)"""
 
 
 @dataclass
@@ -433,6 +437,7 @@ def _sft_checks(section: str, s: SFTConfig, max_position_embeddings: int, *, bui
         *_schedule_checks(section, s),
         (s.max_length <= max_position_embeddings or not built, f"{section}.max_length",
          f"exceeds model.max_position_embeddings ({max_position_embeddings})"),
+        *_lora_checks(f"{section}.lora", s.lora),
     ]
 
 
@@ -506,9 +511,15 @@ def _grpo_checks(config: Config) -> list:
          "max_sampling_rounds and keep_checkpoints >= 1"),
         (g.max_nonfinite_steps >= 0, "grpo.max_nonfinite_steps", "must be >= 0"),
         *_protocol_checks("grpo", "eval_", g.eval_n, g.eval_temperature, g.eval_top_p),
-        (g.lora.rank >= 0, "grpo.lora.rank", "must be >= 0 (0: no LoRA)"),
-        (g.lora.alpha > 0 and 0 <= g.lora.dropout < 1, "grpo.lora.alpha", "alpha > 0 and 0 <= dropout < 1"),
-        (bool(g.lora.targets) or not g.lora.rank, "grpo.lora.targets", "must name at least one layer"),
+        *_lora_checks("grpo.lora", g.lora),
+    ]
+
+
+def _lora_checks(section: str, lora: LoraConfig) -> list:
+    return [
+        (lora.rank >= 0, f"{section}.rank", "must be >= 0 (0: no LoRA)"),
+        (lora.alpha > 0 and 0 <= lora.dropout < 1, f"{section}.alpha", "alpha > 0 and 0 <= dropout < 1"),
+        (bool(lora.targets) or not lora.rank, f"{section}.targets", "must name at least one layer"),
     ]
 
 

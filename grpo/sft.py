@@ -25,6 +25,8 @@ import torch
 from tqdm import tqdm
 
 from grpo.config import SFTConfig
+from grpo.lora import merged_state_dict, trainable_parameters, wrap
+from grpo.model import parameter_count
 from grpo.runfiles import append_jsonl, log_heldout, save_checkpoint
 
 IGNORE = -100
@@ -151,7 +153,11 @@ def run_sft(model, tokenizer, train, heldout, cfg: SFTConfig, run_dir: Path, *, 
         raise ValueError(f"no training example fits sft.max_length={cfg.max_length} ({too_long} too long)")
     rng = random.Random(seed)
     stream = batches(sequences, cfg.batch_size, rng)
-    optimizer = adamw(model, cfg)
+    peft_model = wrap(model, cfg.lora) if cfg.lora.rank else None  # adapters injected into `model` itself
+    if peft_model is not None:
+        print(f"{stage}: LoRA rank {cfg.lora.rank}: {trainable_parameters(model):,} trainable parameters of "
+              f"{parameter_count(model):,}")
+    optimizer = adamw(model, cfg)  # under LoRA the adapters alone (nothing else requires grad)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, cfg))
     metrics_path = run_dir / "metrics.jsonl"
     evals: list[dict] = []
@@ -182,9 +188,12 @@ def run_sft(model, tokenizer, train, heldout, cfg: SFTConfig, run_dir: Path, *, 
             progress.write(f"{stage} step {step + 1}: held-out accuracy {evaluate(step + 1):.3f}")
         if cfg.save_every and (step + 1) % cfg.save_every == 0:
             save_checkpoint(run_dir / "checkpoints" / stage / f"step_{step + 1}", model, tokenizer,
-                            _state(optimizer, step + 1, rng))
+                            _state(optimizer, step + 1, rng),
+                            weights=merged_state_dict(peft_model) if peft_model is not None else None)
     progress.close()
     accuracy = evaluate(cfg.steps)
+    if peft_model is not None:
+        peft_model.merge_and_unload()  # `model` is a plain model again, the adapters merged into its weights
     final = final or run_dir / "final"
     save_checkpoint(final, model, tokenizer, _state(optimizer, cfg.steps, rng))
     return {"heldout_accuracy": accuracy, "seconds": round(time.monotonic() - start, 1), "steps": cfg.steps,

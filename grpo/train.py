@@ -352,5 +352,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _leave(code: int) -> None:
+    """Exit. One of several processes (`accelerate launch`) runs the exit handlers, then skips the interpreter's
+    teardown: over gloo a process sometimes aborted there (SIGABRT, "terminate called without an active
+    exception": a communication thread still joinable at exit, pytorch/pytorch#90549) after its work was done
+    and written. Destroying the process group first made the ranks hang instead."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        sys.exit(code)
+    import atexit
+
+    atexit._run_exitfuncs()  # the engine pool's shutdown, among others
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    _leave(main())

@@ -90,13 +90,33 @@ def test_a_lora_grpo_run_moves_weights_by_a_low_rank_update_and_resumes_exactly(
     assert logged(straight) == logged(crashed)
 
 
+def test_a_lora_cold_start_moves_weights_by_a_low_rank_update(tmp_path, base):
+    """sft.lora on a pretrained model (model.path): only the adapters train, checkpoints and final/ are plain
+    merged models, and every moved weight is a target projection moved by a rank <= r update."""
+    run_dir = tmp_path / "run"
+    assert train.main([f"run.dir={run_dir}", "run.stages=[sft]", f"model.path={base}", "sft.steps=6",
+                       "sft.warmup_steps=0", "sft.lr=1e-2", "sft.eval_every=0", "sft.eval_size=2",
+                       "sft.max_new_tokens=8", "sft.save_every=3", "sft.lora.rank=4", "task.train_size=200",
+                       "task.heldout_size=2"]) == 0
+    start, final = weights(base), weights(run_dir / "final")
+    assert final.keys() == start.keys()  # merged: loadable as any model
+    moved = [k for k in final if not torch.equal(final[k], start[k])]
+    assert moved and all(k.rsplit(".", 2)[-2] in TARGETS for k in moved)
+    for k in moved:
+        assert torch.linalg.matrix_rank(final[k] - start[k], atol=1e-6) <= 4
+    assert weights(run_dir / "checkpoints" / "sft" / "step_3").keys() == start.keys()
+    assert any(json.loads(line).get("loss/sft") for line in (run_dir / "metrics.jsonl").read_text().splitlines())
+
+
 @pytest.mark.parametrize("override, key", [("grpo.lora.rank=-1", "grpo.lora.rank"),
                                            ("grpo.lora.dropout=1.0", "grpo.lora.alpha"),
                                            ("grpo.lora.targets=[]", "grpo.lora.targets"),
-                                           ("grpo.lora.ranks=4", "grpo.lora.ranks")])
+                                           ("grpo.lora.ranks=4", "grpo.lora.ranks"),
+                                           ("sft.lora.rank=-2", "sft.lora.rank"),
+                                           ("distill.sft.lora.targets=[]", "distill.sft.lora.targets")])
 def test_lora_config_errors_name_the_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
-        load_config(None, ["grpo.lora.rank=4", override])
+        load_config(None, ["grpo.lora.rank=4", "distill.sft.lora.rank=2", override])
 
 
 def test_a_target_the_model_lacks_is_named():
