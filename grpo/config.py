@@ -438,6 +438,8 @@ def _sft_checks(section: str, s: SFTConfig, max_position_embeddings: int, *, bui
         (s.max_length <= max_position_embeddings or not built, f"{section}.max_length",
          f"exceeds model.max_position_embeddings ({max_position_embeddings})"),
         *_lora_checks(f"{section}.lora", s.lora),
+        (not (built and s.lora.rank), f"{section}.lora.rank", "needs a pretrained model (model.path, or "
+         "distill.student_path for the student): adapters on a preset built from scratch train on random weights"),
     ]
 
 

@@ -61,7 +61,7 @@ def _train(name: str, student, tokenizer, train, heldout, cfg: DistillConfig, ru
     for log in ("metrics.jsonl", "samples.jsonl"):  # forget an interrupted attempt: the model trains from its start
         drop_after(run_dir / log, stage, -1)
     result = run_sft(student, tokenizer, train, heldout, cfg.sft, run_dir, seed=seed, think_prefix=think_prefix,
-                     stage=stage, final=out, kd=kd)
+                     stage=stage, final=out, kd=kd, lora_section="distill.sft")
     result["parameters"] = parameter_count(student)
     write_atomic(done, json.dumps(result, indent=2))
     return result

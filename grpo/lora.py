@@ -15,19 +15,19 @@ from __future__ import annotations
 
 import torch
 
-from grpo.config import LoraConfig
+from grpo.config import ConfigError, LoraConfig
 
 
-def wrap(model, cfg: LoraConfig):
+def wrap(model, cfg: LoraConfig, section: str = "grpo.lora"):
     """`model` with adapters on `cfg.targets` (PEFT injects them into `model` itself); B starts at zero, so the
-    adapted model computes exactly what `model` did."""
+    adapted model computes exactly what `model` did. `section`: the config keys, for the error message."""
     from peft import LoraConfig as PeftLoraConfig
     from peft import get_peft_model
 
     names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
     missing = [t for t in cfg.targets if t not in names]
     if missing:
-        raise ValueError(f"grpo.lora.targets: the model has no layers named {', '.join(missing)}")
+        raise ConfigError(f"{section}.targets: the model has no layers named {', '.join(missing)}")
     peft_config = PeftLoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
                                  target_modules=list(cfg.targets), bias="none")
     return get_peft_model(model, peft_config)

@@ -144,7 +144,7 @@ def _state(optimizer, step: int, rng: random.Random) -> dict:
 
 def run_sft(model, tokenizer, train, heldout, cfg: SFTConfig, run_dir: Path, *, seed: int,
             think_prefix: bool, stage: str = "sft", final: Path | None = None,
-            kd: Distillation | None = None) -> dict:
+            kd: Distillation | None = None, lora_section: str = "sft") -> dict:
     """Train `model` on `train` examples; return {"heldout_accuracy", "seconds", "steps", ...}. Metrics and
     samples go to the run dir's files tagged with `stage`; the model to `final` (default: <run dir>/final)."""
     start = time.monotonic()
@@ -153,7 +153,7 @@ def run_sft(model, tokenizer, train, heldout, cfg: SFTConfig, run_dir: Path, *, 
         raise ValueError(f"no training example fits sft.max_length={cfg.max_length} ({too_long} too long)")
     rng = random.Random(seed)
     stream = batches(sequences, cfg.batch_size, rng)
-    peft_model = wrap(model, cfg.lora) if cfg.lora.rank else None  # adapters injected into `model` itself
+    peft_model = wrap(model, cfg.lora, f"{lora_section}.lora") if cfg.lora.rank else None  # injected into `model`
     if peft_model is not None:
         print(f"{stage}: LoRA rank {cfg.lora.rank}: {trainable_parameters(model):,} trainable parameters of "
               f"{parameter_count(model):,}")
@@ -194,6 +194,7 @@ def run_sft(model, tokenizer, train, heldout, cfg: SFTConfig, run_dir: Path, *, 
     accuracy = evaluate(cfg.steps)
     if peft_model is not None:
         peft_model.merge_and_unload()  # `model` is a plain model again, the adapters merged into its weights
+        model.requires_grad_(True)  # PEFT froze the base; a later stage (grpo) trains every weight
     final = final or run_dir / "final"
     save_checkpoint(final, model, tokenizer, _state(optimizer, cfg.steps, rng))
     return {"heldout_accuracy": accuracy, "seconds": round(time.monotonic() - start, 1), "steps": cfg.steps,

@@ -100,7 +100,8 @@ def distributed(config: Config):
         why = ("grpo.prompts_per_step must be a multiple of the number of processes" if g.prompts_per_step % world
                else "not with grpo.dynamic_sampling (each process would refill its share on its own)"
                if g.dynamic_sampling else "not under FSDP (an engine per process needs the whole weights on each; "
-               "use DDP)" if fsdp else "")
+               "use DDP)" if fsdp else "not with rollout.vllm_tensor_parallel_size > 1 (every process's workers "
+               "would claim the same cores or devices)" if config.rollout.vllm_tensor_parallel_size > 1 else "")
         if why:
             raise ConfigError(f"rollout.data_parallel with {world} processes: {why}")
     from datetime import timedelta

@@ -343,6 +343,7 @@ def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout:
     accuracy = evaluate(cfg.steps)
     if peft_model is not None:
         peft_model.merge_and_unload()  # `model` becomes a plain model again, the adapters merged into it
+        model.requires_grad_(True)  # PEFT froze the base; a later stage gets a model that trains
         peft_model = None
     final = run_dir / "final"
     checkpoint(final, cfg.steps, final_optimizer, with_reference=False)  # final/ is the model to use, not a resume point

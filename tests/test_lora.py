@@ -108,12 +108,27 @@ def test_a_lora_cold_start_moves_weights_by_a_low_rank_update(tmp_path, base):
     assert any(json.loads(line).get("loss/sft") for line in (run_dir / "metrics.jsonl").read_text().splitlines())
 
 
+def test_full_grpo_after_a_lora_cold_start_trains_every_weight(tmp_path, base):
+    """[sft, grpo] with sft.lora only: the merged cold-start model comes out trainable, so GRPO moves weights
+    LoRA never touches (embeddings, norms)."""
+    run_dir = tmp_path / "run"
+    assert train.main([f"run.dir={run_dir}", "run.stages=[sft,grpo]", f"model.path={base}", "sft.steps=3",
+                       "sft.warmup_steps=0", "sft.eval_every=0", "sft.eval_size=2", "sft.max_new_tokens=8",
+                       "sft.lora.rank=4", "task.train_size=200", "task.heldout_size=2", "grpo.steps=2",
+                       "grpo.warmup_steps=0", "grpo.lr=1e-3", "grpo.prompts_per_step=4", "grpo.group_size=4",
+                       "grpo.eval_every=0", "grpo.eval_size=2", "rollout.engine=hf", "rollout.max_new_tokens=40",
+                       "reward.format_weight=0.5"]) == 0
+    start, final = weights(base), weights(run_dir / "final")
+    assert any(not torch.equal(final[k], start[k]) for k in final if k.rsplit(".", 2)[-2] not in TARGETS)
+
+
 @pytest.mark.parametrize("override, key", [("grpo.lora.rank=-1", "grpo.lora.rank"),
                                            ("grpo.lora.dropout=1.0", "grpo.lora.alpha"),
                                            ("grpo.lora.targets=[]", "grpo.lora.targets"),
                                            ("grpo.lora.ranks=4", "grpo.lora.ranks"),
                                            ("sft.lora.rank=-2", "sft.lora.rank"),
-                                           ("distill.sft.lora.targets=[]", "distill.sft.lora.targets")])
+                                           ("distill.sft.lora.targets=[]", "distill.sft.lora.targets"),
+                                           ("sft.lora.rank=2", "sft.lora.rank needs a pretrained model")])
 def test_lora_config_errors_name_the_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         load_config(None, ["grpo.lora.rank=4", "distill.sft.lora.rank=2", override])
