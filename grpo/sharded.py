@@ -3,8 +3,9 @@ over the processes, so nothing one process holds is the model.
 
 The main process keeps a full, unsharded copy (`full_model`): the rollout engine samples from it (or is synced
 from it), held-out evaluation runs on it, and checkpoints save it. After each update every process takes part in
-gathering the full weights into that copy. Checkpoints hold the full optimizer state under parameter names
-(gathered the same way), and a resumed run shards it again, so an FSDP checkpoint is one file set like any other.
+gathering the full weights into that copy. Checkpoints hold the full optimizer state keyed by parameter name
+(gathered the same way; one process and DDP key it by index), and a resumed FSDP run shards it again; the model
+files are those of any checkpoint.
 
 Every function here except `is_sharded` is a collective: all processes call it at the same point.
 

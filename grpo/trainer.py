@@ -45,7 +45,8 @@ from grpo.lora import (AdaptersOff, adapter_state_dict, base_state_dict, load_ad
                        merged_state_dict, trainable_parameters, wrap)
 from grpo.model import parameter_count
 from grpo.rollout import Group, SamplingParams
-from grpo.runfiles import append_jsonl, drop_after, log_heldout, prune_checkpoints, save_checkpoint
+from grpo.runfiles import (CheckpointError, append_jsonl, drop_after, log_heldout, prune_checkpoints,
+                           save_checkpoint)
 from grpo.sft import adamw, lr_factor
 
 CHECKPOINTS = Path("checkpoints") / "grpo"  # under the run dir
@@ -210,6 +211,10 @@ def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout:
     first_step, evals, elapsed_before, nonfinite = 0, [], 0.0, 0
     if resume_from is not None:
         state = torch.load(resume_from / "trainer_state.pt", weights_only=False)
+        by_name = any(isinstance(k, str) for k in state["optimizer"]["state"])  # FSDP's layout: parameter names
+        if by_name != sharded:
+            raise CheckpointError(f"{resume_from}: its optimizer state was written "
+                                  f"{'under FSDP' if by_name else 'by one process or DDP'}; resume it the same way")
         if sharded:
             load_full_optimizer_state(learner, optimizer, state["optimizer"])
         else:

@@ -236,3 +236,18 @@ def test_a_bf16_mixed_precision_run_trains_fp32_weights(tmp_path, base):
     assert all(v.dtype == torch.float32 for v in final.values())
     assert any(not torch.equal(final[k], start[k]) for k in final)
 
+
+
+def test_a_checkpoint_from_another_backend_family_is_refused(tmp_path, base, capsys):
+    """FSDP checkpoints key the optimizer state by parameter name, one process and DDP by index: resuming one
+    kind the other way is refused with a message instead of a torch KeyError."""
+    run_dir = tmp_path / "run"
+    args = ["run.stages=[grpo]", f"model.path={base}", "grpo.steps=2", "grpo.save_every=1", *SMALL]
+    assert train.main([f"run.dir={run_dir}", *args]) == 0
+    checkpoint = run_dir / "checkpoints" / "grpo" / "step_1"
+    state = torch.load(checkpoint / "trainer_state.pt", weights_only=False)
+    state["optimizer"]["state"] = {f"param_{k}": v for k, v in state["optimizer"]["state"].items()}  # as FSDP keys
+    torch.save(state, checkpoint / "trainer_state.pt")
+    (run_dir / "summary.json").unlink()
+    assert train.main(["--resume", str(run_dir)]) != 0
+    assert "its optimizer state was written under FSDP; resume it the same way" in capsys.readouterr().err
