@@ -27,7 +27,7 @@ from tqdm import tqdm
 from grpo.config import SFTConfig
 from grpo.lora import merged_state_dict, trainable_parameters, wrap
 from grpo.model import parameter_count
-from grpo.runfiles import append_jsonl, log_heldout, save_checkpoint
+from grpo.runfiles import append_jsonl, drop_after, log_heldout, save_checkpoint
 
 IGNORE = -100
 
@@ -137,16 +137,18 @@ def adamw(model, cfg) -> torch.optim.Optimizer:
                               {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, cfg.adam_beta2))
 
 
-def _state(optimizer, step: int, rng: random.Random) -> dict:
-    return {"optimizer": optimizer.state_dict(), "step": step, "python_rng": rng.getstate(),
-            "torch_rng": torch.get_rng_state()}
+def _state(optimizer, scheduler, step: int, rng: random.Random, **progress) -> dict:
+    return {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step,
+            "python_rng": rng.getstate(), "torch_rng": torch.get_rng_state(), **progress}
 
 
 def run_sft(model, tokenizer, train, heldout, cfg: SFTConfig, run_dir: Path, *, seed: int,
             think_prefix: bool, stage: str = "sft", final: Path | None = None,
-            kd: Distillation | None = None, lora_section: str = "sft") -> dict:
+            kd: Distillation | None = None, lora_section: str = "sft", resume_from: Path | None = None) -> dict:
     """Train `model` on `train` examples; return {"heldout_accuracy", "seconds", "steps", ...}. Metrics and
-    samples go to the run dir's files tagged with `stage`; the model to `final` (default: <run dir>/final)."""
+    samples go to the run dir's files tagged with `stage`; the model to `final` (default: <run dir>/final).
+    `resume_from`: a checkpoint of this stage whose weights `model` already holds; the run continues from its
+    step exactly as if it had not stopped (optimizer, schedule, batch order, RNG, logs)."""
     start = time.monotonic()
     sequences, too_long = tokenize(train, tokenizer, cfg.max_length)
     if not sequences:
@@ -161,6 +163,19 @@ def run_sft(model, tokenizer, train, heldout, cfg: SFTConfig, run_dir: Path, *, 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, cfg))
     metrics_path = run_dir / "metrics.jsonl"
     evals: list[dict] = []
+    first_step, tokens_seen, elapsed_before = 0, 0, 0.0
+    if resume_from is not None:
+        state = torch.load(resume_from / "trainer_state.pt", weights_only=False)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        first_step, evals = state["step"], state["evals"]
+        tokens_seen, elapsed_before = state["tokens"], state["elapsed"]
+        for _ in range(first_step * cfg.grad_accum):  # the batch stream where the stopped run left it
+            next(stream)
+        torch.set_rng_state(state["torch_rng"])
+        for path in (metrics_path, run_dir / "samples.jsonl"):
+            drop_after(path, stage, first_step)
+        print(f"{stage}: resumed from {resume_from} at step {first_step}")
 
     def evaluate(step: int) -> float:
         accuracy = log_heldout(model, tokenizer, heldout[: cfg.eval_size], run_dir, stage=stage, step=step,
@@ -168,8 +183,9 @@ def run_sft(model, tokenizer, train, heldout, cfg: SFTConfig, run_dir: Path, *, 
         evals.append({"step": step, "heldout_accuracy": accuracy})
         return accuracy
 
-    tokens_seen, window_tokens, window_start = 0, 0, time.monotonic()
-    progress = tqdm(range(cfg.steps), desc=stage, unit="step", dynamic_ncols=True)
+    window_tokens, window_start = 0, time.monotonic()
+    progress = tqdm(range(first_step, cfg.steps), desc=stage, unit="step", dynamic_ncols=True, initial=first_step,
+                    total=cfg.steps)
     for step in progress:
         model.train()
         micro = [collate([sequences[i] for i in next(stream)], tokenizer.pad_token_id) for _ in range(cfg.grad_accum)]
@@ -188,7 +204,8 @@ def run_sft(model, tokenizer, train, heldout, cfg: SFTConfig, run_dir: Path, *, 
             progress.write(f"{stage} step {step + 1}: held-out accuracy {evaluate(step + 1):.3f}")
         if cfg.save_every and (step + 1) % cfg.save_every == 0:
             save_checkpoint(run_dir / "checkpoints" / stage / f"step_{step + 1}", model, tokenizer,
-                            _state(optimizer, step + 1, rng),
+                            _state(optimizer, scheduler, step + 1, rng, evals=evals, tokens=tokens_seen,
+                                   elapsed=elapsed_before + time.monotonic() - start),
                             weights=merged_state_dict(peft_model) if peft_model is not None else None)
     progress.close()
     accuracy = evaluate(cfg.steps)
@@ -196,7 +213,8 @@ def run_sft(model, tokenizer, train, heldout, cfg: SFTConfig, run_dir: Path, *, 
         peft_model.merge_and_unload()  # `model` is a plain model again, the adapters merged into its weights
         model.requires_grad_(True)  # PEFT froze the base; a later stage (grpo) trains every weight
     final = final or run_dir / "final"
-    save_checkpoint(final, model, tokenizer, _state(optimizer, cfg.steps, rng))
-    return {"heldout_accuracy": accuracy, "seconds": round(time.monotonic() - start, 1), "steps": cfg.steps,
+    save_checkpoint(final, model, tokenizer, _state(optimizer, scheduler, cfg.steps, rng))
+    return {"heldout_accuracy": accuracy, "seconds": round(elapsed_before + time.monotonic() - start, 1),
+            "steps": cfg.steps,
             "examples": len(sequences), "left_out_too_long": too_long, "tokens": tokens_seen,
             "evals": evals, "final": str(final)}

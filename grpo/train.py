@@ -12,8 +12,9 @@ distill (a smaller student on them, and a baseline student on the cold-start dat
 eval (every model of the run on the held-out set: eval/heldout.json).
 
 `--resume RUN_DIR` continues a stopped run: it reads the run's own `config.yaml` (overrides still apply),
-skips the stages `summary.json` records as done, continues GRPO from its newest checkpoint, keeps the generate
-stage's finished shards and a finished distilled model, and restarts any other interrupted stage.
+skips the stages `summary.json` records as done, continues the cold start (with `sft.save_every`) and GRPO from
+their newest checkpoints, keeps the generate stage's finished shards and a finished distilled model, and
+restarts any other interrupted stage (a LoRA cold start too: its checkpoints hold merged weights).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from grpo.config import Config, ConfigError, load_config, to_yaml
 from grpo.data import DataError, load_heldout, load_records, to_examples
 from grpo.model import build_model, build_tokenizer, load, mixed_precision, parameter_count
 from grpo.runfiles import CheckpointError, drop_after, latest_checkpoint, write_atomic
-from grpo.trainer import CHECKPOINTS, TrainingStopped
+from grpo.trainer import TrainingStopped
 
 DEFAULT_RECIPE = Path(__file__).resolve().parent.parent / "configs" / "tiny.yaml"
 
@@ -54,11 +55,17 @@ def prepare(config: Config, start_from: Path | None = None):
     return model.to(getattr(torch, config.model.dtype)), tokenizer
 
 
-def _resume_point(run_dir: Path, stages: list[str]) -> tuple[dict, Path | None, Path | None]:
-    """(summary so far, model directory to start from, GRPO checkpoint to continue) of a stopped run."""
+def _resume_point(run_dir: Path, config: Config) -> tuple[dict, Path | None, Path | None]:
+    """(summary so far, model directory to start from, checkpoint to continue: of the first unfinished training
+    stage, sft or grpo, in checkpoints/<stage>/) of a stopped run. A LoRA cold start restarts instead (its
+    checkpoints hold merged weights, not the adapters)."""
+    stages = config.run.stages
     summary_path = run_dir / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {"stages": {}}
-    checkpoint = latest_checkpoint(run_dir / CHECKPOINTS) if "grpo" not in summary["stages"] else None
+    pending = [s for s in stages if s in ("sft", "grpo") and s not in summary["stages"]]
+    checkpoint = None
+    if pending and not (pending[0] == "sft" and config.sft.lora.rank):
+        checkpoint = latest_checkpoint(run_dir / "checkpoints" / pending[0])
     if checkpoint is not None:
         return summary, checkpoint, checkpoint
     trained = [s for s in stages if s in summary["stages"] and s in ("sft", "grpo")]  # stages that write final/
@@ -130,7 +137,8 @@ def run(config: Config, *, resume: bool = False) -> dict:
         write_atomic(run_dir / "config.yaml", to_yaml(config))
     summary, start_from, checkpoint = ({"stages": {}}, None, None)
     if resume:
-        summary, start_from, checkpoint = _resume_point(run_dir, config.run.stages)
+        summary, start_from, checkpoint = _resume_point(run_dir, config)
+    continues = checkpoint.parent.name if checkpoint is not None else None  # the stage the checkpoint is of
     model, tokenizer = prepare(config, start_from)
     if config.model.gradient_checkpointing:
         model.gradient_checkpointing_enable()
@@ -146,7 +154,7 @@ def run(config: Config, *, resume: bool = False) -> dict:
         if stage in summary["stages"]:
             print(f"{stage}: already done (summary.json), skipped")
             continue
-        if resume and is_main and stage != "distill" and not (stage == "grpo" and checkpoint is not None):
+        if resume and is_main and stage != "distill" and stage != continues:
             for name in ("metrics.jsonl", "samples.jsonl"):  # the stage restarts: forget an interrupted attempt
                 drop_after(run_dir / name, stage, -1)
         if stage == "sft":
@@ -154,7 +162,8 @@ def run(config: Config, *, resume: bool = False) -> dict:
 
             result = run_sft(model, tokenizer, to_examples(cold_start(train, config), tokenizer, config.prompt),
                              to_examples(heldout, tokenizer, config.prompt), config.sft, run_dir,
-                             seed=config.run.seed, think_prefix=config.prompt.think_prefix)
+                             seed=config.run.seed, think_prefix=config.prompt.think_prefix,
+                             resume_from=checkpoint if continues == "sft" else None)
             if result["left_out_too_long"]:
                 print(f"sft: {result['left_out_too_long']} examples longer than sft.max_length were left out")
             print(f"sft: held-out accuracy {result['heldout_accuracy']:.3f} after {result['steps']} steps "
@@ -181,7 +190,8 @@ def run(config: Config, *, resume: bool = False) -> dict:
             try:
                 result = run_grpo(model, tokenizer, engine, train_examples, heldout_examples, config.grpo,
                                   config.rollout, config.reward, run_dir, seed=config.run.seed,
-                                  think_prefix=config.prompt.think_prefix, resume_from=checkpoint,
+                                  think_prefix=config.prompt.think_prefix,
+                                  resume_from=checkpoint if continues == "grpo" else None,
                                   start_accuracy=previous[-1] if previous and same_heldout else None,
                                   accelerator=accelerator, full_model=full)
             finally:
