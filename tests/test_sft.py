@@ -83,10 +83,10 @@ def test_bad_config_or_data_exit_with_a_clear_message(tmp_path, capsys):
 def test_a_cold_start_killed_mid_stage_resumes_exactly(tmp_path, monkeypatch):
     """sft.save_every: a run stopped inside step 5 resumes from its step-4 checkpoint and ends with the same
     weights and the same metrics.jsonl as a run that never stopped (optimizer, schedule, batch order, RNG)."""
+    from crashes import logged, weights
+
     import grpo.sft
     from grpo.runfiles import latest_checkpoint
-
-    from crashes import logged, weights
 
     args = ["run.stages=[sft]", "sft.steps=6", "sft.warmup_steps=2", "sft.save_every=2", "sft.log_every=1",
             "sft.eval_every=3", "sft.eval_size=2", "sft.max_new_tokens=8", "sft.batch_size=8", "task.train_size=100",
