@@ -7,8 +7,9 @@ the same student (same initial weights, same settings) is also trained on the co
 comparison DeepSeek-R1 makes between distillation and the small model's own training.
 
 Run dir: `distill/student/` and `distill/baseline/` (Hugging Face models), each with `result.json` once done;
-metrics.jsonl lines tagged `distill` and `distill_baseline`. A re-run keeps a finished model and retrains an
-interrupted one from its start (the same seed gives the same model).
+metrics.jsonl lines tagged `distill` and `distill_baseline`. A re-run keeps a finished model, continues an
+interrupted one from its newest checkpoint (`distill.sft.save_every`: checkpoints/distill/, .../distill_baseline/)
+exactly, and otherwise retrains it from its start (the same seed gives the same model).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import torch
 from grpo.config import DistillConfig, ModelConfig, PromptConfig
 from grpo.data import DataError, Example, render_prompt, to_examples
 from grpo.model import build_model, load, mixed_precision, parameter_count
-from grpo.runfiles import drop_after, write_atomic
+from grpo.runfiles import drop_after, latest_checkpoint, write_atomic
 from grpo.sft import Distillation, run_sft
 
 DISTILL = Path("distill")  # under the run dir
@@ -58,13 +59,30 @@ def _train(name: str, student, tokenizer, train, heldout, cfg: DistillConfig, ru
         print(f"distill: the {name} model is already trained ({out}), kept")
         return json.loads(done.read_text())
     stage = "distill" if name == "student" else f"distill_{name}"
-    for log in ("metrics.jsonl", "samples.jsonl"):  # forget an interrupted attempt: the model trains from its start
-        drop_after(run_dir / log, stage, -1)
+    # an interrupted attempt continues from its newest checkpoint (distill.sft.save_every; not under LoRA, whose
+    # checkpoints hold merged weights), else it is forgotten and the model trains from its start
+    checkpoint = None if cfg.sft.lora.rank else latest_checkpoint(run_dir / "checkpoints" / stage)
+    if checkpoint is not None:
+        _load_weights(student, checkpoint)
+    else:
+        for log in ("metrics.jsonl", "samples.jsonl"):
+            drop_after(run_dir / log, stage, -1)
     result = run_sft(student, tokenizer, train, heldout, cfg.sft, run_dir, seed=seed, think_prefix=think_prefix,
-                     stage=stage, final=out, kd=kd, lora_section="distill.sft")
+                     stage=stage, final=out, kd=kd, lora_section="distill.sft", resume_from=checkpoint)
     result["parameters"] = parameter_count(student)
     write_atomic(done, json.dumps(result, indent=2))
     return result
+
+
+def _load_weights(model, checkpoint: Path) -> None:
+    """A checkpoint's weights into `model` in place (a tied output head comes with the embedding)."""
+    from safetensors.torch import load_file
+
+    missing, unexpected = model.load_state_dict(load_file(str(checkpoint / "model.safetensors")), strict=False)
+    tied = {"lm_head.weight"} if getattr(model.config, "tie_word_embeddings", False) else set()
+    if unexpected or set(missing) - tied:
+        raise DataError(f"{checkpoint}: its weights do not fit the student (missing {sorted(set(missing) - tied)}, "
+                        f"unexpected {sorted(unexpected)})")
 
 
 def run_distill(teacher, teacher_tokenizer, traces: list[dict], cold_start: list[dict], heldout: list[dict],

@@ -187,6 +187,44 @@ def test_kill_mid_stage_then_resume_gives_the_same_outputs(tmp_path, teacher, wh
     assert strip(logged) == strip(expected)
 
 
+def test_a_distill_student_stopped_mid_stage_continues_from_its_checkpoint(tmp_path, teacher, monkeypatch):
+    """distill.sft.save_every: a student stopped inside step 6 resumes at step 4 (8 more steps, then the
+    baseline's 12) and ends with the same weights as a student that never stopped."""
+    import grpo.sft
+
+    args = ["run.stages=[generate,filter,distill]", "distill.sft.save_every=4"]
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    assert train.main(_pipeline(straight, teacher, *args)) == 0
+    real, calls = grpo.sft.train_step, {"n": 0}
+
+    def crashing(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 6:
+            raise KeyboardInterrupt("simulated crash")
+        return real(*a, **k)
+
+    monkeypatch.setattr(grpo.sft, "train_step", crashing)
+    with pytest.raises(KeyboardInterrupt):
+        train.main(_pipeline(killed, teacher, *args))
+    assert (killed / "checkpoints" / "distill" / "step_4" / "trainer_state.pt").exists()
+    after = {"n": 0}
+
+    def counting(*a, **k):
+        after["n"] += 1
+        return real(*a, **k)
+
+    monkeypatch.setattr(grpo.sft, "train_step", counting)
+    assert train.main(["--resume", str(killed)]) == 0
+    assert after["n"] == 8 + 12
+    for name in ("student", "baseline"):
+        a = load_file(straight / "distill" / name / "model.safetensors")
+        b = load_file(killed / "distill" / name / "model.safetensors")
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    rows = lambda d: [{k: v for k, v in json.loads(line).items() if not k.startswith("perf/")}  # noqa: E731
+                      for line in (d / "metrics.jsonl").read_text().splitlines()]
+    assert rows(killed) == rows(straight)
+
+
 def test_pipeline_config_errors_name_the_key(tmp_path, capsys):
     assert train.main([f"run.dir={tmp_path}", "run.stages=[distill,generate]"]) == 2
     assert "run.stages" in capsys.readouterr().err
