@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grpo.config import load_config
+from grpo.config import grpo_eval_tokens, load_config
 from grpo.data import load_heldout, to_examples
 from grpo.evaluate import GREEDY, heldout_accuracy
 from grpo.model import load
@@ -26,7 +26,7 @@ def evaluate_run(run_dir: Path, checkpoint: str = "final") -> tuple[list[dict], 
     config = load_config(config_path, [])
     stage = config.run.stages[-1]
     if stage == "grpo":
-        size, tokens = config.grpo.eval_size, config.grpo.eval_max_new_tokens or config.rollout.max_new_tokens
+        size, tokens = config.grpo.eval_size, grpo_eval_tokens(config.grpo, config.rollout)
     else:
         size, tokens = config.sft.eval_size, config.sft.max_new_tokens
     records = load_heldout(config)

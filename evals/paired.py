@@ -15,7 +15,7 @@ import json
 import sys
 
 from evals.metrics import mcnemar_exact
-from grpo.config import ConfigError, load_config
+from grpo.config import ConfigError, grpo_eval_tokens, load_config
 from grpo.data import load_heldout, to_examples
 from grpo.evaluate import heldout_accuracy
 from grpo.model import load
@@ -24,7 +24,7 @@ from grpo.model import load
 def compare(config_path: str, model_a: str, model_b: str, size: int = 0, overrides: list[str] | None = None) -> dict:
     config = load_config(config_path, overrides or [])
     records = load_heldout(config)
-    tokens = config.grpo.eval_max_new_tokens or config.rollout.max_new_tokens
+    tokens = grpo_eval_tokens(config.grpo, config.rollout)
     verdicts = {}
     for name, path in (("a", model_a), ("b", model_b)):
         model, tokenizer = load(path, config.model.dtype)

@@ -371,6 +371,11 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
+def grpo_eval_tokens(grpo: GRPOConfig, rollout: RolloutConfig) -> int:
+    """The GRPO stage's held-out token budget: grpo.eval_max_new_tokens, else the rollouts' own."""
+    return grpo.eval_max_new_tokens or rollout.max_new_tokens
+
+
 def _check_type(value, kind, key: str, where: str):
     """`value` converted to `kind` where that is lossless (int -> float), else ConfigError."""
     origin = typing.get_origin(kind)
@@ -438,8 +443,8 @@ def _sft_checks(section: str, s: SFTConfig, max_position_embeddings: int, *, bui
         (s.max_length <= max_position_embeddings or not built, f"{section}.max_length",
          f"exceeds model.max_position_embeddings ({max_position_embeddings})"),
         *_lora_checks(f"{section}.lora", s.lora),
-        (not (built and s.lora.rank), f"{section}.lora.rank", "needs a pretrained model (model.path, or "
-         "distill.student_path for the student): adapters on a preset built from scratch train on random weights"),
+        (not (built and s.lora.rank), f"{section}.lora.rank", ("needs a pretrained model (model.path, or "
+         "distill.student_path for the student): adapters on a preset built from scratch train on random weights")),
     ]
 
 

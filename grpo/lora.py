@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 
 from grpo.config import ConfigError, LoraConfig
+from grpo.model import parameter_count
 
 
 def wrap(model, cfg: LoraConfig, section: str = "grpo.lora"):
@@ -86,3 +87,10 @@ class AdaptersOff:
 
 def trainable_parameters(model) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def describe(model, cfg: LoraConfig) -> str:
+    """One line on an adapted model: rank, targets, and how much of it trains."""
+    total, trainable = parameter_count(model), trainable_parameters(model)
+    return (f"LoRA rank {cfg.rank} on {', '.join(cfg.targets)}: {trainable:,} trainable parameters "
+            f"({100 * trainable / total:.1f}% of {total:,})")

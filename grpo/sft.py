@@ -25,8 +25,7 @@ import torch
 from tqdm import tqdm
 
 from grpo.config import SFTConfig
-from grpo.lora import merged_state_dict, trainable_parameters, wrap
-from grpo.model import parameter_count
+from grpo.lora import describe, merged_state_dict, wrap
 from grpo.runfiles import append_jsonl, drop_after, log_heldout, save_checkpoint
 
 IGNORE = -100
@@ -157,8 +156,7 @@ def run_sft(model, tokenizer, train, heldout, cfg: SFTConfig, run_dir: Path, *, 
     stream = batches(sequences, cfg.batch_size, rng)
     peft_model = wrap(model, cfg.lora, f"{lora_section}.lora") if cfg.lora.rank else None  # injected into `model`
     if peft_model is not None:
-        print(f"{stage}: LoRA rank {cfg.lora.rank}: {trainable_parameters(model):,} trainable parameters of "
-              f"{parameter_count(model):,}")
+        print(f"{stage}: {describe(model, cfg.lora)}")
     optimizer = adamw(model, cfg)  # under LoRA the adapters alone (nothing else requires grad)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, cfg))
     metrics_path = run_dir / "metrics.jsonl"

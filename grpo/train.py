@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from grpo.config import Config, ConfigError, load_config, to_yaml
+from grpo.config import Config, ConfigError, grpo_eval_tokens, load_config, to_yaml
 from grpo.data import DataError, load_heldout, load_records, to_examples
 from grpo.model import build_model, build_tokenizer, load, mixed_precision, parameter_count
 from grpo.runfiles import CheckpointError, drop_after, latest_checkpoint, write_atomic
@@ -104,13 +104,14 @@ def distributed(config: Config):
         raise ConfigError("grpo.lora.rank: LoRA adapters under FSDP are not supported; train them under DDP "
                           "(configs/accelerate/ddp.yaml), where every process holds the whole frozen model anyway")
     if config.rollout.data_parallel:
-        why = ("grpo.prompts_per_step must be a multiple of the number of processes" if g.prompts_per_step % world
-               else "not with grpo.dynamic_sampling (each process would refill its share on its own)"
-               if g.dynamic_sampling else "not under FSDP (an engine per process needs the whole weights on each; "
-               "use DDP)" if fsdp else "not with rollout.vllm_tensor_parallel_size > 1 (every process's workers "
-               "would claim the same cores or devices)" if config.rollout.vllm_tensor_parallel_size > 1 else "")
-        if why:
-            raise ConfigError(f"rollout.data_parallel with {world} processes: {why}")
+        for refused, why in (
+                (g.prompts_per_step % world, "grpo.prompts_per_step must be a multiple of the number of processes"),
+                (g.dynamic_sampling, "not with grpo.dynamic_sampling (each process would refill its share on its own)"),
+                (fsdp, "not under FSDP (an engine per process needs the whole weights on each; use DDP)"),
+                (config.rollout.vllm_tensor_parallel_size > 1, ("not with rollout.vllm_tensor_parallel_size > 1 "
+                 "(every process's workers would claim the same cores or devices)"))):
+            if refused:
+                raise ConfigError(f"rollout.data_parallel with {world} processes: {why}")
     from datetime import timedelta
 
     from accelerate import Accelerator
@@ -183,7 +184,7 @@ def run(config: Config, *, resume: bool = False) -> dict:
                       if is_main or config.rollout.data_parallel else None)
             previous = [summary["stages"][s]["heldout_accuracy"] for s in config.run.stages
                         if s in summary["stages"] and s != "grpo"]
-            eval_tokens = config.grpo.eval_max_new_tokens or config.rollout.max_new_tokens
+            eval_tokens = grpo_eval_tokens(config.grpo, config.rollout)
             same_heldout = (config.grpo.eval_size == config.sft.eval_size and "sft" in summary["stages"]
                             and config.grpo.eval_temperature == 0  # SFT evaluates greedy
                             and config.sft.max_new_tokens == eval_tokens)
@@ -363,8 +364,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _leave(code: int) -> None:
-    """Exit. One of several processes (`accelerate launch`) runs the exit handlers, then skips the interpreter's
+def leave(code: int) -> None:
+    """Exit (also what tests/distributed_update.py ends with). One of several processes (`accelerate launch`) runs the exit handlers, then skips the interpreter's
     teardown: over gloo a process sometimes aborted there (SIGABRT, "terminate called without an active
     exception": a communication thread still joinable at exit, pytorch/pytorch#90549) after its work was done
     and written. Destroying the process group first made the ranks hang instead."""
@@ -379,4 +380,4 @@ def _leave(code: int) -> None:
 
 
 if __name__ == "__main__":
-    _leave(main())
+    leave(main())

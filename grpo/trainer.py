@@ -37,17 +37,22 @@ from tqdm import tqdm
 
 from grpo import rewards as R
 from grpo.advantages import advantages as compute_advantages
-from grpo.config import GRPOConfig, RewardConfig, RolloutConfig
+from grpo.config import GRPOConfig, RewardConfig, RolloutConfig, grpo_eval_tokens
 from grpo.evaluate import EvalProtocol
 from grpo.learner import Sample, update
-from grpo.sharded import full_optimizer_state, full_weights, is_sharded, load_full_optimizer_state
-from grpo.lora import (AdaptersOff, adapter_state_dict, base_state_dict, load_adapter_state_dict,
-                       merged_state_dict, trainable_parameters, wrap)
-from grpo.model import parameter_count
+from grpo.lora import (
+    AdaptersOff,
+    adapter_state_dict,
+    base_state_dict,
+    describe,
+    load_adapter_state_dict,
+    merged_state_dict,
+    wrap,
+)
 from grpo.rollout import Group, SamplingParams
-from grpo.runfiles import (CheckpointError, append_jsonl, drop_after, log_heldout, prune_checkpoints,
-                           save_checkpoint)
+from grpo.runfiles import CheckpointError, append_jsonl, drop_after, log_heldout, prune_checkpoints, save_checkpoint
 from grpo.sft import adamw, lr_factor
+from grpo.sharded import full_optimizer_state, full_weights, is_sharded, load_full_optimizer_state
 
 CHECKPOINTS = Path("checkpoints") / "grpo"  # under the run dir
 
@@ -230,7 +235,7 @@ def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout:
             for path in (metrics_path, samples_path):
                 drop_after(path, "grpo", first_step)
             print(f"grpo: resumed from {resume_from} at step {first_step}")
-    eval_tokens = cfg.eval_max_new_tokens or rollout.max_new_tokens
+    eval_tokens = grpo_eval_tokens(cfg, rollout)
     loss_kwargs = dict(clip_low=cfg.clip_low, clip_high=cfg.clip_high, level=cfg.ratio_level,
                        aggregation=cfg.loss_aggregation, kl_coef=cfg.kl_coef, is_cap=cfg.is_cap or None)
 
@@ -365,9 +370,7 @@ def _with_adapters(model, cfg: GRPOConfig, resume_from: Path | None, verbose: bo
     if resume_from is not None:
         load_adapter_state_dict(peft_model, torch.load(resume_from / "lora_adapter.pt"))
     if verbose:
-        total, trainable = parameter_count(model), trainable_parameters(model)
-        print(f"grpo: LoRA rank {cfg.lora.rank} on {', '.join(cfg.lora.targets)}: {trainable:,} trainable "
-              f"parameters ({100 * trainable / total:.1f}% of {total:,})")
+        print(f"grpo: {describe(model, cfg.lora)}")
     return peft_model
 
 

@@ -12,21 +12,40 @@ from grpo.runfiles import latest_checkpoint
 from grpo.trainer import CHECKPOINTS
 
 
-def crash_then_resume(monkeypatch, run_dir, args: list[str], *, crash_at: int, checkpoint: str) -> None:
-    """Run `args` into `run_dir`, raise KeyboardInterrupt inside the `crash_at`-th update, check that
-    `checkpoint` is the newest complete one, then `--resume` the run to its end."""
-    real_update, calls = grpo.trainer.update, {"n": 0}
+def interrupt(monkeypatch, owner, name: str, *, at: int) -> None:
+    """From now on `owner.name` raises KeyboardInterrupt (a simulated kill) on its `at`-th call."""
+    real, calls = getattr(owner, name), {"n": 0}
 
     def crashing(*a, **k):
         calls["n"] += 1
-        if calls["n"] == crash_at:
+        if calls["n"] == at:
             raise KeyboardInterrupt("simulated crash")
-        return real_update(*a, **k)
+        return real(*a, **k)
 
-    monkeypatch.setattr(grpo.trainer, "update", crashing)
+    crashing.__wrapped__ = real
+    monkeypatch.setattr(owner, name, crashing)
+
+
+def count_calls(monkeypatch, owner, name: str) -> dict:
+    """From now on the calls of `owner.name` (unwrapped from `interrupt`) are counted in the returned {"n"}."""
+    current = getattr(owner, name)
+    real, calls = getattr(current, "__wrapped__", current), {"n": 0}
+
+    def counting(*a, **k):
+        calls["n"] += 1
+        return real(*a, **k)
+
+    monkeypatch.setattr(owner, name, counting)
+    return calls
+
+
+def crash_then_resume(monkeypatch, run_dir, args: list[str], *, crash_at: int, checkpoint: str) -> None:
+    """Run `args` into `run_dir`, raise KeyboardInterrupt inside the `crash_at`-th update, check that
+    `checkpoint` is the newest complete one, then `--resume` the run to its end."""
+    interrupt(monkeypatch, grpo.trainer, "update", at=crash_at)
     with pytest.raises(KeyboardInterrupt):
         train.main([f"run.dir={run_dir}", *args])
-    monkeypatch.setattr(grpo.trainer, "update", real_update)
+    monkeypatch.setattr(grpo.trainer, "update", grpo.trainer.update.__wrapped__)
     assert latest_checkpoint(run_dir / CHECKPOINTS).name == checkpoint
     assert train.main(["--resume", str(run_dir)]) == 0
 

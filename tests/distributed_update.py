@@ -4,7 +4,6 @@ saved global batch; rank 0 writes the updated weights and the step's metrics.
     accelerate launch --config_file configs/accelerate/ddp.yaml tests/distributed_update.py MODEL_DIR BATCH.pt OUT.pt
 """
 
-import os
 import sys
 
 import torch
@@ -12,6 +11,7 @@ from accelerate import Accelerator
 
 from grpo.learner import update
 from grpo.model import load
+from grpo.train import leave
 
 
 def main(model_dir: str, batch_path: str, out_path: str) -> None:
@@ -29,12 +29,7 @@ def main(model_dir: str, batch_path: str, out_path: str) -> None:
         torch.save({"state": state, "stats": stats, "world": accelerator.num_processes,
                     "type": accelerator.distributed_type.name}, out_path)
     accelerator.wait_for_everyone()
-    # Every rank has done its part and rank 0 has written the result: leave without the interpreter's teardown.
-    # Over gloo a rank sometimes aborts there ("terminate called without an active exception", a communication
-    # thread still joinable at exit; pytorch/pytorch#90549), which failed ~1 CI run in 3.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    leave(0)  # every rank has done its part and rank 0 has written the result: no interpreter teardown
 
 
 if __name__ == "__main__":

@@ -190,30 +190,18 @@ def test_kill_mid_stage_then_resume_gives_the_same_outputs(tmp_path, teacher, wh
 def test_a_distill_student_stopped_mid_stage_continues_from_its_checkpoint(tmp_path, teacher, monkeypatch):
     """distill.sft.save_every: a student stopped inside step 6 resumes at step 4 (8 more steps, then the
     baseline's 12) and ends with the same weights as a student that never stopped."""
+    from crashes import count_calls, interrupt
+
     import grpo.sft
 
     args = ["run.stages=[generate,filter,distill]", "distill.sft.save_every=4"]
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     assert train.main(_pipeline(straight, teacher, *args)) == 0
-    real, calls = grpo.sft.train_step, {"n": 0}
-
-    def crashing(*a, **k):
-        calls["n"] += 1
-        if calls["n"] == 6:
-            raise KeyboardInterrupt("simulated crash")
-        return real(*a, **k)
-
-    monkeypatch.setattr(grpo.sft, "train_step", crashing)
+    interrupt(monkeypatch, grpo.sft, "train_step", at=6)
     with pytest.raises(KeyboardInterrupt):
         train.main(_pipeline(killed, teacher, *args))
     assert (killed / "checkpoints" / "distill" / "step_4" / "trainer_state.pt").exists()
-    after = {"n": 0}
-
-    def counting(*a, **k):
-        after["n"] += 1
-        return real(*a, **k)
-
-    monkeypatch.setattr(grpo.sft, "train_step", counting)
+    after = count_calls(monkeypatch, grpo.sft, "train_step")
     assert train.main(["--resume", str(killed)]) == 0
     assert after["n"] == 8 + 12
     for name in ("student", "baseline"):

@@ -83,7 +83,7 @@ def test_bad_config_or_data_exit_with_a_clear_message(tmp_path, capsys):
 def test_a_cold_start_killed_mid_stage_resumes_exactly(tmp_path, monkeypatch):
     """sft.save_every: a run stopped inside step 5 resumes from its step-4 checkpoint and ends with the same
     weights and the same metrics.jsonl as a run that never stopped (optimizer, schedule, batch order, RNG)."""
-    from crashes import logged, weights
+    from crashes import count_calls, interrupt, logged, weights
 
     import grpo.sft
     from grpo.runfiles import latest_checkpoint
@@ -92,26 +92,12 @@ def test_a_cold_start_killed_mid_stage_resumes_exactly(tmp_path, monkeypatch):
             "sft.eval_every=3", "sft.eval_size=2", "sft.max_new_tokens=8", "sft.batch_size=8", "task.train_size=100",
             "task.heldout_size=2"]
     assert train.main([f"run.dir={tmp_path / 'straight'}", *args]) == 0
-    real, calls = grpo.sft.train_step, {"n": 0}
-
-    def crashing(*a, **k):
-        calls["n"] += 1
-        if calls["n"] == 5:
-            raise KeyboardInterrupt("simulated crash")
-        return real(*a, **k)
-
-    monkeypatch.setattr(grpo.sft, "train_step", crashing)
+    interrupt(monkeypatch, grpo.sft, "train_step", at=5)
     crashed = tmp_path / "crashed"
     with pytest.raises(KeyboardInterrupt):
         train.main([f"run.dir={crashed}", *args])
     assert latest_checkpoint(crashed / "checkpoints" / "sft").name == "step_4"
-    resumed_steps = {"n": 0}
-
-    def counting(*a, **k):
-        resumed_steps["n"] += 1
-        return real(*a, **k)
-
-    monkeypatch.setattr(grpo.sft, "train_step", counting)
+    resumed_steps = count_calls(monkeypatch, grpo.sft, "train_step")
     assert train.main(["--resume", str(crashed)]) == 0
     assert resumed_steps["n"] == 2  # steps 5 and 6: it continued, it did not start over
     straight, resumed = weights(tmp_path / "straight" / "final"), weights(crashed / "final")
