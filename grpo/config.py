@@ -163,7 +163,8 @@ class SFTConfig:
 @dataclass
 class RolloutConfig:
     engine: str = "auto"
-    """auto, hf (transformers) or vllm; auto takes vllm when it imports (the cpu or gpu extra), else hf"""
+    """auto, hf (transformers), vllm, or server (a `python -m grpo.serve` vLLM server at server_url); auto takes
+    vllm when it imports (the cpu or gpu extra), else hf"""
     temperature: float = 1.0
     """sampling temperature (the learner divides its logits by the same value)"""
     top_p: float = 1.0
@@ -189,6 +190,10 @@ class RolloutConfig:
     step's prompts; the scored groups are then gathered so every process holds the whole batch. Off: the main
     process samples for all. Needs grpo.prompts_per_step divisible by the number of processes; not with
     grpo.dynamic_sampling or FSDP"""
+    server_url: str = ""
+    """engine server: the vLLM server's http://HOST:PORT, as `python -m grpo.serve` prints it"""
+    server_timeout_s: float = 600.0
+    """engine server: longest wait for the server (an answer, joining the weight-sync group, a sync) before failing"""
     vllm_tensor_parallel_size: int = 1
     """vLLM tensor parallel: the engine's model split over this many worker processes (GPUs; on CPU, cores: set
     VLLM_CPU_OMP_THREADS_BIND, or the process's cores are split evenly). Sampling then runs in the workers,
@@ -494,7 +499,10 @@ def _grpo_checks(config: Config) -> list:
     from grpo.loss import AGGREGATIONS
 
     return [
-        (r.engine in ("auto", "hf", "vllm"), "rollout.engine", "must be auto, hf or vllm"),
+        (r.engine in ("auto", "hf", "vllm", "server"), "rollout.engine", "must be auto, hf, vllm or server"),
+        (r.engine != "server" or r.server_url, "rollout.server_url",
+         "is required with rollout.engine server (the address `python -m grpo.serve` prints)"),
+        (r.server_timeout_s > 0, "rollout.server_timeout_s", "must be > 0"),
         (r.vllm_tensor_parallel_size >= 1, "rollout.vllm_tensor_parallel_size", "must be >= 1"),
         (r.max_model_len >= 0 and r.vllm_cpu_kv_cache_gib > 0 and 0 < r.vllm_gpu_memory_utilization <= 1,
          "rollout.vllm_gpu_memory_utilization",

@@ -168,10 +168,29 @@ class HFEngine:
         self.model = None
 
 
+def with_tied_head(named_tensors: Iterable[tuple[str, torch.Tensor]], tied: bool):
+    """The tensors (detached), plus `lm_head.weight` when the embeddings are tied and only the embedding came (as
+    from `named_parameters()`): vLLM's CPU backend keeps a repacked copy of the head that is redone only when the
+    head's own name is loaded, so without it a vLLM engine would keep sampling from the old head."""
+    seen_head, embedding = False, None
+    for name, tensor in named_tensors:
+        seen_head |= name == "lm_head.weight"
+        if name == "model.embed_tokens.weight":
+            embedding = tensor
+        yield name, tensor.detach()
+    if tied and not seen_head and embedding is not None:
+        yield "lm_head.weight", embedding.detach()
+
+
 def make_engine(rollout, model, tokenizer) -> RolloutEngine:
-    """The engine `rollout.engine` names (a `RolloutConfig`): hf, vllm, or auto (vLLM when it imports)."""
-    if rollout.engine not in ("auto", "hf", "vllm"):
-        raise ValueError(f"rollout.engine {rollout.engine!r}: must be auto, hf or vllm")
+    """The engine `rollout.engine` names (a `RolloutConfig`): hf, vllm, server (grpo/remote.py), or auto (vLLM when
+    it imports)."""
+    if rollout.engine not in ("auto", "hf", "vllm", "server"):
+        raise ValueError(f"rollout.engine {rollout.engine!r}: must be auto, hf, vllm or server")
+    if rollout.engine == "server":
+        from grpo.remote import ServerEngine
+
+        return ServerEngine(rollout.server_url, model, tokenizer, timeout_s=rollout.server_timeout_s)
     if rollout.engine == "hf":
         return HFEngine(model, tokenizer, batch_size=rollout.batch_size)
     from grpo import vllm_engine

@@ -33,6 +33,7 @@ import torch
 from grpo.config import Config, ConfigError, grpo_eval_tokens, load_config, to_yaml
 from grpo.data import DataError, load_heldout, load_records, to_examples
 from grpo.model import build_model, build_tokenizer, load, mixed_precision, parameter_count
+from grpo.remote import EngineError as RemoteError
 from grpo.runfiles import CheckpointError, drop_after, latest_checkpoint, write_atomic
 from grpo.trainer import TrainingStopped
 
@@ -108,6 +109,8 @@ def distributed(config: Config):
                 (g.prompts_per_step % world, "grpo.prompts_per_step must be a multiple of the number of processes"),
                 (g.dynamic_sampling, "not with grpo.dynamic_sampling (each process would refill its share on its own)"),
                 (fsdp, "not under FSDP (an engine per process needs the whole weights on each; use DDP)"),
+                (config.rollout.engine == "server", "not with rollout.engine server (one server, one process syncing "
+                 "it: leave data_parallel off and the main process samples for all)"),
                 (config.rollout.vllm_tensor_parallel_size > 1, ("not with rollout.vllm_tensor_parallel_size > 1 "
                  "(every process's workers would claim the same cores or devices)"))):
             if refused:
@@ -357,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     except (DataError, FileNotFoundError, ConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except (TrainingStopped, CheckpointError) as e:
+    except (TrainingStopped, CheckpointError, RemoteError) as e:
         print(f"stopped: {e}", file=sys.stderr)
         return 1
     print(f"done in {time.monotonic() - start:.0f} s")

@@ -44,7 +44,7 @@ from typing import Iterable
 
 import torch
 
-from grpo.rollout import Completion, Group, SamplingParams, stop_token_ids
+from grpo.rollout import Completion, Group, SamplingParams, stop_token_ids, with_tied_head
 
 os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # in-process engine: weight sync passes tensors directly
 os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # our logs, not vLLM's per-call INFO lines
@@ -164,20 +164,6 @@ def _reload_weights(llm, named_tensors: Iterable[tuple[str, torch.Tensor]], *, w
     llm.reset_prefix_cache()
 
 
-def _with_tied_head(named_tensors: Iterable[tuple[str, torch.Tensor]], tied: bool):
-    """The tensors, plus `lm_head.weight` when the embeddings are tied and only the embedding came (as from
-    `named_parameters()`): vLLM's CPU backend keeps a repacked copy of the head that is redone only when the
-    head's own name is loaded, so without it the engine would keep sampling from the old head."""
-    seen_head, embedding = False, None
-    for name, tensor in named_tensors:
-        seen_head |= name == "lm_head.weight"
-        if name == "model.embed_tokens.weight":
-            embedding = tensor
-        yield name, tensor.detach()
-    if tied and not seen_head and embedding is not None:
-        yield "lm_head.weight", embedding.detach()
-
-
 def _sleep(llm) -> None:
     _require(llm, "sleep", "sleep mode")
     llm.sleep(level=2)
@@ -230,39 +216,47 @@ class VLLMEngine:
                               f"{type(e).__name__}: {e}") from e
 
     def generate(self, prompts: list[str], n: int, sampling: SamplingParams, *, seed: int) -> list[Group]:
-        self._wake_all()
         groups = [Group(p, self.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
         too_long = [g for g in groups if len(g.prompt_ids) + sampling.max_new_tokens > self.settings.max_model_len]
         if too_long:
             raise EngineError(f"a prompt of {len(too_long[0].prompt_ids)} tokens plus max_new_tokens "
                               f"{sampling.max_new_tokens} exceeds the engine's context of "
                               f"{self.settings.max_model_len} tokens (prompt: {too_long[0].prompt[:60]!r})")
+        sampled = self.sample([g.prompt_ids for g in groups], n, sampling, seed=seed, stop_ids=self.stop_ids)
+        for group, completions in zip(groups, sampled):
+            group.completions = [Completion(ids, self.tokenizer.decode(ids, skip_special_tokens=True), logprobs, reason)
+                                 for ids, logprobs, reason in completions]
+        return groups
+
+    def sample(self, prompt_ids: list[list[int]], n: int, sampling: SamplingParams, *, seed: int,
+               stop_ids: set[int]) -> list[list[tuple[list[int], list[float], str]]]:
+        """Per prompt, n (token ids, sampling logprobs, finish reason): `generate` without the text, which is
+        what the server (grpo/serve.py) answers with; the caller has checked the lengths."""
+        self._wake_all()
         # vLLM refuses n > 1 when greedy: then each group is n requests of one (identical) completion
         per_request = n if sampling.temperature > 0 else 1
         copies = n // per_request
-        requests = [TokensPrompt(prompt_token_ids=g.prompt_ids) for g in groups for _ in range(copies)]
-        params = _sampling_params(sampling, per_request, self.stop_ids)
+        requests = [TokensPrompt(prompt_token_ids=ids) for ids in prompt_ids for _ in range(copies)]
+        params = _sampling_params(sampling, per_request, stop_ids)
         devices = [torch.cuda.current_device()] if on_gpu() else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
             outputs = self.llm.generate(requests, params, use_tqdm=False)
+        result = [[] for _ in prompt_ids]
         for j, output in enumerate(outputs):
-            group = groups[j // copies]
             for out in sorted(output.outputs, key=lambda o: o.index):
                 ids = list(out.token_ids)
                 logprobs = [_sampled_logprob(lp, t) for lp, t in zip(out.logprobs, ids)]
-                reason = "stop" if out.finish_reason == "stop" else "length"
-                group.completions.append(Completion(ids, self.tokenizer.decode(ids, skip_special_tokens=True),
-                                                    logprobs, reason))
+                result[j // copies].append((ids, logprobs, "stop" if out.finish_reason == "stop" else "length"))
         if self.settings.sleep:
             _sleep(self.llm)
             self.asleep = True
-        return groups
+        return result
 
     def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
         if self.asleep:
             _wake(self.llm, ["weights"])
-        _reload_weights(self.llm, _with_tied_head(named_tensors, self.tied),
+        _reload_weights(self.llm, with_tied_head(named_tensors, self.tied),
                         workers=self.settings.tensor_parallel_size)
         self._wake_all()
 

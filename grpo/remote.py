@@ -1,0 +1,193 @@
+"""The trainer's side of server mode: `rollout.engine: server` samples from a vLLM server started with
+`python -m grpo.serve` (grpo/serve.py) at `rollout.server_url`, and syncs the learner's weights into it.
+
+`ServerEngine` follows the rollout protocol (grpo/rollout.py). Prompts go out as token ids of the run's own
+tokenizer and completions come back as ids, sampling logprobs and finish reasons, decoded here, as with the
+in-process vLLM engine. Connecting checks that the server's model has the learner's architecture, opens a
+two-member gloo process group with the server (this process hosts its store and is rank 0) and loads the
+learner's weights. A sync flattens the tensors into buckets of at most `BUCKET_BYTES` per dtype, announces
+them (names and shapes, checked by the server before anything moves), broadcasts each bucket, and waits for the
+server to acknowledge the new version. No vLLM import here: the trainer's machine does not need vLLM.
+
+Every wait (an HTTP answer, the group's rendezvous, a broadcast, the acknowledgement) ends after
+`rollout.server_timeout_s` with an `EngineError` that names the server and what it did not do.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterable
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import torch
+
+from grpo.rollout import Completion, Group, SamplingParams, stop_token_ids
+
+BUCKET_BYTES = 256 * 2**20  # one broadcast's payload at most (a larger tensor goes alone)
+# config fields that say nothing about the network: where it came from, the library that wrote it, how to run it
+NOISE = ("_name_or_path", "transformers_version", "architectures", "torch_dtype", "dtype", "use_cache",
+         "_attn_implementation_autoset", "output_attentions", "output_hidden_states", "return_dict")
+
+
+class EngineError(RuntimeError):
+    """The server did not answer, refused, or failed; the message names it and what was asked."""
+
+
+def buckets(named_tensors: Iterable[tuple[str, torch.Tensor]], limit: int = BUCKET_BYTES):
+    """(dtype, [(name, tensor), ...]) groups in order, each of one dtype and at most `limit` bytes (a tensor
+    larger than `limit` alone); a new bucket starts when the dtype changes."""
+    current, size, dtype = [], 0, None
+    for name, tensor in named_tensors:
+        nbytes = tensor.numel() * tensor.element_size()
+        if current and (tensor.dtype != dtype or size + nbytes > limit):
+            yield dtype, current
+            current, size = [], 0
+        current.append((name, tensor))
+        size, dtype = size + nbytes, tensor.dtype
+    if current:
+        yield dtype, current
+
+
+def config_differences(served: dict, ours: dict) -> list[str]:
+    """The config keys whose values differ between the server's model and the learner's (noise left out)."""
+    keys = (set(served) | set(ours)) - set(NOISE)
+    return sorted(k for k in keys if served.get(k) != ours.get(k))
+
+
+class ServerEngine:
+    """Rollouts from a `python -m grpo.serve` server; see the module docstring. `close` leaves the server up."""
+
+    def __init__(self, url: str, model, tokenizer, *, timeout_s: float):
+        parts = urlsplit(url)
+        if parts.scheme != "http" or not parts.hostname or not parts.port:
+            raise EngineError(f"rollout.server_url {url!r}: expected http://HOST:PORT (as printed by grpo.serve)")
+        self.url, self.tokenizer, self.timeout_s = url.rstrip("/"), tokenizer, timeout_s
+        self.stop_ids = stop_token_ids(model, tokenizer)
+        info = self._call("GET", "/info")
+        ours = json.loads(json.dumps(model.config.to_dict(), default=str))  # as the server's came: through JSON
+        differ = config_differences(info["config"], ours)
+        if differ:
+            shown = ", ".join(f"{k}: server {info['config'].get(k)!r}, learner {ours.get(k)!r}"
+                              for k in differ[:4])
+            raise EngineError(f"the vLLM server at {self.url} serves {info['model']}, another architecture than the "
+                              f"learner's ({shown}); start it on a model of the learner's architecture")
+        self.max_model_len, self.version = int(info["max_model_len"]), int(info["version"])
+        self.group = None
+        self._open()
+        self.load_weights(model.named_parameters())
+
+    # -- HTTP -----------------------------------------------------------------------------------------------
+    def _call(self, method: str, path: str, body: dict | None = None) -> dict:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.url + path, data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as e:
+            try:
+                reason = json.loads(e.read()).get("error", e.reason)
+            except (ValueError, AttributeError):
+                reason = e.reason
+            raise EngineError(f"the vLLM server at {self.url} refused {method} {path} ({e.code}): {reason}") from None
+        except (urllib.error.URLError, OSError) as e:  # refused connection, timeout, reset
+            raise EngineError(f"the vLLM server at {self.url} did not answer {method} {path} within "
+                              f"rollout.server_timeout_s={self.timeout_s:g} s: {getattr(e, 'reason', e)} "
+                              "(is `python -m grpo.serve` running there?)") from None
+
+    def _call_beside(self, method: str, path: str, body: dict):
+        """`_call` on a thread, for requests the server answers only after this process's collective ops;
+        returns a function that waits for the answer (and raises its error)."""
+        box: dict = {}
+
+        def call():
+            try:
+                box["answer"] = self._call(method, path, body)
+            except Exception as e:  # noqa: BLE001 - re-raised in the waiting thread
+                box["error"] = e
+
+        thread = threading.Thread(target=call, daemon=True)
+        thread.start()
+
+        def wait() -> dict:
+            thread.join()
+            if "error" in box:
+                raise box["error"]
+            return box["answer"]
+
+        return wait
+
+    # -- weight sync ----------------------------------------------------------------------------------------
+    def _open(self) -> None:
+        host = self._address_facing_server()
+        timeout = timedelta(seconds=self.timeout_s)
+        store = torch.distributed.TCPStore(host, 0, 2, is_master=True, timeout=timeout, wait_for_workers=False)
+        answer = self._call_beside("POST", "/sync/open", {"host": host, "port": store.port,
+                                                           "timeout_s": self.timeout_s})
+        try:
+            self.group = torch.distributed.ProcessGroupGloo(store, 0, 2, timeout)
+        except Exception as e:  # noqa: BLE001 - the server's own answer says more, when it has one
+            answer()
+            raise EngineError(f"the vLLM server at {self.url} did not join the weight-sync group at "
+                              f"{host}:{store.port}: {e}") from None
+        answer()
+        self._store = store  # the group's rendezvous lives as long as the group
+
+    def _address_facing_server(self) -> str:
+        """This machine's address on the route to the server (what the server connects back to)."""
+        parts = urlsplit(self.url)
+        with socket.create_connection((parts.hostname, parts.port), timeout=self.timeout_s) as s:
+            return s.getsockname()[0]
+
+    def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
+        """Broadcast the tensors to the server, which loads them in place; returns once it has acknowledged."""
+        groups = [(dtype, [(name, t.detach().to("cpu")) for name, t in pairs]) for dtype, pairs in
+                  buckets(named_tensors)]
+        version = self.version + 1
+        meta = [{"dtype": str(dtype).removeprefix("torch."), "tensors": [[n, list(t.shape)] for n, t in pairs]}
+                for dtype, pairs in groups]
+        self._call("POST", "/sync/begin", {"version": version, "buckets": meta})
+        acknowledged = self._call_beside("POST", "/sync/end", {"version": version})
+        try:
+            for _, pairs in groups:
+                flat = torch.cat([t.reshape(-1) for _, t in pairs])
+                self.group.broadcast(flat, 0).wait()
+        except Exception as e:  # noqa: BLE001 - gloo's timeout or a closed connection
+            raise EngineError(f"weight sync {version} to the vLLM server at {self.url} broke off: {e}") from None
+        answer = acknowledged()
+        if answer.get("version") != version:
+            raise EngineError(f"the vLLM server at {self.url} acknowledged weights version {answer.get('version')}, "
+                              f"not {version}")
+        self.version = version
+
+    # -- rollouts -------------------------------------------------------------------------------------------
+    def generate(self, prompts: list[str], n: int, sampling: SamplingParams, *, seed: int) -> list[Group]:
+        groups = [Group(p, self.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+        too_long = [g for g in groups if len(g.prompt_ids) + sampling.max_new_tokens > self.max_model_len]
+        if too_long:
+            raise EngineError(f"a prompt of {len(too_long[0].prompt_ids)} tokens plus max_new_tokens "
+                              f"{sampling.max_new_tokens} exceeds the server's context of {self.max_model_len} "
+                              f"tokens (prompt: {too_long[0].prompt[:60]!r})")
+        answer = self._call("POST", "/generate", {
+            "prompt_ids": [g.prompt_ids for g in groups], "n": n, "seed": seed, "stop_ids": sorted(self.stop_ids),
+            "sampling": {"temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": sampling.top_k,
+                         "max_new_tokens": sampling.max_new_tokens}})
+        for group, completions in zip(groups, answer["completions"]):
+            group.completions = [Completion(c["token_ids"], self.tokenizer.decode(c["token_ids"],
+                                                                                  skip_special_tokens=True),
+                                            c["logprobs"], c["finish_reason"]) for c in completions]
+        return groups
+
+    def close(self) -> None:
+        """Leave the weight-sync group; the server keeps running (and keeps the last weights)."""
+        if self.group is not None:
+            self.group = None
+            try:
+                self._call("POST", "/sync/close", {})
+            except EngineError:
+                pass  # the server is gone already: nothing of ours to release there
