@@ -43,7 +43,7 @@ def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int, batch
     try:
         for start in range(0, len(prompts), batch_size):
             batch = tokenizer(prompts[start : start + batch_size], return_tensors="pt", padding=True,
-                              add_special_tokens=False)
+                              add_special_tokens=False).to(next(model.parameters()).device)
             tokens = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
                                     eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
             new = tokens[:, batch["input_ids"].shape[1]:]  # (B, T_new)

@@ -50,8 +50,9 @@ class Sample:
     in_loss: bool  # False: masked out (a truncated completion under reward.mask_truncated)
 
 
-def micro_batches(samples: list[Sample], size: int, pad_id: int) -> list[MicroBatch]:
-    """Length-sorted micro-batches of at most `size` rows (see the module docstring for the layout)."""
+def micro_batches(samples: list[Sample], size: int, pad_id: int,
+                  device: torch.device | str = "cpu") -> list[MicroBatch]:
+    """Length-sorted micro-batches of at most `size` rows (see the module docstring for the layout), on `device`."""
     order = sorted(range(len(samples)), key=lambda i: len(samples[i].prompt_ids) + len(samples[i].token_ids))
     out = []
     for start in range(0, len(order), size):
@@ -69,7 +70,8 @@ def micro_batches(samples: list[Sample], size: int, pad_id: int) -> list[MicroBa
             if s.in_loss:
                 mask[r, p - 1 : p - 1 + c] = 1.0  # target t+1 = completion token; predicted at position t
             engine[r, p - 1 : p - 1 + c] = torch.tensor(s.engine_logprobs)
-        out.append(MicroBatch(input_ids, attention, mask, engine, torch.tensor([s.advantage for s in rows])))
+        tensors = (input_ids, attention, mask, engine, torch.tensor([s.advantage for s in rows]))
+        out.append(MicroBatch(*(t.to(device) for t in tensors)))
     return out
 
 
@@ -143,7 +145,7 @@ def optimizer_pass(model, optimizer, batches: list[MicroBatch], size: StepSize, 
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
     else:
         grad_norm = accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
-    loss_total = torch.tensor(totals["loss"])
+    loss_total = torch.tensor(totals["loss"], device=accelerator.device if accelerator is not None else "cpu")
     if world > 1:  # every rank takes the same decision
         loss_total = accelerator.reduce(loss_total, "sum")
     finite = bool(torch.isfinite(loss_total)) and bool(torch.isfinite(torch.as_tensor(grad_norm)))
@@ -162,8 +164,9 @@ def _reduced(passes: list[dict], accelerator) -> list[dict]:
     keys = ["loss", "clipped_tokens", "kl_sum", "ratio_sum", "tokens", "entropy_sum", "gap_sum"]
     out = []
     for p in passes:
-        sums = accelerator.reduce(torch.tensor([p[k] for k in keys], dtype=torch.float64), "sum")
-        gap_max = accelerator.gather(torch.tensor([p["gap_max"]], dtype=torch.float64)).max()
+        sums = accelerator.reduce(torch.tensor([p[k] for k in keys], dtype=torch.float64, device=accelerator.device),
+                                  "sum")  # on the backend's device (NCCL: the GPU)
+        gap_max = accelerator.gather(torch.tensor([p["gap_max"]], dtype=torch.float64, device=accelerator.device)).max()
         out.append({**p, **dict(zip(keys, sums.tolist())), "gap_max": float(gap_max)})
     return out
 
@@ -177,7 +180,7 @@ def update(model, optimizer, ref_model, samples: list[Sample], *, mu: int, micro
     size = step_size(samples, max_new_tokens)
     if accelerator is not None and accelerator.num_processes > 1:
         samples = share(samples, accelerator.process_index, accelerator.num_processes)
-    batches = micro_batches(samples, micro_batch_size, pad_id)
+    batches = micro_batches(samples, micro_batch_size, pad_id, device=next(model.parameters()).device)
     need_old = mu > 1 or bool(loss_kwargs.get("is_cap"))
     fill_fixed_logprobs(model, ref_model, batches, need_old=need_old, temperature=temperature)
     passes = [optimizer_pass(model, optimizer, batches, size, temperature=temperature, max_grad_norm=max_grad_norm,

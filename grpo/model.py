@@ -61,7 +61,19 @@ def build_model(preset: str, tokenizer, *, max_position_embeddings: int = 512, s
                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
                          **PRESETS[preset])
     torch.manual_seed(seed)
-    return Qwen2ForCausalLM(config)
+    return Qwen2ForCausalLM(config).to(run_device())
+
+
+def run_device() -> torch.device:
+    """Where models train and sample in this process: the current GPU when one is visible (under `accelerate
+    launch`, each process's own: accelerate sets it before any model is built), else the CPU. Models are placed
+    there when built or loaded (`build_model`, `load`); batches follow their model (`device_of`). To stay on the
+    CPU on a GPU machine: CUDA_VISIBLE_DEVICES="" (the GPU path is written but has not run yet)."""
+    return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+
+
+def device_of(model) -> torch.device:
+    return next(model.parameters()).device
 
 
 def load(path: str, dtype: str = "float32"):
@@ -76,7 +88,7 @@ def load(path: str, dtype: str = "float32"):
         raise FileNotFoundError(f"model.path {path!r} could not be loaded: {e}") from e
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer
+    return model.to(run_device()), tokenizer
 
 
 def parameter_count(model) -> int:
@@ -93,6 +105,6 @@ def mixed_precision(model, mode: str):
         return model
     if mode != "bf16":
         raise ValueError(f"model.mixed_precision {mode!r}: must be no or bf16")
-    device = "cuda" if next(model.parameters()).is_cuda else "cpu"
-    model.forward = torch.autocast(device, dtype=torch.bfloat16)(model.forward)
+    # autocast for the device the model is on now: models are placed when built or loaded (run_device)
+    model.forward = torch.autocast(device_of(model).type, dtype=torch.bfloat16)(model.forward)
     return model

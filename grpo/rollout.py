@@ -99,7 +99,7 @@ class HFEngine:
     def generate(self, prompts: list[str], n: int, sampling: SamplingParams, *, seed: int) -> list[Group]:
         groups = [Group(p, self.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
         rows = [g.prompt_ids for g in groups for _ in range(n)]  # prompt-major: group i is rows i*n .. i*n+n-1
-        generator = torch.Generator().manual_seed(seed)
+        generator = torch.Generator(device=next(self.model.parameters()).device).manual_seed(seed)
         completions: list[Completion] = []
         for start in range(0, len(rows), self.batch_size):
             completions.extend(self._sample(rows[start : start + self.batch_size], sampling, generator))
@@ -112,18 +112,20 @@ class HFEngine:
         model, n = self.model, len(prompt_ids)
         was_training = model.training
         model.eval()
+        device = generator.device  # the model's
         width = max(len(p) for p in prompt_ids)
         input_ids = torch.full((n, width), self.pad_id, dtype=torch.long)  # (N, P) left-padded
         attention = torch.zeros((n, width), dtype=torch.long)
         for row, ids in enumerate(prompt_ids):
             input_ids[row, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
             attention[row, width - len(ids):] = 1
+        input_ids, attention = input_ids.to(device), attention.to(device)
         positions = (attention.cumsum(-1) - 1).clamp(min=0)  # (N, P): 0 at each prompt's first real token
-        stop = torch.tensor(sorted(self.stop_ids))
-        tokens = torch.full((n, sampling.max_new_tokens), self.pad_id, dtype=torch.long)  # (N, T)
-        logprobs = torch.zeros((n, sampling.max_new_tokens))
-        lengths = torch.full((n,), sampling.max_new_tokens, dtype=torch.long)  # set when a row stops
-        done = torch.zeros(n, dtype=torch.bool)
+        stop = torch.tensor(sorted(self.stop_ids), device=device)
+        tokens = torch.full((n, sampling.max_new_tokens), self.pad_id, dtype=torch.long, device=device)  # (N, T)
+        logprobs = torch.zeros((n, sampling.max_new_tokens), device=device)
+        lengths = torch.full((n,), sampling.max_new_tokens, dtype=torch.long, device=device)  # set at a stop
+        done = torch.zeros(n, dtype=torch.bool, device=device)
         cache = None
         step_ids, step_positions = input_ids, positions
         for t in range(sampling.max_new_tokens):

@@ -96,7 +96,8 @@ class Distillation:
 
 def token_losses(model, batch, kd: Distillation | None = None) -> tuple[torch.Tensor, int]:
     """(sum of completion-token losses, number of completion tokens) for one micro-batch: cross-entropy, mixed
-    with the KL to a teacher's distribution when `kd` is given."""
+    with the KL to a teacher's distribution when `kd` is given. The batch moves to the model's device."""
+    batch = {k: v.to(next(model.parameters()).device) for k, v in batch.items()}
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # (B, T, V)
     targets = batch["labels"][:, 1:]  # (B, T-1): position t predicts token t+1
     loss = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), targets.flatten(),
@@ -163,7 +164,7 @@ def run_sft(model, tokenizer, train, heldout, cfg: SFTConfig, run_dir: Path, *, 
     evals: list[dict] = []
     first_step, tokens_seen, elapsed_before = 0, 0, 0.0
     if resume_from is not None:
-        state = torch.load(resume_from / "trainer_state.pt", weights_only=False)
+        state = torch.load(resume_from / "trainer_state.pt", weights_only=False, map_location="cpu")
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         first_step, evals = state["step"], state["evals"]

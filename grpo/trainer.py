@@ -215,7 +215,7 @@ def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout:
         learner, learner_optimizer = accelerator.prepare(model, optimizer)
     first_step, evals, elapsed_before, nonfinite = 0, [], 0.0, 0
     if resume_from is not None:
-        state = torch.load(resume_from / "trainer_state.pt", weights_only=False)
+        state = torch.load(resume_from / "trainer_state.pt", weights_only=False, map_location="cpu")
         by_name = any(isinstance(k, str) for k in state["optimizer"]["state"])  # FSDP's layout: parameter names
         if by_name != sharded:
             raise CheckpointError(f"{resume_from}: its optimizer state was written "
@@ -229,7 +229,7 @@ def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout:
         random.setstate(state["python_rng"])
         torch.set_rng_state(state["torch_rng"])
         if ref_model is not None and peft_model is None:
-            ref_model.load_state_dict(torch.load(resume_from / "reference.pt"))
+            ref_model.load_state_dict(torch.load(resume_from / "reference.pt", map_location="cpu"))
         first_step, evals, elapsed_before = state["step"], state["evals"], state["elapsed"]
         if is_main:
             for path in (metrics_path, samples_path):
@@ -365,10 +365,10 @@ def _with_adapters(model, cfg: GRPOConfig, resume_from: Path | None, verbose: bo
     """LoRA adapters injected into `model` (grpo/lora.py); on resume, the frozen weights and the adapters come
     back from the checkpoint. Returns the PEFT wrapper (for its adapter switch and state)."""
     if resume_from is not None:
-        model.load_state_dict(torch.load(resume_from / "lora_base.pt"))
+        model.load_state_dict(torch.load(resume_from / "lora_base.pt", map_location="cpu"))
     peft_model = wrap(model, cfg.lora)
     if resume_from is not None:
-        load_adapter_state_dict(peft_model, torch.load(resume_from / "lora_adapter.pt"))
+        load_adapter_state_dict(peft_model, torch.load(resume_from / "lora_adapter.pt", map_location="cpu"))
     if verbose:
         print(f"grpo: {describe(model, cfg.lora)}")
     return peft_model

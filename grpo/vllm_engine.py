@@ -308,7 +308,7 @@ def _write_model(model, tokenizer, path: Path, *, tied: bool) -> None:
     is up it writes only on rank 0 (transformers 5), and under data-parallel rollouts every rank starts an engine."""
     from safetensors.torch import save_file
 
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     if tied:
         state.pop("lm_head.weight", None)  # the same tensor as the embedding; the engine ties them itself
     save_file(state, str(path / "model.safetensors"), metadata={"format": "pt"})
