@@ -11,6 +11,10 @@ itself), then generates the batch. Each engine gets one small warm-up round firs
 reported apart. Each engine runs in its own subprocess (vLLM binds the process's OpenMP threads to cores when
 it starts, which would otherwise also bind the other side). Figures: generated tokens per second over the
 measured rounds, sync included, and their ratio. The last line is one JSON object.
+
+`--server` adds a third side, server mode (`rollout.engine: server`): a `python -m grpo.serve` process started on
+the same model, sampled over HTTP and synced over gloo, against the in-process vLLM engine of the same run
+(`server_vs_vllm`): what the HTTP round trips, the JSON and the copy of the weights through a socket cost.
 """
 
 from __future__ import annotations
@@ -47,8 +51,19 @@ def measure(name: str, args) -> dict:
             for p in model.parameters():
                 p.add_(torch.randn_like(p), alpha=1e-4)
 
-    start = time.perf_counter()
-    engine = make_engine(RolloutConfig(engine=name), model, tokenizer)
+    start, server = time.perf_counter(), None
+    if name == "server":
+        import tempfile
+
+        from grpo.serve import spawn
+
+        model_dir = tempfile.mkdtemp(prefix="bench-serve-")
+        model.save_pretrained(model_dir)
+        tokenizer.save_pretrained(model_dir)
+        server, url = spawn(model_dir)
+        engine = make_engine(RolloutConfig(engine="server", server_url=url), model, tokenizer)
+    else:
+        engine = make_engine(RolloutConfig(engine=name), model, tokenizer)
     started = time.perf_counter() - start
     engine.generate(prompts[:8], args.group, SamplingParams(temperature=1.0, max_new_tokens=16), seed=0)  # warm-up
     tokens, sync_s, total_s = 0, 0.0, 0.0
@@ -61,6 +76,10 @@ def measure(name: str, args) -> dict:
         total_s += time.perf_counter() - t0
         sync_s += t1 - t0
         tokens += sum(len(c.token_ids) for g in groups for c in g.completions)
+    if server is not None:
+        engine.close()
+        server.terminate()
+        server.wait(timeout=60)
     return {"tokens_per_s": round(tokens / total_s, 1), "generated_tokens": tokens, "seconds": round(total_s, 2),
             "sync_s_per_round": round(sync_s / args.rounds, 4), "start_s": round(started, 2),
             "model_parameters": parameter_count(model)}
@@ -74,14 +93,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--preset", default="small")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--side", choices=["vllm", "hf"], help=argparse.SUPPRESS)
+    parser.add_argument("--server", action="store_true", help="also measure server mode (python -m grpo.serve)")
+    parser.add_argument("--side", choices=["vllm", "hf", "server"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.side:
         print(json.dumps(measure(args.side, args)))
         return
     result = {"machine": f"{os.uname().machine} {os.cpu_count()} cpus", "threads": args.threads,
               "prompts": args.prompts, "group": args.group, "max_new_tokens": args.tokens, "rounds": args.rounds}
-    for name in ("vllm", "hf"):
+    for name in ("vllm", "hf", *(["server"] if args.server else [])):
         try:
             figures = run_side("bench.rollout", ["--side", name, *[f"--{k}={getattr(args, k)}" for k in (
                 "prompts", "group", "tokens", "rounds", "preset", "threads")]], name)
@@ -91,6 +111,8 @@ def main() -> None:
         print(f"{name}: {figures}", flush=True)
         result[name] = figures
     result["speedup"] = round(result["vllm"]["tokens_per_s"] / result["hf"]["tokens_per_s"], 2)
+    if args.server:
+        result["server_vs_vllm"] = round(result["server"]["tokens_per_s"] / result["vllm"]["tokens_per_s"], 2)
     print(json.dumps(result))
 
 

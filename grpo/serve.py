@@ -218,6 +218,35 @@ def handler(server: Server):
     return Handler
 
 
+def spawn(model_dir, *options: str, wait_s: float = 300):
+    """(process, url) of a `python -m grpo.serve --model model_dir --port 0 *options` started from this checkout,
+    once it prints that it is ready (tests and benchmarks); terminate the process when done."""
+    import os
+    import re
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    process = subprocess.Popen([sys.executable, "-m", "grpo.serve", "--model", str(model_dir), "--port", "0",
+                                *options], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                               cwd=root)
+    deadline, seen = time.monotonic() + wait_s, []
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line and process.poll() is not None:
+            break
+        seen.append(line)
+        found = re.search(r"grpo\.serve ready on (http://\S+)", line)
+        if found:
+            threading.Thread(target=process.stdout.read, daemon=True).start()  # keep its pipe from filling
+            return process, found.group(1)
+    process.kill()
+    raise RuntimeError(f"grpo.serve did not start within {wait_s:g} s:\n" + "".join(seen[-30:]))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m grpo.serve", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="Hugging Face model directory to start from")

@@ -3,11 +3,8 @@ syncs its weights into over a gloo process group (grpo/remote.py). One server se
 loads its own weights into it, so each also exercises the sync."""
 
 import json
-import os
 import re
 import socket
-import subprocess
-import sys
 import time
 
 import pytest
@@ -18,37 +15,18 @@ from grpo.config import ConfigError, RolloutConfig, load_config
 from grpo.model import build_model, build_tokenizer, load
 from grpo.remote import EngineError, ServerEngine, buckets
 from grpo.rollout import HFEngine, SamplingParams, make_engine, processed_logprobs
+from grpo.serve import spawn
 
 vllm_engine = pytest.importorskip("grpo.vllm_engine")
 if not vllm_engine.available():
     pytest.skip(f"vllm does not import here: {vllm_engine.IMPORT_ERROR!r}", allow_module_level=True)
 
 PROMPTS = ["Compute 1 + 2.\n<think>\n", "Compute (3 - 4) + 5.\n<think>\n", "Compute 7 - 9.\n<think>\n"]
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def start_server(model_dir, *extra: str, wait_s: float = 300):
-    """A `python -m grpo.serve` process on a free port and its URL, once it prints that it is ready."""
-    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    process = subprocess.Popen([sys.executable, "-m", "grpo.serve", "--model", str(model_dir), "--port", "0",
-                                "--cpu-kv-cache-gib", "0.25", *extra], stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
-    deadline, seen = time.monotonic() + wait_s, []
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line and process.poll() is not None:
-            break
-        seen.append(line)
-        found = re.search(r"grpo\.serve ready on (http://\S+)", line)
-        if found:
-            return process, found.group(1)
-    process.kill()
-    raise AssertionError("grpo.serve did not start:\n" + "".join(seen[-30:]))
 
 
 @pytest.fixture(scope="module")
 def server(base):
-    process, url = start_server(base)
+    process, url = spawn(base, "--cpu-kv-cache-gib", "0.25")
     yield url
     process.terminate()
     process.wait(timeout=60)
