@@ -175,6 +175,7 @@ class ServerEngine:
                               f"tokens (prompt: {too_long[0].prompt[:60]!r})")
         answer = self._call("POST", "/generate", {
             "prompt_ids": [g.prompt_ids for g in groups], "n": n, "seed": seed, "stop_ids": sorted(self.stop_ids),
+            "version": self.version,
             "sampling": {"temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": sampling.top_k,
                          "max_new_tokens": sampling.max_new_tokens}})
         for group, completions in zip(groups, answer["completions"]):

@@ -7,8 +7,10 @@ DIR is a Hugging Face model directory; the trainer's model must have the same ar
 connects) and its weights replace DIR's at once. HTTP with JSON bodies, one engine call at a time:
 
     GET  /info           the model's config, the engine's context length, vLLM version, weights version
-    POST /generate       {"prompt_ids", "n", "sampling", "seed", "stop_ids"} -> {"completions": per prompt, n of
-                         {"token_ids", "logprobs", "finish_reason"}}  (the rollout protocol, without the text)
+    POST /generate       {"prompt_ids", "n", "sampling", "seed", "stop_ids", "version"} -> {"completions": per
+                         prompt, n of {"token_ids", "logprobs", "finish_reason"}} (the rollout protocol without the
+                         text); refused (409) when the server holds another weights version than the trainer
+                         synced: it restarted, or another trainer synced it
     POST /sync/open      {"host", "port", "timeout_s"}: join a two-member process group with the trainer, which
                          hosts its store at host:port (the trainer is rank 0, this server rank 1); answers once
                          both have joined
@@ -27,9 +29,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import re
+import subprocess
+import sys
 import threading
+import time
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import torch
 
@@ -40,6 +48,10 @@ log = logging.getLogger("grpo.serve")
 
 class RequestError(ValueError):
     """A request this server refuses (answered with status 400 and the message)."""
+
+
+class Conflict(RuntimeError):
+    """The trainer's idea of the server's weights is not the server's (answered with status 409)."""
 
 
 def expected_shapes(config) -> dict[str, tuple[int, ...]]:
@@ -105,8 +117,15 @@ class Server:
             raise RequestError(f"a prompt of {len(too_long[0])} tokens plus max_new_tokens {sampling.max_new_tokens} "
                                f"exceeds the server's context of {self.settings.max_model_len} tokens")
         with self.lock:
+            if "version" in body and int(body["version"]) != self.version:
+                raise Conflict(f"the server holds weights version {self.version}, the trainer synced version "
+                               f"{body['version']}: the server restarted or another trainer synced it")
+            started = time.perf_counter()
             sampled = self.engine.sample(body["prompt_ids"], int(body["n"]), sampling, seed=int(body["seed"]),
                                          stop_ids=set(body["stop_ids"]))
+        tokens = sum(len(ids) for group in sampled for ids, _, _ in group)
+        log.info("generate: %d prompts x %d, %d tokens in %.2f s", len(sampled), int(body["n"]), tokens,
+                 time.perf_counter() - started)
         return {"completions": [[{"token_ids": ids, "logprobs": lps, "finish_reason": reason}
                                  for ids, lps, reason in group] for group in sampled]}
 
@@ -115,6 +134,7 @@ class Server:
         timeout = timedelta(seconds=float(body["timeout_s"]))
         store = torch.distributed.TCPStore(body["host"], int(body["port"]), 2, is_master=False, timeout=timeout)
         self.group = torch.distributed.ProcessGroupGloo(store, 1, 2, timeout)
+        log.info("sync group open with %s:%s", body["host"], body["port"])
         return {"ok": True}
 
     def close(self) -> dict:
@@ -149,8 +169,13 @@ class Server:
 
         with self.lock:
             try:
+                started = time.perf_counter()
                 self.engine.load_weights(arriving())
                 self.version = version
+                size = sum(_numel(shape) * getattr(torch, b["dtype"]).itemsize for b in buckets
+                           for _, shape in b["tensors"])
+                log.info("sync: weights version %d, %d buckets, %.1f MB in %.2f s", version, len(buckets), size / 1e6,
+                         time.perf_counter() - started)
             except Exception as e:  # noqa: BLE001 - reported to the trainer at /sync/end
                 self.load_error = f"{type(e).__name__}: {e}"
                 log.exception("weight sync %d failed", version)
@@ -194,6 +219,8 @@ def handler(server: Server):
                 self._send(200, route(body))
             except (RequestError, KeyError, TypeError, ValueError) as e:
                 self._send(400, {"error": f"{type(e).__name__}: {e}"})
+            except Conflict as e:
+                self._send(409, {"error": str(e)})
             except Exception as e:  # noqa: BLE001 - the trainer gets the reason instead of a dropped connection
                 log.exception("%s %s", method, self.path)
                 self._send(500, {"error": f"{type(e).__name__}: {e}"})
@@ -221,13 +248,6 @@ def handler(server: Server):
 def spawn(model_dir, *options: str, wait_s: float = 300):
     """(process, url) of a `python -m grpo.serve --model model_dir --port 0 *options` started from this checkout,
     once it prints that it is ready (tests and benchmarks); terminate the process when done."""
-    import os
-    import re
-    import subprocess
-    import sys
-    import time
-    from pathlib import Path
-
     root = str(Path(__file__).resolve().parent.parent)
     env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
     process = subprocess.Popen([sys.executable, "-m", "grpo.serve", "--model", str(model_dir), "--port", "0",
@@ -260,8 +280,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-enforce-eager", action="store_true", help="allow torch.compile and CUDA graphs")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-
-    from pathlib import Path
 
     from transformers import AutoConfig
 

@@ -118,6 +118,39 @@ def test_a_prompt_beyond_the_servers_context_is_refused_with_its_length(server, 
         engine.close()
 
 
+def test_a_server_synced_by_someone_else_refuses_to_sample_with_stale_weights(server, tokenizer):
+    """Two trainers on one server (or a server restarted under a trainer): the trainer whose weights are no longer
+    the server's gets an error naming both versions instead of samples from weights it did not send."""
+    first = ServerEngine(server, build_model("tiny", tokenizer, seed=7), tokenizer, timeout_s=120)
+    second = ServerEngine(server, build_model("tiny", tokenizer, seed=8), tokenizer, timeout_s=120)
+    try:
+        with pytest.raises(EngineError, match=rf"\(409\): the server holds weights version {second.version}, the "
+                                              rf"trainer synced version {first.version}"):
+            first.generate(PROMPTS[:1], 2, SamplingParams(max_new_tokens=4), seed=0)
+        assert second.generate(PROMPTS[:1], 2, SamplingParams(max_new_tokens=4), seed=0)[0].completions
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_server_killed_under_a_trainer_is_an_error_not_a_hang(base, tokenizer):
+    model, tokenizer = load(str(base))
+    process, url = spawn(base, "--cpu-kv-cache-gib", "0.25")
+    try:
+        engine = ServerEngine(url, model, tokenizer, timeout_s=30)
+        assert engine.generate(PROMPTS[:1], 2, SamplingParams(max_new_tokens=8), seed=0)[0].completions
+    finally:
+        process.kill()
+        process.wait(timeout=60)
+    start = time.monotonic()
+    with pytest.raises(EngineError, match=rf"the vLLM server at {url} did not answer POST /sync/begin"):
+        engine.load_weights(model.named_parameters())
+    with pytest.raises(EngineError, match=rf"the vLLM server at {url} did not answer POST /generate"):
+        engine.generate(PROMPTS[:1], 2, SamplingParams(max_new_tokens=8), seed=0)
+    assert time.monotonic() - start < 10  # refused connections: no wait for the timeout
+    engine.close()  # nothing to release on a server that is gone
+
+
 def test_a_server_that_does_not_answer_is_an_error_within_the_timeout(tokenizer):
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
