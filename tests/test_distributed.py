@@ -241,7 +241,9 @@ def test_data_parallel_rollouts_refuse_what_they_cannot_split(monkeypatch):
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     cases = [(["grpo.prompts_per_step=3", "grpo.group_size=4"], "multiple of the number of processes"),
-             (["grpo.dynamic_sampling=true"], "not with grpo.dynamic_sampling")]
+             (["grpo.dynamic_sampling=true"], "not with grpo.dynamic_sampling"),
+             (["rollout.engine=server", "rollout.server_url=http://127.0.0.1:8000"], "not with rollout.engine server"),
+             (["rollout.vllm_tensor_parallel_size=2"], "not with rollout.vllm_tensor_parallel_size > 1")]
     for extra, message in cases:
         config = load_config(DEFAULT_RECIPE, ["run.stages=[grpo]", "rollout.data_parallel=true", *extra])
         with pytest.raises(ConfigError, match=f"rollout.data_parallel with 2 processes: .*{message}"):
