@@ -11,6 +11,7 @@ load them like any hub model.
 
 from __future__ import annotations
 
+import types
 from pathlib import Path
 
 import torch
@@ -105,6 +106,12 @@ def mixed_precision(model, mode: str):
         return model
     if mode != "bf16":
         raise ValueError(f"model.mixed_precision {mode!r}: must be no or bf16")
-    # autocast for the device the model is on now: models are placed when built or loaded (run_device)
-    model.forward = torch.autocast(device_of(model).type, dtype=torch.bfloat16)(model.forward)
+    # a method bound to the model, not a closure over it: `copy.deepcopy` (the KL reference, FSDP's full copy) then
+    # binds the copy's forward to the copy; a wrapped `model.forward` would keep running the original's weights
+    model.forward = types.MethodType(_autocast_forward, model)
     return model
+
+
+def _autocast_forward(self, *args, **kwargs):
+    with torch.autocast(device_of(self).type, dtype=torch.bfloat16):  # the device the model is on at the call
+        return type(self).forward(self, *args, **kwargs)

@@ -1,5 +1,7 @@
 """The tiny model factory and the character-level tokenizer: both load back with transformers alone."""
 
+import copy
+
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -79,3 +81,19 @@ def test_bf16_mixed_precision_keeps_fp32_weights_and_gradients(tokenizer):
     assert mixed_precision(full, "no") is full and full(ids).logits.dtype == torch.float32
     with pytest.raises(ValueError, match="model.mixed_precision 'fp16'"):
         mixed_precision(full, "fp16")
+
+
+def test_a_copy_of_a_mixed_precision_model_runs_its_own_weights(tokenizer):
+    """The KL reference and FSDP's full copy are deep copies of the learner: under bf16 autocast each copy must
+    run its own weights in bf16 (a forward wrapped around the original's bound method ran the live policy, so the
+    KL to the reference was always 0)."""
+    ids = torch.tensor([tokenizer("Compute 1 + 2.\n<think>\n")["input_ids"]])
+    learner = mixed_precision(build_model("tiny", tokenizer, seed=0), "bf16")
+    reference = copy.deepcopy(learner)
+    with torch.no_grad():
+        before = reference(ids).logits
+        for p in learner.parameters():
+            p.add_(0.05)
+        assert torch.equal(reference(ids).logits, before)  # the update moved the learner only
+        assert not torch.equal(learner(ids).logits, before)
+        assert reference(ids).logits.dtype == torch.bfloat16
