@@ -192,8 +192,9 @@ class RolloutConfig:
     grpo.dynamic_sampling or FSDP"""
     server_url: str = ""
     """engine server: the vLLM server's http://HOST:PORT, as `python -m grpo.serve` prints it"""
-    server_timeout_s: float = 600.0
-    """engine server: longest wait for the server (an answer, joining the weight-sync group, a sync) before failing"""
+    server_timeout_s: float = 1800.0
+    """engine server: longest wait for the server (an answer, joining the weight-sync group, a sync) before failing;
+    one rollout (one generate call) must finish within it too"""
     vllm_tensor_parallel_size: int = 1
     """vLLM tensor parallel: the engine's model split over this many worker processes (GPUs; on CPU, cores: set
     VLLM_CPU_OMP_THREADS_BIND, or the process's cores are split evenly). Sampling then runs in the workers,

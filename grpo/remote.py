@@ -10,11 +10,15 @@ them (names and shapes, checked by the server before anything moves), broadcasts
 server to acknowledge the new version. No vLLM import here: the trainer's machine does not need vLLM.
 
 Every wait (an HTTP answer, the group's rendezvous, a broadcast, the acknowledgement) ends after
-`rollout.server_timeout_s` with an `EngineError` that names the server and what it did not do.
+`rollout.server_timeout_s` with an `EngineError` that names the server and what it did not do; so one rollout
+(one `/generate`) must also finish within it. The server hands each trainer that connects a session id that
+every later request carries: a trainer whose server another trainer has connected to since, or that restarted,
+is refused (409) instead of sampling from weights it did not send or breaking the other's sync.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import socket
 import threading
@@ -53,6 +57,21 @@ def buckets(named_tensors: Iterable[tuple[str, torch.Tensor]], limit: int = BUCK
         yield dtype, current
 
 
+def address_facing(host: str, port: int, timeout_s: float) -> str:
+    """This machine's address on the route to host:port (what the other side can connect back to)."""
+    with socket.create_connection((host, port), timeout=timeout_s) as s:
+        return s.getsockname()[0]
+
+
+def gloo_pair(store, rank: int, address: str, timeout: timedelta):
+    """The two-member gloo group of a trainer (rank 0) and a server (rank 1), listening on `address`: gloo would
+    otherwise pick the address the machine's hostname resolves to, which on many hosts is a loopback one."""
+    options = torch.distributed.ProcessGroupGloo._Options()
+    options._devices = [torch.distributed.ProcessGroupGloo.create_device(hostname=address)]
+    options._timeout = timeout
+    return torch.distributed.ProcessGroupGloo(store, rank, 2, options)
+
+
 def config_differences(served: dict, ours: dict) -> list[str]:
     """The config keys whose values differ between the server's model and the learner's (noise left out)."""
     keys = (set(served) | set(ours)) - set(NOISE)
@@ -77,7 +96,7 @@ class ServerEngine:
             raise EngineError(f"the vLLM server at {self.url} serves {info['model']}, another architecture than the "
                               f"learner's ({shown}); start it on a model of the learner's architecture")
         self.max_model_len, self.version = int(info["max_model_len"]), int(info["version"])
-        self.group = None
+        self.group, self.session, self._store = None, None, None
         self._open()
         self.load_weights(model.named_parameters())
 
@@ -92,13 +111,16 @@ class ServerEngine:
         except urllib.error.HTTPError as e:
             try:
                 reason = json.loads(e.read()).get("error", e.reason)
-            except (ValueError, AttributeError):
+            except (ValueError, AttributeError, OSError, http.client.HTTPException):
                 reason = e.reason
             raise EngineError(f"the vLLM server at {self.url} refused {method} {path} ({e.code}): {reason}") from None
-        except (urllib.error.URLError, OSError) as e:  # refused connection, timeout, reset
-            raise EngineError(f"the vLLM server at {self.url} did not answer {method} {path} within "
-                              f"rollout.server_timeout_s={self.timeout_s:g} s: {getattr(e, 'reason', e)} "
-                              "(is `python -m grpo.serve` running there?)") from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as e:  # refused, timed out, cut off
+            raise EngineError(f"the vLLM server at {self.url} did not answer {method} {path}: "
+                              f"{getattr(e, 'reason', e) or type(e).__name__} (rollout.server_timeout_s="
+                              f"{self.timeout_s:g} s; is `python -m grpo.serve` running there?)") from None
+        except ValueError as e:
+            raise EngineError(f"the vLLM server at {self.url} answered {method} {path} with something other than "
+                              f"JSON: {e}") from None
 
     def _call_beside(self, method: str, path: str, body: dict):
         """`_call` on a thread, for requests the server answers only after this process's collective ops;
@@ -124,38 +146,45 @@ class ServerEngine:
 
     # -- weight sync ----------------------------------------------------------------------------------------
     def _open(self) -> None:
-        host = self._address_facing_server()
+        """Join the weight-sync group with the server: the rendezvous runs on a thread while the server is asked
+        to join, so a server that refuses at once is reported at once, not after the rendezvous timeout."""
+        parts = urlsplit(self.url)
+        try:
+            host = address_facing(parts.hostname, parts.port, self.timeout_s)
+        except OSError as e:
+            raise EngineError(f"the vLLM server at {self.url} did not answer: {e}") from None
         timeout = timedelta(seconds=self.timeout_s)
         store = torch.distributed.TCPStore(host, 0, 2, is_master=True, timeout=timeout, wait_for_workers=False)
-        answer = self._call_beside("POST", "/sync/open", {"host": host, "port": store.port,
-                                                           "timeout_s": self.timeout_s})
-        try:
-            self.group = torch.distributed.ProcessGroupGloo(store, 0, 2, timeout)
-        except Exception as e:  # noqa: BLE001 - the server's own answer says more, when it has one
-            answer()
-            raise EngineError(f"the vLLM server at {self.url} did not join the weight-sync group at "
-                              f"{host}:{store.port}: {e}") from None
-        answer()
-        self._store = store  # the group's rendezvous lives as long as the group
+        box: dict = {}
 
-    def _address_facing_server(self) -> str:
-        """This machine's address on the route to the server (what the server connects back to)."""
-        parts = urlsplit(self.url)
-        with socket.create_connection((parts.hostname, parts.port), timeout=self.timeout_s) as s:
-            return s.getsockname()[0]
+        def join():
+            try:
+                box["group"] = gloo_pair(store, 0, host, timeout)
+            except Exception as e:  # noqa: BLE001 - reported below
+                box["error"] = e
+
+        thread = threading.Thread(target=join, daemon=True)
+        thread.start()
+        answer = self._call("POST", "/sync/open", {"host": host, "port": store.port, "timeout_s": self.timeout_s})
+        thread.join(self.timeout_s)
+        if "group" not in box:
+            raise EngineError(f"the vLLM server at {self.url} did not join the weight-sync group at "
+                              f"{host}:{store.port}: {box.get('error', 'no rendezvous within the timeout')}")
+        self.group, self.session, self._store = box["group"], answer["session"], store
 
     def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
         """Broadcast the tensors to the server, which loads them in place; returns once it has acknowledged."""
-        groups = [(dtype, [(name, t.detach().to("cpu")) for name, t in pairs]) for dtype, pairs in
-                  buckets(named_tensors)]
+        if self.group is None:
+            raise EngineError(f"the engine for the vLLM server at {self.url} is closed")
+        groups = list(buckets((name, t.detach()) for name, t in named_tensors))
         version = self.version + 1
         meta = [{"dtype": str(dtype).removeprefix("torch."), "tensors": [[n, list(t.shape)] for n, t in pairs]}
                 for dtype, pairs in groups]
-        self._call("POST", "/sync/begin", {"version": version, "buckets": meta})
-        acknowledged = self._call_beside("POST", "/sync/end", {"version": version})
+        self._call("POST", "/sync/begin", {"session": self.session, "version": version, "buckets": meta})
+        acknowledged = self._call_beside("POST", "/sync/end", {"session": self.session, "version": version})
         try:
-            for _, pairs in groups:
-                flat = torch.cat([t.reshape(-1) for _, t in pairs])
+            for _, pairs in groups:  # one bucket in host memory at a time
+                flat = torch.cat([t.reshape(-1).to("cpu") for _, t in pairs])
                 self.group.broadcast(flat, 0).wait()
         except Exception as e:  # noqa: BLE001 - gloo's timeout or a closed connection
             raise EngineError(f"weight sync {version} to the vLLM server at {self.url} broke off: {e}") from None
@@ -175,7 +204,7 @@ class ServerEngine:
                               f"tokens (prompt: {too_long[0].prompt[:60]!r})")
         answer = self._call("POST", "/generate", {
             "prompt_ids": [g.prompt_ids for g in groups], "n": n, "seed": seed, "stop_ids": sorted(self.stop_ids),
-            "version": self.version,
+            "version": self.version, "session": self.session,
             "sampling": {"temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": sampling.top_k,
                          "max_new_tokens": sampling.max_new_tokens}})
         for group, completions in zip(groups, answer["completions"]):
@@ -187,8 +216,8 @@ class ServerEngine:
     def close(self) -> None:
         """Leave the weight-sync group; the server keeps running (and keeps the last weights)."""
         if self.group is not None:
-            self.group = None
+            self.group, self._store = None, None
             try:
-                self._call("POST", "/sync/close", {})
+                self._call("POST", "/sync/close", {"session": self.session})
             except EngineError:
-                pass  # the server is gone already: nothing of ours to release there
+                pass  # the server is gone, or serves another trainer now: nothing of ours to release there

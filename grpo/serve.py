@@ -7,18 +7,22 @@ DIR is a Hugging Face model directory; the trainer's model must have the same ar
 connects) and its weights replace DIR's at once. HTTP with JSON bodies, one engine call at a time:
 
     GET  /info           the model's config, the engine's context length, vLLM version, weights version
-    POST /generate       {"prompt_ids", "n", "sampling", "seed", "stop_ids", "version"} -> {"completions": per
-                         prompt, n of {"token_ids", "logprobs", "finish_reason"}} (the rollout protocol without the
-                         text); refused (409) when the server holds another weights version than the trainer
-                         synced: it restarted, or another trainer synced it
+    POST /generate       {"prompt_ids", "n", "sampling", "seed", "stop_ids", "session", "version"} ->
+                         {"completions": per prompt, n of {"token_ids", "logprobs", "finish_reason"}} (the rollout
+                         protocol without the text); refused (409) when the server holds another weights version
+                         than the trainer synced
     POST /sync/open      {"host", "port", "timeout_s"}: join a two-member process group with the trainer, which
-                         hosts its store at host:port (the trainer is rank 0, this server rank 1); answers once
-                         both have joined
-    POST /sync/begin     {"version", "buckets": [{"dtype", "tensors": [[name, shape], ...]}]}: checks every name
-                         and shape against the model, then receives the buckets (one flat tensor each, broadcast
-                         by the trainer) and loads them in place through the engine's weight sync as they arrive
-    POST /sync/end       {"version"}: waits for that load; answers {"version"} or the error
-    POST /sync/close     leaves the group (a new trainer opens its own)
+                         hosts its store at host:port (the trainer is rank 0, this server rank 1); answers
+                         {"session"} once both have joined. A new trainer's open ends the previous session
+    POST /sync/begin     {"session", "version", "buckets": [{"dtype", "tensors": [[name, shape], ...]}]}: checks
+                         every name and shape against the model, then receives the buckets (one flat tensor each,
+                         broadcast by the trainer) and, once all have arrived, loads them in place through the
+                         engine's weight sync (a broadcast that breaks off leaves the weights as they were)
+    POST /sync/end       {"session", "version"}: waits for that load; answers {"version"} or the error
+    POST /sync/close     {"session"}: leaves the group
+
+Requests of another session than the connected trainer's get 409; after a load that failed inside vLLM (the
+weights are then undefined) every request gets 503 until the server is restarted.
 
 The weights travel over gloo, on CPU tensors: the only backend this project can test (one CPU node). On GPUs an
 NCCL group would skip the copies through host memory; not built. Every wait has the trainer's timeout.
@@ -30,11 +34,13 @@ import argparse
 import json
 import logging
 import os
+import queue
 import re
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -51,7 +57,11 @@ class RequestError(ValueError):
 
 
 class Conflict(RuntimeError):
-    """The trainer's idea of the server's weights is not the server's (answered with status 409)."""
+    """The trainer's idea of the server is not the server's: another session, another weights version (409)."""
+
+
+class Broken(RuntimeError):
+    """The engine's weights are undefined after a load failed inside vLLM: every request gets 503 and the reason."""
 
 
 def expected_shapes(config) -> dict[str, tuple[int, ...]]:
@@ -99,10 +109,20 @@ class Server:
                                              tied=bool(getattr(self.config, "tie_word_embeddings", False)))
         self.settings, self.model_dir = settings, model_dir
         self.lock = threading.Lock()  # one engine call at a time: a rollout never sees half-loaded weights
-        self.group = None
-        self.version = 0
+        self.sync = threading.Lock()  # the session and the load in flight change together
+        self.group, self.session, self.version = None, None, 0
         self.loading: threading.Thread | None = None
         self.load_error: str | None = None
+        self.broken: str | None = None  # set when vLLM failed inside a load: its weights are then undefined
+
+    def _check(self, body: dict) -> None:
+        """Refuse a request of a trainer that is not the connected one, or any request once the weights broke."""
+        if self.broken:
+            raise Broken(f"a weight load failed inside vLLM ({self.broken}), so the engine's weights are "
+                         "undefined: restart the server")
+        if body.get("session") != self.session:
+            raise Conflict("the server has no weight-sync session (it restarted?): reconnect" if self.session is None
+                           else "another trainer has connected to this server since: one trainer per server")
 
     def info(self) -> dict:
         import vllm
@@ -117,9 +137,10 @@ class Server:
             raise RequestError(f"a prompt of {len(too_long[0])} tokens plus max_new_tokens {sampling.max_new_tokens} "
                                f"exceeds the server's context of {self.settings.max_model_len} tokens")
         with self.lock:
-            if "version" in body and int(body["version"]) != self.version:
+            self._check(body)
+            if int(body["version"]) != self.version:
                 raise Conflict(f"the server holds weights version {self.version}, the trainer synced version "
-                               f"{body['version']}: the server restarted or another trainer synced it")
+                               f"{body['version']}")
             started = time.perf_counter()
             sampled = self.engine.sample(body["prompt_ids"], int(body["n"]), sampling, seed=int(body["seed"]),
                                          stop_ids=set(body["stop_ids"]))
@@ -130,69 +151,80 @@ class Server:
                                  for ids, lps, reason in group] for group in sampled]}
 
     def open(self, body: dict) -> dict:
-        self.close()
-        timeout = timedelta(seconds=float(body["timeout_s"]))
-        store = torch.distributed.TCPStore(body["host"], int(body["port"]), 2, is_master=False, timeout=timeout)
-        self.group = torch.distributed.ProcessGroupGloo(store, 1, 2, timeout)
-        log.info("sync group open with %s:%s", body["host"], body["port"])
-        return {"ok": True}
+        """A new trainer: the previous one's session ends (its next request is refused) and a group is joined."""
+        from grpo.remote import address_facing, gloo_pair
 
-    def close(self) -> dict:
-        if self.loading is not None:
-            self.loading.join()
-        self.group, self.loading = None, None
+        timeout = timedelta(seconds=float(body["timeout_s"]))
+        with self.sync:
+            if self.loading is not None and self.loading.is_alive():
+                raise Conflict("a weight sync of the connected trainer is in flight; try again when it is done")
+            self.group, self.session, self.loading = None, None, None
+            address = address_facing(body["host"], int(body["port"]), timeout.total_seconds())
+            store = torch.distributed.TCPStore(body["host"], int(body["port"]), 2, is_master=False, timeout=timeout)
+            self.group = gloo_pair(store, 1, address, timeout)
+            self.session = uuid.uuid4().hex
+        log.info("sync group open with %s:%s (session %s)", body["host"], body["port"], self.session[:8])
+        return {"ok": True, "session": self.session}
+
+    def close(self, body: dict) -> dict:
+        with self.sync:
+            if body.get("session") == self.session and self.session is not None:
+                if self.loading is not None:
+                    self.loading.join()
+                self.group, self.session, self.loading = None, None, None
         return {"ok": True}
 
     def begin(self, body: dict) -> dict:
-        if self.group is None:
-            raise RequestError("sync: no process group open (POST /sync/open first)")
-        if self.loading is not None:
-            raise RequestError(f"sync: version {self.version} is still loading (POST /sync/end first)")
-        buckets = body["buckets"]
-        check_buckets(buckets, self.shapes)
-        self.load_error = None
-        self.loading = threading.Thread(target=self._load, args=(buckets, int(body["version"])), daemon=True)
-        self.loading.start()
+        with self.sync:
+            self._check(body)
+            if self.loading is not None:
+                raise RequestError(f"sync: version {self.version + 1} is still loading (POST /sync/end first)")
+            buckets = body["buckets"]
+            check_buckets(buckets, self.shapes)
+            self.load_error = None
+            self.loading = threading.Thread(target=self._load, args=(buckets, int(body["version"]), self.group),
+                                            daemon=True)
+            self.loading.start()
         return {"ok": True}
 
-    def _load(self, buckets: list[dict], version: int) -> None:
-        received = 0
-
-        def arriving():
-            nonlocal received
+    def _load(self, buckets: list[dict], version: int, group) -> None:
+        """Receive every bucket, then load them: a trainer that dies mid-broadcast leaves the engine untouched
+        (vLLM's in-place reload cannot be undone halfway). Costs one full copy of the weights in host memory."""
+        started = time.perf_counter()
+        try:
+            received = []
             for bucket in buckets:
-                size = sum(_numel(shape) for _, shape in bucket["tensors"])
-                flat = torch.empty(size, dtype=getattr(torch, bucket["dtype"]))
-                self.group.broadcast(flat, 0).wait()
-                received += 1
-                yield from unflatten(flat, bucket["tensors"])
-
+                flat = torch.empty(sum(_numel(shape) for _, shape in bucket["tensors"]),
+                                   dtype=getattr(torch, bucket["dtype"]))
+                group.broadcast(flat, 0).wait()
+                received.extend(unflatten(flat, bucket["tensors"]))
+        except Exception as e:  # noqa: BLE001 - reported to the trainer at /sync/end; the weights are unchanged
+            self.load_error = f"the broadcast broke off ({type(e).__name__}: {e}); weights unchanged"
+            log.warning("weight sync %d: %s", version, self.load_error)
+            return
         with self.lock:
             try:
-                started = time.perf_counter()
-                self.engine.load_weights(arriving())
-                self.version = version
-                size = sum(_numel(shape) * getattr(torch, b["dtype"]).itemsize for b in buckets
-                           for _, shape in b["tensors"])
-                log.info("sync: weights version %d, %d buckets, %.1f MB in %.2f s", version, len(buckets), size / 1e6,
-                         time.perf_counter() - started)
-            except Exception as e:  # noqa: BLE001 - reported to the trainer at /sync/end
-                self.load_error = f"{type(e).__name__}: {e}"
-                log.exception("weight sync %d failed", version)
-                try:  # take the rest, so the trainer's broadcast does not wait out its timeout
-                    for bucket in buckets[received:]:
-                        size = sum(_numel(shape) for _, shape in bucket["tensors"])
-                        self.group.broadcast(torch.empty(size, dtype=getattr(torch, bucket["dtype"])), 0).wait()
-                except Exception as e:  # noqa: BLE001 - the group itself failed: the trainer's wait fails too
-                    log.warning("weight sync %d: the rest of the broadcast did not arrive: %s", version, e)
+                self.engine.load_weights(received)
+            except Exception as e:  # noqa: BLE001 - the engine may hold a mix of old and new weights now
+                self.broken = self.load_error = f"{type(e).__name__}: {e}"
+                log.exception("weight sync %d failed inside vLLM", version)
+                return
+            self.version = version
+        size = sum(t.numel() * t.element_size() for _, t in received)
+        log.info("sync: weights version %d, %d buckets, %.1f MB in %.2f s", version, len(buckets), size / 1e6,
+                 time.perf_counter() - started)
 
     def end(self, body: dict) -> dict:
-        if self.loading is None:
-            raise RequestError("sync: nothing is loading (POST /sync/begin first)")
-        self.loading.join()
-        self.loading = None
-        if self.load_error is not None:
-            raise RuntimeError(f"weight sync {body['version']} failed on the server: {self.load_error}")
+        with self.sync:
+            self._check(body)
+            loading = self.loading
+            if loading is None:
+                raise RequestError("sync: nothing is loading (POST /sync/begin first)")
+        loading.join()
+        with self.sync:
+            self.loading = None
+            if self.load_error is not None:
+                raise RuntimeError(f"weight sync {body['version']} failed on the server: {self.load_error}")
         return {"version": self.version}
 
 
@@ -205,7 +237,7 @@ def _numel(shape) -> int:
 
 def handler(server: Server):
     routes = {("GET", "/info"): lambda body: server.info(), ("POST", "/generate"): server.generate,
-              ("POST", "/sync/open"): server.open, ("POST", "/sync/close"): lambda body: server.close(),
+              ("POST", "/sync/open"): server.open, ("POST", "/sync/close"): server.close,
               ("POST", "/sync/begin"): server.begin, ("POST", "/sync/end"): server.end}
 
     class Handler(BaseHTTPRequestHandler):
@@ -221,6 +253,8 @@ def handler(server: Server):
                 self._send(400, {"error": f"{type(e).__name__}: {e}"})
             except Conflict as e:
                 self._send(409, {"error": str(e)})
+            except Broken as e:
+                self._send(503, {"error": str(e)})
             except Exception as e:  # noqa: BLE001 - the trainer gets the reason instead of a dropped connection
                 log.exception("%s %s", method, self.path)
                 self._send(500, {"error": f"{type(e).__name__}: {e}"})
@@ -253,15 +287,25 @@ def spawn(model_dir, *options: str, wait_s: float = 300):
     process = subprocess.Popen([sys.executable, "-m", "grpo.serve", "--model", str(model_dir), "--port", "0",
                                 *options], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                                cwd=root)
+    lines: queue.Queue = queue.Queue()
+
+    def pump():  # reads to the end, so the server never blocks on a full pipe
+        for line in process.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
     deadline, seen = time.monotonic() + wait_s, []
     while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line and process.poll() is not None:
+        try:
+            line = lines.get(timeout=max(deadline - time.monotonic(), 0.01))
+        except queue.Empty:
+            break
+        if line is None:  # the process ended
             break
         seen.append(line)
         found = re.search(r"grpo\.serve ready on (http://\S+)", line)
         if found:
-            threading.Thread(target=process.stdout.read, daemon=True).start()  # keep its pipe from filling
             return process, found.group(1)
     process.kill()
     raise RuntimeError(f"grpo.serve did not start within {wait_s:g} s:\n" + "".join(seen[-30:]))

@@ -155,8 +155,9 @@ logging.getLogger("vllm.model_executor.model_loader.reload.layerwise").addFilter
 
 def _reload_weights(llm, named_tensors: Iterable[tuple[str, torch.Tensor]], *, workers: int = 1) -> None:
     _require(llm, "collective_rpc", "weight sync")
-    if workers > 1:  # to every worker process: names and tensors as two lists (grpo/vllm_worker.py)
-        names, tensors = zip(*((k, v.detach()) for k, v in named_tensors))
+    if workers > 1:  # to every worker process: names and tensors as two lists (grpo/vllm_worker.py), on the CPU
+        # (vLLM's message queue passes CPU tensors as buffers; a CUDA one would be pickled and rebuilt on one GPU)
+        names, tensors = zip(*((k, v.detach().to("cpu")) for k, v in named_tensors))
         llm.collective_rpc("grpo_reload_weights", args=(list(names), list(tensors)))
     else:
         llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(named_tensors)})

@@ -1,6 +1,14 @@
 """Fixtures shared across test files: built once per test session."""
 
+import os
+
 import pytest
+
+# The tests are written for the CPU (tiny models, CPU tensors as inputs, vLLM's CPU build). On a GPU machine they
+# run with the GPUs hidden (models would otherwise be placed on one: grpo.model.run_device), unless
+# GRPO_TEST_GPU=1, which the FSDP cases of tests/test_distributed.py need (2 GPUs).
+if os.environ.get("GRPO_TEST_GPU") != "1":
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""
 
 from grpo import train
 

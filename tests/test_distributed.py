@@ -51,7 +51,7 @@ def test_share_deals_every_completion_once():
 # accelerate runs FSDP only on accelerators: on CPU, `accelerate launch` with an FSDP config starts plain multi-CPU
 # DDP processes (its distributed type MULTI_CPU), which the trainer refuses (test below). So FSDP runs need GPUs.
 NEEDS_GPUS = pytest.mark.skipif(torch.cuda.device_count() < 2, reason="FSDP under accelerate needs 2 GPUs (on CPU "
-                                "accelerate falls back to DDP)")
+                                "accelerate falls back to DDP); run with GRPO_TEST_GPU=1 on a machine with 2")
 TYPES = {"ddp": {"MULTI_CPU", "MULTI_GPU"}, "fsdp": {"FSDP"}}
 
 

@@ -3,17 +3,18 @@ syncs its weights into over a gloo process group (grpo/remote.py). One server se
 loads its own weights into it, so each also exercises the sync."""
 
 import json
-import re
-import socket
+import os
+import subprocess
+import sys
 import time
 
 import pytest
 import torch
 
 from grpo import train
-from grpo.config import ConfigError, RolloutConfig, load_config
+from grpo.config import RolloutConfig
 from grpo.model import build_model, build_tokenizer, load
-from grpo.remote import EngineError, ServerEngine, buckets
+from grpo.remote import EngineError, ServerEngine
 from grpo.rollout import HFEngine, SamplingParams, make_engine, processed_logprobs
 from grpo.serve import spawn
 
@@ -118,19 +119,66 @@ def test_a_prompt_beyond_the_servers_context_is_refused_with_its_length(server, 
         engine.close()
 
 
-def test_a_server_synced_by_someone_else_refuses_to_sample_with_stale_weights(server, tokenizer):
-    """Two trainers on one server (or a server restarted under a trainer): the trainer whose weights are no longer
-    the server's gets an error naming both versions instead of samples from weights it did not send."""
+def test_a_second_trainer_ends_the_first_ones_session(server, tokenizer):
+    """Two trainers on one server: the one that connected first is refused (409) instead of sampling from weights
+    it did not send, and its close does not end the second one's session."""
     first = ServerEngine(server, build_model("tiny", tokenizer, seed=7), tokenizer, timeout_s=120)
-    second = ServerEngine(server, build_model("tiny", tokenizer, seed=8), tokenizer, timeout_s=120)
+    second_model = build_model("tiny", tokenizer, seed=8)
+    second = ServerEngine(server, second_model, tokenizer, timeout_s=120)
+    sampling = SamplingParams(max_new_tokens=4)
     try:
-        with pytest.raises(EngineError, match=rf"\(409\): the server holds weights version {second.version}, the "
-                                              rf"trainer synced version {first.version}"):
-            first.generate(PROMPTS[:1], 2, SamplingParams(max_new_tokens=4), seed=0)
-        assert second.generate(PROMPTS[:1], 2, SamplingParams(max_new_tokens=4), seed=0)[0].completions
-    finally:
+        with pytest.raises(EngineError, match=r"refused POST /generate \(409\): another trainer has connected"):
+            first.generate(PROMPTS[:1], 2, sampling, seed=0)
+        with pytest.raises(EngineError, match=r"refused POST /sync/begin \(409\): another trainer has connected"):
+            first.load_weights(build_model("tiny", tokenizer, seed=7).named_parameters())
         first.close()
+        second.load_weights(second_model.named_parameters())
+        assert _gap(second_model, second.generate(PROMPTS[:1], 2, sampling, seed=0), sampling) < 1e-4
+    finally:
         second.close()
+
+
+DYING_TRAINER = """
+import os, sys, torch
+from grpo.model import build_model, build_tokenizer
+from grpo.remote import ServerEngine
+tokenizer = build_tokenizer()
+model = build_model("tiny", tokenizer, seed=9)
+engine = ServerEngine(sys.argv[1], model, tokenizer, timeout_s=30)
+params = [(n, t.detach()) for n, t in model.named_parameters()]
+cut = [n for n, _ in params].index("model.layers.0.self_attn.q_proj.weight") + 1  # inside layer 0's attention
+meta = [{"dtype": "float32", "tensors": [[n, list(t.shape)] for n, t in part]} for part in (params[:cut], params[cut:])]
+engine._call("POST", "/sync/begin", {"session": engine.session, "version": engine.version + 1, "buckets": meta})
+engine.group.broadcast(torch.cat([t.reshape(-1) + 1.0 for _, t in params[:cut]]), 0).wait()
+print("2 buckets announced, 1 sent", flush=True)
+os._exit(1)  # dies mid-broadcast, with layer 0's q projection sent and its k and v not
+"""
+
+
+def test_a_trainer_dying_mid_broadcast_leaves_the_servers_weights_whole(server, tokenizer):
+    """A trainer that dies between buckets (one layer's q projection sent, its k and v not): the server fails that
+    sync, takes a new session once its side of the broadcast has failed, and the next trainer's sync gives exactly
+    its weights. (The server receives every bucket before loading any, so vLLM's in-place reload never starts on
+    a sync that cannot finish; a version that fed vLLM the buckets as they arrived passed this test too, vLLM 0.32
+    on CPU recovering from the interrupted reload, so receiving first is a precaution, not a measured fix.)"""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    dying = subprocess.run([sys.executable, "-c", DYING_TRAINER, server], capture_output=True, text=True,
+                           timeout=300, cwd=root, env={**os.environ, "PYTHONPATH": root})
+    assert dying.returncode == 1 and "1 sent" in dying.stdout, dying.stdout + dying.stderr
+    model = build_model("tiny", tokenizer, seed=10)
+    deadline = time.monotonic() + 60
+    while True:  # the server refuses a new session until the broken broadcast has failed on its side
+        try:
+            engine = ServerEngine(server, model, tokenizer, timeout_s=30)
+            break
+        except EngineError as e:
+            assert "sync of the connected trainer is in flight" in str(e) and time.monotonic() < deadline, e
+            time.sleep(1)
+    try:
+        sampling = SamplingParams(temperature=1.0, max_new_tokens=16)
+        assert _gap(model, engine.generate(PROMPTS, 2, sampling, seed=0), sampling) < 1e-4
+    finally:
+        engine.close()
 
 
 def test_a_server_killed_under_a_trainer_is_an_error_not_a_hang(base, tokenizer):
@@ -143,54 +191,12 @@ def test_a_server_killed_under_a_trainer_is_an_error_not_a_hang(base, tokenizer)
         process.kill()
         process.wait(timeout=60)
     start = time.monotonic()
-    with pytest.raises(EngineError, match=rf"the vLLM server at {url} did not answer POST /sync/begin"):
+    with pytest.raises(EngineError, match=rf"the vLLM server at {url} did not answer POST /sync/begin: .*refused"):
         engine.load_weights(model.named_parameters())
-    with pytest.raises(EngineError, match=rf"the vLLM server at {url} did not answer POST /generate"):
+    with pytest.raises(EngineError, match=rf"the vLLM server at {url} did not answer POST /generate: .*refused"):
         engine.generate(PROMPTS[:1], 2, SamplingParams(max_new_tokens=8), seed=0)
     assert time.monotonic() - start < 10  # refused connections: no wait for the timeout
     engine.close()  # nothing to release on a server that is gone
-
-
-def test_a_server_that_does_not_answer_is_an_error_within_the_timeout(tokenizer):
-    silent = socket.socket()
-    silent.bind(("127.0.0.1", 0))
-    silent.listen(1)  # accepts connections, never answers
-    url = f"http://127.0.0.1:{silent.getsockname()[1]}"
-    start = time.monotonic()
-    try:
-        with pytest.raises(EngineError, match=rf"at {url} did not answer GET /info within rollout.server_timeout_s=1"):
-            ServerEngine(url, build_model("tiny", tokenizer, seed=0), tokenizer, timeout_s=1)
-    finally:
-        silent.close()
-    assert time.monotonic() - start < 10
-    with pytest.raises(EngineError, match="did not answer GET /info.*is `python -m grpo.serve` running there"):
-        ServerEngine(url, build_model("tiny", tokenizer, seed=0), tokenizer, timeout_s=1)  # now: refused
-    with pytest.raises(EngineError, match="expected http://HOST:PORT"):
-        ServerEngine("localhost:8000", build_model("tiny", tokenizer, seed=0), tokenizer, timeout_s=1)
-
-
-def test_the_server_key_is_required_with_the_server_engine():
-    with pytest.raises(ConfigError, match="rollout.server_url is required with rollout.engine server"):
-        load_config(None, ["rollout.engine=server"])
-
-
-def test_a_run_whose_server_is_gone_stops_with_the_reason(tmp_path, base, capsys):
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{s.getsockname()[1]}"
-    code = train.main([f"run.dir={tmp_path / 'run'}", "run.stages=[grpo]", f"model.path={base}", "grpo.steps=2", "grpo.warmup_steps=0",
-                       "rollout.engine=server", f"rollout.server_url={url}", "rollout.server_timeout_s=5"])
-    assert code == 1
-    assert re.search(rf"stopped: the vLLM server at {url} did not answer GET /info", capsys.readouterr().err)
-    assert not (tmp_path / "run" / "checkpoints").exists()
-
-
-def test_buckets_keep_order_split_by_dtype_and_size():
-    tensors = [("a", torch.zeros(4)), ("b", torch.zeros(4)), ("c", torch.zeros(2, dtype=torch.bfloat16)),
-               ("d", torch.zeros(10)), ("e", torch.zeros(1))]
-    got = [(str(dtype), [n for n, _ in pairs]) for dtype, pairs in buckets(tensors, limit=32)]
-    assert got == [("torch.float32", ["a", "b"]), ("torch.bfloat16", ["c"]), ("torch.float32", ["d"]),
-                   ("torch.float32", ["e"])]
 
 
 def test_a_grpo_run_samples_from_the_server_with_the_learners_weights_every_step(server, tmp_path, base):
