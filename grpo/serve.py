@@ -336,8 +336,16 @@ def main(argv: list[str] | None = None) -> None:
         dtype=args.dtype, max_model_len=max_len, cpu_kv_cache_gib=args.cpu_kv_cache_gib,
         gpu_memory_utilization=args.gpu_memory_utilization, enforce_eager=not args.no_enforce_eager,
         tensor_parallel_size=args.tensor_parallel_size)
-    server = Server(args.model, settings)
-    httpd = ThreadingHTTPServer((args.host, args.port), handler(server))
+    try:  # listen first: a taken port is reported before vLLM spends its start-up time
+        httpd = ThreadingHTTPServer((args.host, args.port), BaseHTTPRequestHandler)
+    except OSError as e:
+        parser.error(f"--host {args.host} --port {args.port}: cannot listen there: {e}")
+    try:
+        server = Server(args.model, settings)
+    except vllm_engine.EngineError as e:
+        httpd.server_close()
+        sys.exit(f"grpo.serve: {e}")
+    httpd.RequestHandlerClass = handler(server)
     log.info("serving %s on http://%s:%d", args.model, args.host, httpd.server_address[1])
     print(f"grpo.serve ready on http://{args.host}:{httpd.server_address[1]}", flush=True)
     try:

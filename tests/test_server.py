@@ -215,3 +215,16 @@ def test_a_grpo_run_samples_from_the_server_with_the_learners_weights_every_step
     final, _ = load(str(run_dir / "final"))
     start, _ = load(str(base))
     assert any(not torch.equal(a, b) for a, b in zip(final.state_dict().values(), start.state_dict().values()))
+
+
+def test_a_taken_port_is_refused_before_the_engine_starts(base):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        start = time.monotonic()
+        with pytest.raises(RuntimeError, match=rf"--port {port}: cannot listen there: .*Address already in use"):
+            spawn(base, "--port", str(port), wait_s=120)
+    assert time.monotonic() - start < 60
