@@ -132,7 +132,8 @@ class Server:
 
     def generate(self, body: dict) -> dict:
         sampling = SamplingParams(**body["sampling"])
-        too_long = [ids for ids in body["prompt_ids"] if len(ids) + sampling.max_new_tokens > self.settings.max_model_len]
+        limit = self.settings.max_model_len
+        too_long = [ids for ids in body["prompt_ids"] if len(ids) + sampling.max_new_tokens > limit]
         if too_long:
             raise RequestError(f"a prompt of {len(too_long[0])} tokens plus max_new_tokens {sampling.max_new_tokens} "
                                f"exceeds the server's context of {self.settings.max_model_len} tokens")
