@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
+from grpo.model import device_of
 from grpo.verify import judge
 
 
@@ -43,7 +44,7 @@ def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int, batch
     try:
         for start in range(0, len(prompts), batch_size):
             batch = tokenizer(prompts[start : start + batch_size], return_tensors="pt", padding=True,
-                              add_special_tokens=False).to(next(model.parameters()).device)
+                              add_special_tokens=False).to(device_of(model))
             tokens = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
                                     eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
             new = tokens[:, batch["input_ids"].shape[1]:]  # (B, T_new)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from grpo.loss import StepSize, policy_loss
+from grpo.model import device_of
 
 
 @dataclass
@@ -180,7 +181,7 @@ def update(model, optimizer, ref_model, samples: list[Sample], *, mu: int, micro
     size = step_size(samples, max_new_tokens)
     if accelerator is not None and accelerator.num_processes > 1:
         samples = share(samples, accelerator.process_index, accelerator.num_processes)
-    batches = micro_batches(samples, micro_batch_size, pad_id, device=next(model.parameters()).device)
+    batches = micro_batches(samples, micro_batch_size, pad_id, device=device_of(model))
     need_old = mu > 1 or bool(loss_kwargs.get("is_cap"))
     fill_fixed_logprobs(model, ref_model, batches, need_old=need_old, temperature=temperature)
     passes = [optimizer_pass(model, optimizer, batches, size, temperature=temperature, max_grad_norm=max_grad_norm,

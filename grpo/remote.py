@@ -18,6 +18,7 @@ is refused (409) instead of sampling from weights it did not send or breaking th
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import json
 import socket
@@ -30,7 +31,7 @@ from urllib.parse import urlsplit
 
 import torch
 
-from grpo.rollout import Completion, Group, SamplingParams, stop_token_ids
+from grpo.rollout import Completion, Group, SamplingParams, context_overflow, stop_token_ids
 
 BUCKET_BYTES = 256 * 2**20  # one broadcast's payload at most (a larger tensor goes alone)
 # config fields that say nothing about the network: where it came from, the library that wrote it, how to run it
@@ -55,6 +56,32 @@ def buckets(named_tensors: Iterable[tuple[str, torch.Tensor]], limit: int = BUCK
         size, dtype = size + nbytes, tensor.dtype
     if current:
         yield dtype, current
+
+
+def on_thread(work):
+    """Start `work()` on a thread; returns `wait(timeout=None)`, which gives its result or raises its error
+    (TimeoutError when it has not finished within `timeout` seconds). For the calls that must run beside this
+    thread's own part of a collective: the group's rendezvous, the server's acknowledgement of a broadcast."""
+    box: dict = {}
+
+    def run():
+        try:
+            box["result"] = work()
+        except Exception as e:  # noqa: BLE001 - re-raised by wait()
+            box["error"] = e
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+
+    def wait(timeout: float | None = None):
+        thread.join(timeout)
+        if "error" in box:
+            raise box["error"]
+        if "result" not in box:
+            raise TimeoutError(f"not done within {timeout:g} s")
+        return box["result"]
+
+    return wait
 
 
 def address_facing(host: str, port: int, timeout_s: float) -> str:
@@ -122,28 +149,6 @@ class ServerEngine:
             raise EngineError(f"the vLLM server at {self.url} answered {method} {path} with something other than "
                               f"JSON: {e}") from None
 
-    def _call_beside(self, method: str, path: str, body: dict):
-        """`_call` on a thread, for requests the server answers only after this process's collective ops;
-        returns a function that waits for the answer (and raises its error)."""
-        box: dict = {}
-
-        def call():
-            try:
-                box["answer"] = self._call(method, path, body)
-            except Exception as e:  # noqa: BLE001 - re-raised in the waiting thread
-                box["error"] = e
-
-        thread = threading.Thread(target=call, daemon=True)
-        thread.start()
-
-        def wait() -> dict:
-            thread.join()
-            if "error" in box:
-                raise box["error"]
-            return box["answer"]
-
-        return wait
-
     # -- weight sync ----------------------------------------------------------------------------------------
     def _open(self) -> None:
         """Join the weight-sync group with the server: the rendezvous runs on a thread while the server is asked
@@ -155,22 +160,14 @@ class ServerEngine:
             raise EngineError(f"the vLLM server at {self.url} did not answer: {e}") from None
         timeout = timedelta(seconds=self.timeout_s)
         store = torch.distributed.TCPStore(host, 0, 2, is_master=True, timeout=timeout, wait_for_workers=False)
-        box: dict = {}
-
-        def join():
-            try:
-                box["group"] = gloo_pair(store, 0, host, timeout)
-            except Exception as e:  # noqa: BLE001 - reported below
-                box["error"] = e
-
-        thread = threading.Thread(target=join, daemon=True)
-        thread.start()
+        joined = on_thread(lambda: gloo_pair(store, 0, host, timeout))
         answer = self._call("POST", "/sync/open", {"host": host, "port": store.port, "timeout_s": self.timeout_s})
-        thread.join(self.timeout_s)
-        if "group" not in box:
+        try:
+            group = joined(self.timeout_s)
+        except Exception as e:  # noqa: BLE001 - gloo's rendezvous error, or no rendezvous within the timeout
             raise EngineError(f"the vLLM server at {self.url} did not join the weight-sync group at "
-                              f"{host}:{store.port}: {box.get('error', 'no rendezvous within the timeout')}")
-        self.group, self.session, self._store = box["group"], answer["session"], store
+                              f"{host}:{store.port}: {e}") from None
+        self.group, self.session, self._store = group, answer["session"], store
 
     def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
         """Broadcast the tensors to the server, which loads them in place; returns once it has acknowledged."""
@@ -181,7 +178,8 @@ class ServerEngine:
         meta = [{"dtype": str(dtype).removeprefix("torch."), "tensors": [[n, list(t.shape)] for n, t in pairs]}
                 for dtype, pairs in groups]
         self._call("POST", "/sync/begin", {"session": self.session, "version": version, "buckets": meta})
-        acknowledged = self._call_beside("POST", "/sync/end", {"session": self.session, "version": version})
+        acknowledged = on_thread(lambda: self._call("POST", "/sync/end", {"session": self.session,
+                                                                           "version": version}))
         try:
             for _, pairs in groups:  # one bucket in host memory at a time
                 flat = torch.cat([t.reshape(-1).to("cpu") for _, t in pairs])
@@ -197,16 +195,13 @@ class ServerEngine:
     # -- rollouts -------------------------------------------------------------------------------------------
     def generate(self, prompts: list[str], n: int, sampling: SamplingParams, *, seed: int) -> list[Group]:
         groups = [Group(p, self.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
-        too_long = [g for g in groups if len(g.prompt_ids) + sampling.max_new_tokens > self.max_model_len]
-        if too_long:
-            raise EngineError(f"a prompt of {len(too_long[0].prompt_ids)} tokens plus max_new_tokens "
-                              f"{sampling.max_new_tokens} exceeds the server's context of {self.max_model_len} "
-                              f"tokens (prompt: {too_long[0].prompt[:60]!r})")
+        refusal = context_overflow([g.prompt_ids for g in groups], sampling.max_new_tokens, self.max_model_len,
+                                   "the server's", prompts)
+        if refusal:
+            raise EngineError(refusal)
         answer = self._call("POST", "/generate", {
             "prompt_ids": [g.prompt_ids for g in groups], "n": n, "seed": seed, "stop_ids": sorted(self.stop_ids),
-            "version": self.version, "session": self.session,
-            "sampling": {"temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": sampling.top_k,
-                         "max_new_tokens": sampling.max_new_tokens}})
+            "version": self.version, "session": self.session, "sampling": dataclasses.asdict(sampling)})
         for group, completions in zip(groups, answer["completions"]):
             group.completions = [Completion(c["token_ids"], self.tokenizer.decode(c["token_ids"],
                                                                                   skip_special_tokens=True),

@@ -22,6 +22,8 @@ from typing import Iterable, Protocol
 
 import torch
 
+from grpo.model import device_of
+
 
 @dataclass(frozen=True)
 class SamplingParams:
@@ -99,7 +101,7 @@ class HFEngine:
     def generate(self, prompts: list[str], n: int, sampling: SamplingParams, *, seed: int) -> list[Group]:
         groups = [Group(p, self.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
         rows = [g.prompt_ids for g in groups for _ in range(n)]  # prompt-major: group i is rows i*n .. i*n+n-1
-        generator = torch.Generator(device=next(self.model.parameters()).device).manual_seed(seed)
+        generator = torch.Generator(device=device_of(self.model)).manual_seed(seed)
         completions: list[Completion] = []
         for start in range(0, len(rows), self.batch_size):
             completions.extend(self._sample(rows[start : start + self.batch_size], sampling, generator))
@@ -168,6 +170,18 @@ class HFEngine:
 
     def close(self) -> None:
         self.model = None
+
+
+def context_overflow(prompt_ids: list[list[int]], max_new_tokens: int, context: int, whose: str,
+                     prompts: list[str] | None = None) -> str | None:
+    """The refusal for the first prompt whose length plus `max_new_tokens` exceeds `context` tokens (`whose`
+    context: "the engine's", "the server's"), naming its length and, given `prompts`, its start; None if all fit."""
+    for i, ids in enumerate(prompt_ids):
+        if len(ids) + max_new_tokens > context:
+            shown = f" (prompt: {prompts[i][:60]!r})" if prompts is not None else ""
+            return (f"a prompt of {len(ids)} tokens plus max_new_tokens {max_new_tokens} exceeds {whose} context "
+                    f"of {context} tokens{shown}")
+    return None
 
 
 def with_tied_head(named_tensors: Iterable[tuple[str, torch.Tensor]], tied: bool):

@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import queue
 import re
@@ -47,7 +48,7 @@ from pathlib import Path
 
 import torch
 
-from grpo.rollout import SamplingParams
+from grpo.rollout import SamplingParams, context_overflow
 
 log = logging.getLogger("grpo.serve")
 
@@ -89,7 +90,7 @@ def unflatten(flat: torch.Tensor, tensors: list) -> list[tuple[str, torch.Tensor
     """A bucket's flat tensor -> its named tensors, in the order they were flattened."""
     out, offset = [], 0
     for name, shape in tensors:
-        size = _numel(shape)
+        size = math.prod(shape)
         out.append((name, flat[offset:offset + size].view(shape)))
         offset += size
     return out
@@ -132,11 +133,10 @@ class Server:
 
     def generate(self, body: dict) -> dict:
         sampling = SamplingParams(**body["sampling"])
-        limit = self.settings.max_model_len
-        too_long = [ids for ids in body["prompt_ids"] if len(ids) + sampling.max_new_tokens > limit]
-        if too_long:
-            raise RequestError(f"a prompt of {len(too_long[0])} tokens plus max_new_tokens {sampling.max_new_tokens} "
-                               f"exceeds the server's context of {self.settings.max_model_len} tokens")
+        refusal = context_overflow(body["prompt_ids"], sampling.max_new_tokens, self.settings.max_model_len,
+                                   "the server's")
+        if refusal:
+            raise RequestError(refusal)
         with self.lock:
             self._check(body)
             if int(body["version"]) != self.version:
@@ -195,7 +195,7 @@ class Server:
         try:
             received = []
             for bucket in buckets:
-                flat = torch.empty(sum(_numel(shape) for _, shape in bucket["tensors"]),
+                flat = torch.empty(sum(math.prod(shape) for _, shape in bucket["tensors"]),
                                    dtype=getattr(torch, bucket["dtype"]))
                 group.broadcast(flat, 0).wait()
                 received.extend(unflatten(flat, bucket["tensors"]))
@@ -227,13 +227,6 @@ class Server:
             if self.load_error is not None:
                 raise RuntimeError(f"weight sync {body['version']} failed on the server: {self.load_error}")
         return {"version": self.version}
-
-
-def _numel(shape) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
 
 
 def handler(server: Server):

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from grpo.config import SFTConfig
 from grpo.lora import describe, merged_state_dict, wrap
+from grpo.model import device_of
 from grpo.runfiles import append_jsonl, drop_after, log_heldout, save_checkpoint
 
 IGNORE = -100
@@ -97,7 +98,7 @@ class Distillation:
 def token_losses(model, batch, kd: Distillation | None = None) -> tuple[torch.Tensor, int]:
     """(sum of completion-token losses, number of completion tokens) for one micro-batch: cross-entropy, mixed
     with the KL to a teacher's distribution when `kd` is given. The batch moves to the model's device."""
-    batch = {k: v.to(next(model.parameters()).device) for k, v in batch.items()}
+    batch = {k: v.to(device_of(model)) for k, v in batch.items()}
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # (B, T, V)
     targets = batch["labels"][:, 1:]  # (B, T-1): position t predicts token t+1
     loss = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), targets.flatten(),
@@ -137,9 +138,10 @@ def adamw(model, cfg) -> torch.optim.Optimizer:
                               {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, cfg.adam_beta2))
 
 
-def _state(optimizer, scheduler, step: int, rng: random.Random, **progress) -> dict:
+def _state(optimizer, scheduler, step: int, **progress) -> dict:
+    """A checkpoint's trainer state. The batch order needs no RNG state: a resumed run replays the stream."""
     return {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step,
-            "python_rng": rng.getstate(), "torch_rng": torch.get_rng_state(), **progress}
+            "torch_rng": torch.get_rng_state(), **progress}
 
 
 def run_sft(model, tokenizer, train, heldout, cfg: SFTConfig, run_dir: Path, *, seed: int,
@@ -203,7 +205,7 @@ def run_sft(model, tokenizer, train, heldout, cfg: SFTConfig, run_dir: Path, *, 
             progress.write(f"{stage} step {step + 1}: held-out accuracy {evaluate(step + 1):.3f}")
         if cfg.save_every and (step + 1) % cfg.save_every == 0:
             save_checkpoint(run_dir / "checkpoints" / stage / f"step_{step + 1}", model, tokenizer,
-                            _state(optimizer, scheduler, step + 1, rng, evals=evals, tokens=tokens_seen,
+                            _state(optimizer, scheduler, step + 1, evals=evals, tokens=tokens_seen,
                                    elapsed=elapsed_before + time.monotonic() - start),
                             weights=merged_state_dict(peft_model) if peft_model is not None else None)
     progress.close()
@@ -212,7 +214,7 @@ def run_sft(model, tokenizer, train, heldout, cfg: SFTConfig, run_dir: Path, *, 
         peft_model.merge_and_unload()  # `model` is a plain model again, the adapters merged into its weights
         model.requires_grad_(True)  # PEFT froze the base; a later stage (grpo) trains every weight
     final = final or run_dir / "final"
-    save_checkpoint(final, model, tokenizer, _state(optimizer, scheduler, cfg.steps, rng))
+    save_checkpoint(final, model, tokenizer, _state(optimizer, scheduler, cfg.steps))
     return {"heldout_accuracy": accuracy, "seconds": round(elapsed_before + time.monotonic() - start, 1),
             "steps": cfg.steps,
             "examples": len(sequences), "left_out_too_long": too_long, "tokens": tokens_seen,

@@ -368,10 +368,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def leave(code: int) -> None:
-    """Exit (also what tests/distributed_update.py ends with). One of several processes (`accelerate launch`) runs the exit handlers, then skips the interpreter's
-    teardown: over gloo a process sometimes aborted there (SIGABRT, "terminate called without an active
-    exception": a communication thread still joinable at exit, pytorch/pytorch#90549) after its work was done
-    and written. Destroying the process group first made the ranks hang instead."""
+    """Exit (also what tests/distributed_update.py ends with). One of several processes (`accelerate launch`) runs
+    the exit handlers, then skips the interpreter's teardown: over gloo a process sometimes aborted there
+    (SIGABRT, "terminate called without an active exception": a communication thread still joinable at exit,
+    pytorch/pytorch#90549) after its work was done and written. Destroying the process group first made the
+    ranks hang instead."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         sys.exit(code)
     import atexit

@@ -249,8 +249,8 @@ def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout:
         return accuracy
 
     def checkpoint(path: Path, step: int, optimizer_state: dict | None, *, with_reference: bool = True) -> None:
-        state = {"step": step, "optimizer": optimizer.state_dict() if optimizer_state is None else optimizer_state, "scheduler": scheduler.state_dict(),
-                 "sampler": sampler.state_dict(), "python_rng": random.getstate(),
+        state = {"step": step, "optimizer": optimizer.state_dict() if optimizer_state is None else optimizer_state,
+                 "scheduler": scheduler.state_dict(), "sampler": sampler.state_dict(), "python_rng": random.getstate(),
                  "torch_rng": torch.get_rng_state(), "evals": evals,
                  "elapsed": elapsed_before + time.monotonic() - start}
         extra = {}
@@ -356,7 +356,7 @@ def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout:
         model.requires_grad_(True)  # PEFT froze the base; a later stage gets a model that trains
         peft_model = None
     final = run_dir / "final"
-    checkpoint(final, cfg.steps, final_optimizer, with_reference=False)  # final/ is the model to use, not a resume point
+    checkpoint(final, cfg.steps, final_optimizer, with_reference=False)  # the model to use, not a resume point
     return {"heldout_accuracy": accuracy, "seconds": round(elapsed_before + time.monotonic() - start, 1),
             "steps": cfg.steps, "evals": evals, "final": str(final)}
 

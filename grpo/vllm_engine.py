@@ -44,7 +44,7 @@ from typing import Iterable
 
 import torch
 
-from grpo.rollout import Completion, Group, SamplingParams, stop_token_ids, with_tied_head
+from grpo.rollout import Completion, Group, SamplingParams, context_overflow, stop_token_ids, with_tied_head
 
 os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # in-process engine: weight sync passes tensors directly
 os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # our logs, not vLLM's per-call INFO lines
@@ -218,11 +218,10 @@ class VLLMEngine:
 
     def generate(self, prompts: list[str], n: int, sampling: SamplingParams, *, seed: int) -> list[Group]:
         groups = [Group(p, self.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
-        too_long = [g for g in groups if len(g.prompt_ids) + sampling.max_new_tokens > self.settings.max_model_len]
-        if too_long:
-            raise EngineError(f"a prompt of {len(too_long[0].prompt_ids)} tokens plus max_new_tokens "
-                              f"{sampling.max_new_tokens} exceeds the engine's context of "
-                              f"{self.settings.max_model_len} tokens (prompt: {too_long[0].prompt[:60]!r})")
+        refusal = context_overflow([g.prompt_ids for g in groups], sampling.max_new_tokens,
+                                   self.settings.max_model_len, "the engine's", prompts)
+        if refusal:
+            raise EngineError(refusal)
         sampled = self.sample([g.prompt_ids for g in groups], n, sampling, seed=seed, stop_ids=self.stop_ids)
         for group, completions in zip(groups, sampled):
             group.completions = [Completion(ids, self.tokenizer.decode(ids, skip_special_tokens=True), logprobs, reason)

@@ -10,12 +10,13 @@ import time
 
 import pytest
 import torch
+from engines import learner_logprobs
 
 from grpo import train
 from grpo.config import RolloutConfig
 from grpo.model import build_model, build_tokenizer, load
 from grpo.remote import EngineError, ServerEngine
-from grpo.rollout import HFEngine, SamplingParams, make_engine, processed_logprobs
+from grpo.rollout import HFEngine, SamplingParams, make_engine
 from grpo.serve import spawn
 
 vllm_engine = pytest.importorskip("grpo.vllm_engine")
@@ -40,15 +41,8 @@ def tokenizer():
 
 def _gap(model, groups, sampling: SamplingParams) -> float:
     """Largest gap between the engine's sampling logprobs and `model`'s over every completion's tokens."""
-    gap = 0.0
-    for group in groups:
-        for c in group.completions:
-            ids = torch.tensor([group.prompt_ids + c.token_ids])
-            with torch.no_grad():
-                logits = model(ids).logits[0, len(group.prompt_ids) - 1 : -1]
-            mine = processed_logprobs(logits, sampling).gather(-1, torch.tensor(c.token_ids)[:, None]).squeeze(-1)
-            gap = max(gap, float((torch.tensor(c.logprobs) - mine).abs().max()))
-    return gap
+    return max(float((torch.tensor(c.logprobs) - lp).abs().max()) for group in groups
+               for c, lp in zip(group.completions, learner_logprobs(model, group, sampling)))
 
 
 def test_after_a_sync_the_server_samples_with_the_learners_logprobs(server, tokenizer):
@@ -182,7 +176,7 @@ def test_a_trainer_dying_mid_broadcast_leaves_the_servers_weights_whole(server, 
         engine.close()
 
 
-def test_a_server_killed_under_a_trainer_is_an_error_not_a_hang(base, tokenizer):
+def test_a_server_killed_under_a_trainer_is_an_error_not_a_hang(base):
     model, tokenizer = load(str(base))
     process, url = spawn(base, "--cpu-kv-cache-gib", "0.25")
     try:

@@ -10,12 +10,13 @@ import random
 
 import pytest
 import torch
+from engines import learner_logprobs
 
 from grpo import train
 from grpo.config import RolloutConfig
 from grpo.learner import token_logprobs
 from grpo.model import build_model, build_tokenizer, load
-from grpo.rollout import HFEngine, SamplingParams, make_engine, processed_logprobs
+from grpo.rollout import HFEngine, SamplingParams, make_engine
 
 vllm_engine = pytest.importorskip("grpo.vllm_engine")
 if not vllm_engine.available():
@@ -36,23 +37,12 @@ def engine(tokenizer):
     engine.close()  # back to the pool, for the other tests of the session
 
 
-def _learner_logprobs(model, group, sampling: SamplingParams) -> list[torch.Tensor]:
-    """Per completion, the learner's processed-distribution logprobs of its tokens (one full forward pass)."""
-    out = []
-    for c in group.completions:
-        ids = torch.tensor([group.prompt_ids + c.token_ids])
-        with torch.no_grad():
-            logits = model(ids).logits[0, len(group.prompt_ids) - 1 : -1]
-        out.append(processed_logprobs(logits, sampling).gather(-1, torch.tensor(c.token_ids)[:, None]).squeeze(-1))
-    return out
-
-
 def test_after_a_sync_engine_logprobs_equal_the_learners(engine, tokenizer):
     learner = build_model("tiny", tokenizer, seed=1)  # other weights than the engine holds
     sampling = SamplingParams(temperature=0.7, max_new_tokens=24)
     stale = engine.generate(PROMPTS[:1], 2, sampling, seed=5)[0]
     stale_gap = max(float((torch.tensor(c.logprobs) - lp).abs().max())
-                    for c, lp in zip(stale.completions, _learner_logprobs(learner, stale, sampling)))
+                    for c, lp in zip(stale.completions, learner_logprobs(learner, stale, sampling)))
     assert stale_gap > 0.1  # before the sync the engine samples from other weights
 
     engine.load_weights(learner.state_dict().items())
@@ -82,7 +72,7 @@ def test_a_lora_policy_syncs_as_merged_weights(engine, tokenizer):
     engine.load_weights(merged_state_dict(peft_model).items())
     sampling = SamplingParams(temperature=1.0, max_new_tokens=16)
     group = engine.generate(PROMPTS[:2], 3, sampling, seed=1)[0]
-    for c, lp in zip(group.completions, _learner_logprobs(learner, group, sampling)):
+    for c, lp in zip(group.completions, learner_logprobs(learner, group, sampling)):
         assert torch.allclose(torch.tensor(c.logprobs), lp, atol=1e-4, rtol=0)
 
 
@@ -92,7 +82,7 @@ def test_a_sync_from_named_parameters_also_moves_the_tied_head(engine, tokenizer
     engine.load_weights(learner.named_parameters())
     sampling = SamplingParams(temperature=1.0, max_new_tokens=16)
     group = engine.generate(PROMPTS[:1], 3, sampling, seed=0)[0]
-    for c, lp in zip(group.completions, _learner_logprobs(learner, group, sampling)):
+    for c, lp in zip(group.completions, learner_logprobs(learner, group, sampling)):
         assert torch.allclose(torch.tensor(c.logprobs), lp, atol=1e-4, rtol=0)
 
 
@@ -105,7 +95,7 @@ def test_logprobs_are_those_of_the_processed_distribution(engine, tokenizer, sam
     engine.load_weights(learner.state_dict().items())
     for group in engine.generate(PROMPTS[:2], 2, sampling, seed=11):
         assert len(group.completions) == 2
-        for c, lp in zip(group.completions, _learner_logprobs(learner, group, sampling)):
+        for c, lp in zip(group.completions, learner_logprobs(learner, group, sampling)):
             assert torch.allclose(torch.tensor(c.logprobs), lp, atol=1e-4, rtol=0)
 
 
@@ -207,10 +197,10 @@ def test_a_tensor_parallel_engine_syncs_both_halves(tokenizer):
         sampling = SamplingParams(temperature=0.7, max_new_tokens=12)
         stale = engine.generate(PROMPTS[:1], 2, sampling, seed=5)[0]
         assert max(float((torch.tensor(c.logprobs) - lp).abs().max())
-                   for c, lp in zip(stale.completions, _learner_logprobs(learner, stale, sampling))) > 0.1
+                   for c, lp in zip(stale.completions, learner_logprobs(learner, stale, sampling))) > 0.1
         engine.load_weights(learner.state_dict().items())
         for group in engine.generate(PROMPTS, 2, sampling, seed=5):
-            for c, learner_lp in zip(group.completions, _learner_logprobs(learner, group, sampling)):
+            for c, learner_lp in zip(group.completions, learner_logprobs(learner, group, sampling)):
                 assert torch.allclose(torch.tensor(c.logprobs), learner_lp, atol=1e-4, rtol=0)
         greedy = SamplingParams(temperature=0.0, max_new_tokens=12)
         ours = engine.generate(PROMPTS, 1, greedy, seed=0)
