@@ -72,7 +72,12 @@ class TaskConfig:
     """training problems generated"""
     heldout_size: int = 200
     """held-out problems (never equal to a training problem)"""
-
+    solution_slips: float = 0.0
+    """share of the training worked solutions (the cold-start data) with one careless slip: a step's result off by
+    1 to 3, carried on to a wrong boxed answer. Arithmetic task only; gold answers stay right"""
+    sign_errors: float = 0.0
+    """share of the negative step results in the training worked solutions written without their minus sign (a
+    systematic misconception, carried on). Arithmetic task only; gold answers stay right"""
 
 @dataclass
 class DataConfig:
@@ -486,6 +491,10 @@ def validate(config: Config, where: str) -> None:
         (config.prompt.template in ("plain", "chat", "r1"), "prompt.template", "must be plain, chat or r1"),
         (set(config.task.operators) <= set("+-*") and config.task.operators, "task.operators", "use + - *"),
         (config.task.digits >= 1 and config.task.ops >= 1, "task.digits", "digits and ops must be >= 1"),
+        *[(0 <= getattr(config.task, key) <= 1, f"task.{key}", "is a share: 0 to 1")
+          for key in ("solution_slips", "sign_errors")],
+        (not (config.task.solution_slips or config.task.sign_errors) or d.source == "arithmetic",
+         "task.solution_slips", "and task.sign_errors apply to the built-in arithmetic task only"),
         *_sft_checks("sft", s, config.model.max_position_embeddings, built=not config.model.path),
     ]
     checks += _grpo_checks(config) + _pipeline_checks(config)

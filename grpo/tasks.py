@@ -27,22 +27,51 @@ def _is_heldout(problem: str) -> bool:
     return int(hashlib.sha256(problem.encode()).hexdigest()[:8], 16) % 100 < HELDOUT_PERCENT
 
 
-def _problem(rng: random.Random, digits: int, ops: int, operators: str) -> dict:
+def _problem(rng: random.Random, digits: int, ops: int, operators: str, errors: tuple[float, float]) -> dict:
     def operand() -> int:
         return rng.randint(1, 10 ** rng.randint(1, digits) - 1)
 
-    value = operand()
-    expression, steps = str(value), []
+    first, moves = operand(), []
     for _ in range(ops):
         op = rng.choice(operators)
-        right = rng.randint(2, 9) if op == "*" else operand()  # small factors keep numbers printable
-        result = value + right if op == "+" else value - right if op == "-" else value * right
-        steps.append(f"{value} {op} {right} = {result}")
-        expression = f"({expression} {op} {right})" if len(steps) < ops else f"{expression} {op} {right}"
-        value = result
+        moves.append((op, rng.randint(2, 9) if op == "*" else operand()))  # small factors keep numbers printable
+    expression = str(first)
+    for i, (op, right) in enumerate(moves):
+        expression = f"({expression} {op} {right})" if i < ops - 1 else f"{expression} {op} {right}"
     problem = f"Compute {expression}."
+    answer = _derive(first, moves, Flaws())[1]
+    # the writer's errors are drawn from the problem's text, so the problems drawn never depend on them
+    flaws = Flaws(random.Random(f"flaws:{problem}"), *errors, ops)
+    steps, value = _derive(first, moves, flaws)
     solution = "<think>\n" + "\n".join(steps) + "\n</think>\n\\boxed{" + str(value) + "}"
-    return {"problem": problem, "answer": str(value), "solution": solution}
+    return {"problem": problem, "answer": str(answer), "solution": solution}
+
+
+class Flaws:
+    """How an imperfect writer gets steps wrong: with probability `slips`, one solution has one step's result off by
+    1 to 3 (a careless slip); each negative result loses its minus sign with probability `signs` (a systematic
+    misconception). Either way the wrong value is carried on, as the writer would."""
+
+    def __init__(self, rng: random.Random | None = None, slips: float = 0.0, signs: float = 0.0, ops: int = 0):
+        self.rng, self.signs = rng, signs
+        self.slip = (rng.randrange(ops), rng.choice((-3, -2, -1, 1, 2, 3))) if slips and rng.random() < slips else None
+
+    def write(self, step: int, result: int) -> int:
+        if self.slip and self.slip[0] == step:
+            result += self.slip[1]
+        if result < 0 and self.signs and self.rng.random() < self.signs:
+            result = -result
+        return result
+
+
+def _derive(value: int, moves: list[tuple[str, int]], flaws: Flaws) -> tuple[list[str], int]:
+    """The worked solution's lines, left to right, as `flaws` writes them, and its final value."""
+    steps = []
+    for i, (op, right) in enumerate(moves):
+        result = flaws.write(i, value + right if op == "+" else value - right if op == "-" else value * right)
+        steps.append(f"{value} {op} {right} = {result}")
+        value = result
+    return steps, value
 
 
 def _draw(n: int, split: str, rng_key: str, make, what: str) -> list[dict]:
@@ -64,10 +93,16 @@ def _draw(n: int, split: str, rng_key: str, make, what: str) -> list[dict]:
     return records
 
 
-def arithmetic(n: int, *, split: str, seed: int, digits: int = 2, ops: int = 2, operators: str = "+-") -> list[dict]:
-    """`n` distinct problems of one split ("train" or "heldout"), deterministic in all arguments."""
+def arithmetic(n: int, *, split: str, seed: int, digits: int = 2, ops: int = 2, operators: str = "+-",
+               solution_slips: float = 0.0, sign_errors: float = 0.0) -> list[dict]:
+    """`n` distinct problems of one split ("train" or "heldout"), deterministic in all arguments.
+
+    Training worked solutions can be written with errors (see `Flaws`): `solution_slips` is the share of them with
+    one careless slip, `sign_errors` the share of negative results written without their sign. Gold answers stay
+    right, held-out solutions never err, and the problems drawn are the same whatever the errors."""
+    errors = (solution_slips, sign_errors) if split == "train" else (0.0, 0.0)
     return _draw(n, split, f"{split}:{seed}:{digits}:{ops}:{operators}",
-                 lambda rng: _problem(rng, digits, ops, operators),
+                 lambda rng: _problem(rng, digits, ops, operators, errors),
                  f"problems exist for digits={digits}, ops={ops}")
 
 

@@ -36,3 +36,51 @@ def test_worked_solutions_verify_and_show_every_step():
 def test_a_too_small_problem_space_is_an_error():
     with pytest.raises(ValueError, match="distinct"):
         arithmetic(10000, split="heldout", seed=0, digits=1, ops=1, operators="+")
+
+
+def _steps(solution: str) -> list[tuple[int, str, int, int]]:
+    return [(int(a), op, int(b), int(c)) for a, op, b, c in re.findall(r"(-?\d+) ([-+*]) (\d+) = (-?\d+)", solution)]
+
+
+def test_solution_errors_slip_one_step_of_the_asked_share_and_leave_problems_and_golds_alone():
+    clean = arithmetic(4000, split="train", seed=0, digits=2, ops=3, operators="+-*")
+    slipped = arithmetic(4000, split="train", seed=0, digits=2, ops=3, operators="+-*", solution_slips=0.3)
+    assert [(r["problem"], r["answer"]) for r in slipped] == [(r["problem"], r["answer"]) for r in clean]
+    wrong = 0
+    for c, s in zip(clean, slipped):
+        if s["solution"] == c["solution"]:
+            continue
+        wrong += 1
+        steps = _steps(s["solution"])
+        off = [(i, c_ - {"+": a + b, "-": a - b, "*": a * b}[op]) for i, (a, op, b, c_) in enumerate(steps)]
+        slips = [(i, d) for i, d in off if d]
+        assert len(slips) == 1 and 1 <= abs(slips[0][1]) <= 3, s["solution"]  # one step off by 1 to 3
+        assert all(steps[i + 1][0] == steps[i][3] for i in range(len(steps) - 1))  # the wrong value carried on
+        assert not judge(s["solution"], s["answer"]).correct  # so the boxed answer is wrong
+        assert s["solution"].endswith("\\boxed{" + str(steps[-1][3]) + "}")
+    assert 0.27 < wrong / len(clean) < 0.33
+
+
+def test_held_out_solutions_never_slip():
+    assert arithmetic(200, split="heldout", seed=0, solution_slips=1.0, sign_errors=1.0) == arithmetic(
+        200, split="heldout", seed=0)
+    assert all(not judge(r["solution"], r["answer"]).correct for r in arithmetic(50, split="train", seed=0,
+                                                                               solution_slips=1.0))
+
+
+def test_sign_errors_drop_the_minus_of_the_asked_share_of_negative_results():
+    clean = arithmetic(3000, split="train", seed=0, digits=1, ops=4, operators="+-")
+    flawed = arithmetic(3000, split="train", seed=0, digits=1, ops=4, operators="+-", sign_errors=0.6)
+    assert [(r["problem"], r["answer"]) for r in flawed] == [(r["problem"], r["answer"]) for r in clean]
+    negative = dropped = 0
+    for r in flawed:
+        steps = _steps(r["solution"])
+        assert all(steps[i + 1][0] == steps[i][3] for i in range(len(steps) - 1))  # the wrong value carried on
+        for a, op, b, written in steps:
+            true = a + b if op == "+" else a - b
+            assert written in (true, -true)
+            negative += true < 0
+            dropped += written != true
+        if any(written != (a + b if op == "+" else a - b) for a, op, b, written in steps):
+            assert not judge(r["solution"], r["answer"]).correct
+    assert 0.55 < dropped / negative < 0.65 and negative > 1000
