@@ -1,12 +1,13 @@
 """Study (quality, not speed): the held-out learning curve of the r1_tiny student on one data source.
 
-    python -m bench.distill_curve cold [--examples N] [--seed S] [--steps K] [--eval-every E]
+    python -m bench.distill_curve cold [--examples N] [--seed S] [--steps K] [--eval-every E] [KEY=VALUE ...]
     python -m bench.distill_curve traces --run-dir RUN [--kd-coef 0.5] [...]
 
 `cold`: the distill baseline's data, the first N cold-start worked solutions (0: all). `traces`: a finished
 r1_tiny run's kept traces (RUN/filter/traces.jsonl), optionally with logit distillation from RUN/final. The
 student and its SFT settings are configs/r1_tiny.yaml's `distill` section (micro preset, lr 3e-3, 1,500 steps
 unless --steps), the held-out set its 200 problems; the run's seed picks the data and the initial weights.
+KEY=VALUE overrides the recipe (e.g. task.sign_errors=0 for a cold start without errors).
 Prints one line per evaluation and, last, one JSON object with the curve.
 """
 
@@ -35,13 +36,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--eval-every", type=int, default=300)
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="recipe overrides")
     args = parser.parse_args()
     if args.source == "traces" and not args.run_dir:
         parser.error("traces needs --run-dir")
 
     config = load_config(str(RECIPE), [f"run.seed={args.seed}", f"distill.sft.steps={args.steps}",
                                        f"distill.sft.eval_every={args.eval_every}",
-                                       f"distill.sft.warmup_steps={min(30, args.steps)}"])
+                                       f"distill.sft.warmup_steps={min(30, args.steps)}", *args.overrides])
     tokenizer = build_tokenizer()
     heldout = to_examples(load_heldout(config), tokenizer, config.prompt)
     kd = None

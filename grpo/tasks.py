@@ -10,8 +10,10 @@ takes one line per operation, then the boxed answer:
     </think>
     \\boxed{210}
 
-Knobs: `digits` (largest operand), `ops` (steps), `operators`. A problem belongs to the held-out split when a
-hash of its text says so, whatever seed or split asked for it, so the two splits can never share a problem.
+Knobs: `digits` (largest operand), `ops` (steps), `operators`, and errors in the training worked solutions (the
+cold-start data), as a weaker model or a crowd would write them: `solution_slips`, `sign_errors`. A problem
+belongs to the held-out split when a hash of its text says so, whatever seed or split asked for it, so the two
+splits can never share a problem.
 Records have the same fields as file datasets: {"problem", "answer", "solution"}.
 """
 
