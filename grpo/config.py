@@ -79,6 +79,7 @@ class TaskConfig:
     """share of the negative step results in the training worked solutions written without their minus sign (a
     systematic misconception, carried on). Arithmetic task only; gold answers stay right"""
 
+
 @dataclass
 class DataConfig:
     source: str = "arithmetic"

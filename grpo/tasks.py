@@ -34,17 +34,17 @@ def _problem(rng: random.Random, digits: int, ops: int, operators: str, errors: 
         return rng.randint(1, 10 ** rng.randint(1, digits) - 1)
 
     first, moves = operand(), []
+    expression = str(first)
     for _ in range(ops):
         op = rng.choice(operators)
-        moves.append((op, rng.randint(2, 9) if op == "*" else operand()))  # small factors keep numbers printable
-    expression = str(first)
-    for i, (op, right) in enumerate(moves):
-        expression = f"({expression} {op} {right})" if i < ops - 1 else f"{expression} {op} {right}"
+        right = rng.randint(2, 9) if op == "*" else operand()  # small factors keep numbers printable
+        moves.append((op, right))
+        expression = f"({expression} {op} {right})" if len(moves) < ops else f"{expression} {op} {right}"
     problem = f"Compute {expression}."
-    answer = _derive(first, moves, Flaws())[1]
-    # the writer's errors are drawn from the problem's text, so the problems drawn never depend on them
-    flaws = Flaws(random.Random(f"flaws:{problem}"), *errors, ops)
-    steps, value = _derive(first, moves, flaws)
+    steps, answer = _derive(first, moves, Flaws())
+    value = answer
+    if any(errors):  # the writer's errors come from the problem's text, so the problems drawn never depend on them
+        steps, value = _derive(first, moves, Flaws(random.Random(f"flaws:{problem}"), *errors, ops))
     solution = "<think>\n" + "\n".join(steps) + "\n</think>\n\\boxed{" + str(value) + "}"
     return {"problem": problem, "answer": str(answer), "solution": solution}
 
