@@ -436,147 +436,6 @@ def _override(config: Config, item: str) -> None:
     _fill(config, nested, "", "command line")
 
 
-def _schedule_checks(section: str, cfg) -> list:
-    """The learning-rate schedule rows shared by every training stage (SFT, GRPO)."""
-    return [
-        (0 <= cfg.warmup_steps <= cfg.steps, f"{section}.warmup_steps",
-         f"must be within 0..{section}.steps ({cfg.steps})"),
-        (0.0 <= cfg.min_lr_ratio <= 1.0 and cfg.lr > 0, f"{section}.lr", "lr > 0 and 0 <= min_lr_ratio <= 1"),
-    ]
-
-
-def _sft_checks(section: str, s: SFTConfig, max_position_embeddings: int, *, built: bool) -> list:
-    """The rows of an SFT run (the cold start's `sft`, the student's `distill.sft`); `built`: the model comes from
-    a preset with `model.max_position_embeddings` (a loaded model's context is its own)."""
-    return [
-        (s.steps >= 1 and s.batch_size >= 1 and s.grad_accum >= 1 and s.max_examples >= 0, f"{section}.steps",
-         "steps, batch, accum >= 1 and max_examples >= 0"),
-        *_schedule_checks(section, s),
-        (s.max_length <= max_position_embeddings or not built, f"{section}.max_length",
-         f"exceeds model.max_position_embeddings ({max_position_embeddings})"),
-        *_lora_checks(f"{section}.lora", s.lora),
-        (not (built and s.lora.rank), f"{section}.lora.rank", ("needs a pretrained model (model.path, or "
-         "distill.student_path for the student): adapters on a preset built from scratch train on random weights")),
-    ]
-
-
-def _protocol_checks(section: str, prefix: str, n: int, temperature: float, top_p: float) -> list:
-    """The rows of an evaluation protocol (`grpo.eval_*`, `eval.*`): n samples, temperature, top-p."""
-    key_n, key_t, key_p = (f"{prefix}{k}" for k in ("n", "temperature", "top_p"))
-    return [
-        (n >= 1 and temperature >= 0 and 0 < top_p <= 1, f"{section}.{key_n}",
-         f"{key_n} >= 1, {key_t} >= 0, 0 < {key_p} <= 1"),
-        (temperature > 0 or n == 1, f"{section}.{key_n}",
-         f"must be 1 when {section}.{key_t} is 0 (greedy samples are all the same)"),
-    ]
-
-
-def validate(config: Config, where: str) -> None:
-    """Impossible combinations, each named."""
-    s, d = config.sft, config.data
-    checks = [
-        (all(stage in STAGES for stage in config.run.stages), "run.stages",
-         f"unknown stage in {config.run.stages}; this build runs {list(STAGES)}"),
-        (config.model.path or config.model.preset in PRESET_NAMES, "model.preset",
-         f"{config.model.preset!r} is not a preset {PRESET_NAMES} and model.path is empty"),
-        (config.model.dtype in ("float32", "bfloat16"), "model.dtype", "must be float32 or bfloat16"),
-        (config.model.mixed_precision in ("no", "bf16"), "model.mixed_precision", "must be no or bf16"),
-        (config.model.mixed_precision == "no" or config.model.dtype == "float32", "model.mixed_precision",
-         "bf16 autocast keeps fp32 weights; with model.dtype bfloat16 everything is bf16 already (set one)"),
-        (d.source in (*BUILT_IN, "jsonl", "parquet", "hub"), "data.source",
-         "must be arithmetic, programs, jsonl, parquet or hub"),
-        (d.source in BUILT_IN or d.path, "data.path", f"is required when data.source is {d.source}"),
-        (d.source in BUILT_IN or d.solution_field or "sft" not in config.run.stages, "data.solution_field",
-         "SFT on file data needs the field holding worked solutions"),
-        (d.answer_format in ("plain", "gsm8k", "boxed"), "data.answer_format", "must be plain, gsm8k or boxed"),
-        (config.prompt.template in ("plain", "chat", "r1"), "prompt.template", "must be plain, chat or r1"),
-        (set(config.task.operators) <= set("+-*") and config.task.operators, "task.operators", "use + - *"),
-        (config.task.digits >= 1 and config.task.ops >= 1, "task.digits", "digits and ops must be >= 1"),
-        *[(0 <= getattr(config.task, key) <= 1, f"task.{key}", "is a share: 0 to 1")
-          for key in ("solution_slips", "sign_errors")],
-        (not (config.task.solution_slips or config.task.sign_errors) or d.source == "arithmetic",
-         "task.solution_slips", "and task.sign_errors apply to the built-in arithmetic task only"),
-        *_sft_checks("sft", s, config.model.max_position_embeddings, built=not config.model.path),
-    ]
-    checks += _grpo_checks(config) + _pipeline_checks(config)
-    for ok, key, message in checks:
-        if not ok:
-            raise ConfigError(f"{where}: {key} {message}")
-
-
-def _grpo_checks(config: Config) -> list:
-    g, r, w = config.grpo, config.rollout, config.reward
-    from grpo.advantages import ESTIMATORS
-    from grpo.loss import AGGREGATIONS
-
-    return [
-        (r.engine in ("auto", "hf", "vllm", "server"), "rollout.engine", "must be auto, hf, vllm or server"),
-        (r.engine != "server" or r.server_url, "rollout.server_url",
-         "is required with rollout.engine server (the address `python -m grpo.serve` prints)"),
-        (r.server_timeout_s > 0, "rollout.server_timeout_s", "must be > 0"),
-        (r.vllm_tensor_parallel_size >= 1, "rollout.vllm_tensor_parallel_size", "must be >= 1"),
-        (r.max_model_len >= 0 and r.vllm_cpu_kv_cache_gib > 0 and 0 < r.vllm_gpu_memory_utilization <= 1,
-         "rollout.vllm_gpu_memory_utilization",
-         "needs max_model_len >= 0, vllm_cpu_kv_cache_gib > 0 and 0 < vllm_gpu_memory_utilization <= 1"),
-        (r.temperature >= 0 and 0 < r.top_p <= 1 and r.top_k >= 0, "rollout.temperature",
-         "temperature >= 0, 0 < top_p <= 1, top_k >= 0"),
-        (r.max_new_tokens >= 1 and r.batch_size >= 1, "rollout.max_new_tokens", "max_new_tokens and batch_size >= 1"),
-        (w.overlong_buffer < r.max_new_tokens, "reward.overlong_buffer",
-         f"must be below rollout.max_new_tokens ({r.max_new_tokens})"),
-        (w.timeout_s > 0 and w.workers >= 1, "reward.timeout_s", "timeout_s > 0 and workers >= 1"),
-        (g.steps >= 1 and g.prompts_per_step >= 1 and g.mu >= 1 and g.micro_batch_size >= 1, "grpo.steps",
-         "steps, prompts_per_step, mu, micro_batch_size >= 1"),
-        (g.group_size >= 2, "grpo.group_size", "must be >= 2 (advantages compare completions of one prompt)"),
-        (g.advantage in ESTIMATORS, "grpo.advantage", f"must be one of {sorted(ESTIMATORS)}"),
-        (g.loss_aggregation in AGGREGATIONS, "grpo.loss_aggregation", f"must be one of {list(AGGREGATIONS)}"),
-        (g.ratio_level in ("token", "sequence"), "grpo.ratio_level", "must be token or sequence"),
-        (0 <= g.clip_low < 1 and g.clip_high >= 0, "grpo.clip_low", "0 <= clip_low < 1 and clip_high >= 0"),
-        (g.kl_coef >= 0 and g.is_cap >= 0, "grpo.kl_coef", "kl_coef and is_cap must be >= 0"),
-        *_schedule_checks("grpo", g),
-        (g.max_sampling_rounds >= 1 and g.keep_checkpoints >= 1, "grpo.max_sampling_rounds",
-         "max_sampling_rounds and keep_checkpoints >= 1"),
-        (g.max_nonfinite_steps >= 0, "grpo.max_nonfinite_steps", "must be >= 0"),
-        *_protocol_checks("grpo", "eval_", g.eval_n, g.eval_temperature, g.eval_top_p),
-        *_lora_checks("grpo.lora", g.lora),
-    ]
-
-
-def _lora_checks(section: str, lora: LoraConfig) -> list:
-    return [
-        (lora.rank >= 0, f"{section}.rank", "must be >= 0 (0: no LoRA)"),
-        (lora.alpha > 0 and 0 <= lora.dropout < 1, f"{section}.alpha", "alpha > 0 and 0 <= dropout < 1"),
-        (bool(lora.targets) or not lora.rank, f"{section}.targets", "must name at least one layer"),
-    ]
-
-
-def _pipeline_checks(config: Config) -> list:
-    gen, flt, dis, ev = config.generate, config.filter, config.distill, config.eval
-    stages = config.run.stages
-    known = [s for s in stages if s in STAGES]
-    from evals.suites import SUITES
-
-    return [
-        (len(set(stages)) == len(stages), "run.stages", f"names a stage twice: {stages}"),
-        (known == sorted(known, key=STAGES.index), "run.stages",
-         f"{stages} are out of order; the pipeline's order is {list(STAGES)}"),
-        (gen.n >= 1 and gen.problems >= 0 and gen.shard_size >= 1 and gen.max_new_tokens >= 0, "generate.n",
-         "n >= 1, problems >= 0, shard_size >= 1, max_new_tokens >= 0"),
-        (gen.temperature > 0 and 0 < gen.top_p <= 1, "generate.temperature",
-         "temperature > 0 and 0 < top_p <= 1 (traces are sampled)"),
-        (all(s in SUITES for s in flt.decontaminate), "filter.decontaminate",
-         f"unknown suite in {flt.decontaminate}; known: {sorted(SUITES)}"),
-        (flt.ngram >= 1 and 0 < flt.min_overlap <= 1 and flt.max_per_problem >= 0, "filter.ngram",
-         "ngram >= 1, 0 < min_overlap <= 1, max_per_problem >= 0"),
-        (dis.student_path or dis.student_preset in PRESET_NAMES, "distill.student_preset",
-         f"{dis.student_preset!r} is not a preset {PRESET_NAMES} and distill.student_path is empty"),
-        (0 <= dis.kd_coef <= 1 and dis.kd_temperature > 0, "distill.kd_coef",
-         "0 <= kd_coef <= 1 and kd_temperature > 0"),
-        *_sft_checks("distill.sft", dis.sft, config.model.max_position_embeddings, built=not dis.student_path),
-        *_protocol_checks("eval", "", ev.n, ev.temperature, ev.top_p),
-        (ev.size >= 0 and ev.max_new_tokens >= 0, "eval.size", "size >= 0 and max_new_tokens >= 0"),
-    ]
-
-
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
     """Defaults, then the YAML file, then `section.key=value` overrides; validated."""
     config = Config()
@@ -592,6 +451,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
         _fill(config, data, "", str(path))
     for item in overrides:
         _override(config, item)
+    from grpo.config_checks import validate
+
     validate(config, where + (" + command line" if overrides else ""))
     return config
 
