@@ -12,8 +12,10 @@ One step, in order (each phase timed as perf/<phase>_s):
 4. update      mu optimizer passes over the batch in micro-batches (grpo/learner.py), gradient clipping,
                AdamW, LR schedule (linear warmup, cosine to min_lr_ratio)
 5. sync        the learner's weights to the engine (in place; nothing to copy when the engine shares them)
-6. log         metrics.jsonl, samples.jsonl, progress bar; held-out evaluation every eval_every steps;
-               a checkpoint every save_every steps
+6. log         metrics.jsonl, samples.jsonl, progress bar; held-out evaluation every eval_every steps
+7. checkpoint  every save_every steps, after the step's lines are written (a run killed while or after it
+               saves resumes with every line the checkpoint counts); its seconds are reported, and counted
+               in perf/step_s, on the next step's line
 Checkpoints (checkpoints/grpo/step_<n>/, written to a temporary directory and renamed) hold the model,
 tokenizer, optimizer, scheduler, RNG states, data position and elapsed time; `resume` continues from one
 exactly as if the run had not stopped.
@@ -268,8 +270,11 @@ def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout:
             evals.append({"step": 0, "heldout_accuracy": start_accuracy})
     progress = tqdm(range(first_step, cfg.steps), desc="grpo", unit="step", dynamic_ncols=True,
                     initial=first_step, total=cfg.steps, disable=not is_main)
+    saving_s = 0.0  # the checkpoint written after the previous step's line, reported on this step's
     for step in progress:
-        timer, step_start = Timer(), time.perf_counter()
+        timer, step_start = Timer(), time.perf_counter() - saving_s
+        if saving_s:
+            timer.seconds["checkpoint"], saving_s = saving_s, 0.0
         samples = None
         if is_main or data_parallel:
             # 1-2. rollout and verify (repeated under dynamic sampling)
@@ -335,9 +340,6 @@ def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout:
                 append_jsonl(samples_path, _samples(kept, done, cfg.samples_per_log))
             if cfg.eval_every and done % cfg.eval_every == 0 and done < cfg.steps:
                 progress.write(f"grpo step {done}: held-out accuracy {evaluate(done):.3f}")
-            if save_now:
-                checkpoint(run_dir / CHECKPOINTS / f"step_{done}", done, full_optimizer)
-                prune_checkpoints(run_dir / CHECKPOINTS, cfg.keep_checkpoints)
         step_seconds = time.perf_counter() - step_start
         metrics.update({f"perf/{phase}_s": round(s, 4) for phase, s in timer.seconds.items()})
         metrics["perf/step_s"] = round(step_seconds, 4)
@@ -346,6 +348,12 @@ def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout:
             append_jsonl(metrics_path, [metrics])
         progress.set_postfix(reward=f"{metrics['reward/mean']:.2f}", correct=f"{metrics['reward/correct_frac']:.2f}",
                              len=f"{metrics['rollout/len_mean']:.0f}")
+        # 7. checkpoint: after the step's lines, so that resuming from it never lacks one of them
+        if save_now:
+            saving_start = time.perf_counter()
+            checkpoint(run_dir / CHECKPOINTS / f"step_{done}", done, full_optimizer)
+            prune_checkpoints(run_dir / CHECKPOINTS, cfg.keep_checkpoints)
+            saving_s = time.perf_counter() - saving_start
     progress.close()
     final_optimizer = full_optimizer_state(learner, optimizer) if sharded else None  # a collective, as above
     if not is_main:

@@ -16,7 +16,7 @@ from grpo.rollout import Completion, Group, HFEngine
 from grpo.tasks import arithmetic
 from grpo.runfiles import latest_checkpoint
 from grpo.trainer import CHECKPOINTS, PromptSampler, _rollout_and_verify, Timer, score
-from crashes import crash_then_resume, logged, weights
+from crashes import crash_then_resume, interrupt, logged, weights
 from engines import ENGINES
 
 SMALL = ["task.train_size=300", "task.heldout_size=8", "rollout.max_new_tokens=40", "grpo.prompts_per_step=4",
@@ -42,6 +42,9 @@ def test_a_short_run_writes_metrics_samples_checkpoints_and_summary(tmp_path, ba
                 "perf/verify_s", "perf/advantages_s", "perf/update_s", "perf/sync_s", "perf/log_s", "perf/step_s",
                 "perf/tokens_per_s"):
         assert key in steps[0], key
+    # checkpoints after steps 1 and 2 (the last step's model is final/): timed on the line after each
+    assert ["perf/checkpoint_s" in r for r in steps] == [False, True, True]
+    assert steps[1]["perf/step_s"] >= steps[1]["perf/checkpoint_s"] > 0
     assert steps[0]["rollout/logprob_gap"] < 1e-3  # the engine is the learner: same weights, same numbers
     samples = [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines()]
     assert any(s["split"] == "train" and "completion" in s and "reward" in s for s in samples)
@@ -65,6 +68,26 @@ def test_resume_continues_exactly(tmp_path, base, monkeypatch):
 
     assert logged(straight) == logged(crashed)
 
+
+
+def test_a_crash_just_after_a_checkpoint_keeps_every_logged_line(tmp_path, base, monkeypatch):
+    """Killed the moment step 2's checkpoint is complete (before anything else runs): the resumed run starts
+    from that checkpoint, so each line the checkpoint counts must already be in metrics.jsonl."""
+    args = ["run.stages=[grpo]", f"model.path={base}", "grpo.steps=3", "grpo.save_every=1", "rollout.engine=hf",
+            *SMALL]
+    straight = tmp_path / "straight"
+    assert train.main([f"run.dir={straight}", *args]) == 0
+
+    crashed = tmp_path / "crashed"
+    interrupt(monkeypatch, grpo.trainer, "prune_checkpoints", at=2)  # called right after step_2 is renamed into place
+    with pytest.raises(KeyboardInterrupt):
+        train.main([f"run.dir={crashed}", *args])
+    assert latest_checkpoint(crashed / CHECKPOINTS).name == "step_2"
+    monkeypatch.setattr(grpo.trainer, "prune_checkpoints", grpo.trainer.prune_checkpoints.__wrapped__)
+    assert train.main(["--resume", str(crashed)]) == 0
+    assert logged(straight) == logged(crashed)
+    a, b = weights(straight / "final"), weights(crashed / "final")
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 def test_resume_needs_a_run_directory(tmp_path, capsys):
     assert train.main(["--resume", str(tmp_path / "nothing")]) == 2
