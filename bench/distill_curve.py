@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--eval-every", type=int, default=300)
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="recipe overrides")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()  # the overrides may follow the options
     if args.source == "traces" and not args.run_dir:
         parser.error("traces needs --run-dir")
 
