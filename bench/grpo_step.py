@@ -9,7 +9,8 @@ TRL's GRPOTrainer with transformers.generate, TRL with its vLLM colocate mode):
   one pass per batch (the settings of ../shared/anchors/trl_grpo_cpu.py);
 - "rollout-heavy": 16 prompts x G=8, 128 completion tokens.
 Every side gets the same freshly initialised Qwen2 model (`--model anchor`: the anchor's size, hidden 256,
-4 layers, 4 heads, 3.2M parameters; `--model small`: the `small` preset, 19M) with our character-level tokenizer, the same arithmetic prompts, temperature 1, AdamW at the
+4 layers, 4 heads, 3.2M parameters; `--model small`: the `small` preset, 19M) with our character-level tokenizer,
+the same arithmetic prompts, temperature 1, AdamW at the
 same learning rate, fp32, and the same reward: our math verifier (`verifiers.math.verify_batch`, 2 workers).
 Each side runs in its own subprocess (its own peak RSS). Figures: seconds per step (mean over steps after the
 first two), generated tokens per second over the whole step, peak RSS. The last line is one JSON object.
@@ -32,7 +33,8 @@ from bench import SideFailed, run_side
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 LR, SEED, WARMUP = 1e-5, 0, 2
-SETTINGS = {"anchor": {"prompts": 2, "group": 8, "tokens": 32}, "rollout-heavy": {"prompts": 16, "group": 8, "tokens": 128}}
+SETTINGS = {"anchor": {"prompts": 2, "group": 8, "tokens": 32},
+            "rollout-heavy": {"prompts": 16, "group": 8, "tokens": 128}}
 
 
 MODELS = {  # the anchor's size, and the size of bench/rollout.py (the `small` preset)
@@ -143,7 +145,8 @@ def child(side: str, name: str, steps: int, threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    runs = {"ours": lambda: run_ours(SETTINGS[name], steps), "ours-vllm": lambda: run_ours(SETTINGS[name], steps, "vllm"),
+    runs = {"ours": lambda: run_ours(SETTINGS[name], steps),
+            "ours-vllm": lambda: run_ours(SETTINGS[name], steps, "vllm"),
             "trl": lambda: run_trl(SETTINGS[name], steps), "trl-vllm": lambda: run_trl(SETTINGS[name], steps, True)}
     result = runs[side]()
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

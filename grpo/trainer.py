@@ -118,7 +118,7 @@ def score(groups: list[Group], golds: list[str], cfg: RewardConfig, *, max_new_t
         results = judge(texts, gold_per, timeout_s=cfg.timeout_s, workers=cfg.workers, partial=cfg.code_partial)
         accuracy, correct = [r.reward for r in results], [r.correct for r in results]
         reasons = [r.reason for r in results]
-    except Exception as e:  # noqa: BLE001: the pool itself failed; the step goes on with zero rewards
+    except Exception as e:  # noqa: BLE001 -- the pool itself failed; the step goes on with zero rewards
         print(f"grpo: verifier failed on this batch ({type(e).__name__}: {e}); rewards are 0")
         accuracy, correct, reasons = [0.0] * len(texts), [False] * len(texts), ["verifier_error"] * len(texts)
     formats = [R.think_format(t) for t in texts]

@@ -1,4 +1,5 @@
-"""Read the policy tables of docs/math_policy.md and README.md: every row becomes test cases, so the doc cannot drift."""
+"""Read the policy tables of docs/math_policy.md and README.md: every row becomes test cases, so the doc cannot
+drift."""
 
 from __future__ import annotations
 

@@ -8,8 +8,8 @@ import shutil
 import pytest
 
 from grpo import train
-from grpo.data import render_prompt
 from grpo.config import PromptConfig
+from grpo.data import render_prompt
 from grpo.model import build_tokenizer
 
 THINK_TEMPLATE_TAIL = "<think>\n"

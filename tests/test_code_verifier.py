@@ -204,7 +204,8 @@ def test_the_honest_harness_solution_passes():
 
 
 def test_a_stdin_program_cannot_read_the_expected_output():
-    snoop = ("import os\nfor root, dirs, files in os.walk('/'):\n    if root.startswith(('/proc', '/usr', '/sys')): continue\n"
+    snoop = ("import os\nfor root, dirs, files in os.walk('/'):\n"
+             "    if root.startswith(('/proc', '/usr', '/sys')): continue\n"
              "    for f in files: print(os.path.join(root, f))")
     result = verify(fenced(snoop), LEAP, partial=True, sandbox=BOX)
     assert result.reward == 0.0

@@ -6,10 +6,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from engines import ENGINES
 
 from evals import run
 from evals.suites import SUITES, data_dir, load_rows
-from engines import ENGINES
 
 DATA = data_dir()
 needs_data = pytest.mark.skipif(not (DATA / "math500.jsonl").exists(), reason=f"no benchmark data at {DATA}")

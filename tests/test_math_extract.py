@@ -24,7 +24,8 @@ def test_last_answer_tag_wins():
 
 
 def test_boxes_are_brace_matched_and_escaped_braces_ignored():
-    assert boxed_contents("\\boxed{\\frac{\\sqrt{3}}{2}} and \\fbox{\\{1,2\\}}") == ["\\frac{\\sqrt{3}}{2}", "\\{1,2\\}"]
+    assert boxed_contents("\\boxed{\\frac{\\sqrt{3}}{2}} and \\fbox{\\{1,2\\}}") == [
+        "\\frac{\\sqrt{3}}{2}", "\\{1,2\\}"]
     assert boxed_contents("\\boxed 5 apples") == ["5"]
 
 
@@ -39,7 +40,8 @@ def test_every_box_is_reported_for_the_hedge_check():
 
 
 def test_answer_phrases():
-    assert extract("Final Answer: The final answer is $\\frac{1}{2}$. I hope it is correct.").answers == ["\\frac{1}{2}"]
+    said = "Final Answer: The final answer is $\\frac{1}{2}$. I hope it is correct."
+    assert extract(said).answers == ["\\frac{1}{2}"]
     assert extract("so the answer is 17.").answers == ["17"]
     assert extract("**Answer:** 2.5").answers == ["2.5"]
     assert extract("Answer: $x = 3$").answers == ["x = 3"]

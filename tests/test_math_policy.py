@@ -1,8 +1,8 @@
 """Every row of the policy tables (docs/math_policy.md, README.md), judged by the real verifier."""
 
 import pytest
-
 from policy_table import policy_cases
+
 from verifiers.math import judge, verify_batch
 
 CASES = policy_cases()

@@ -54,8 +54,9 @@ def test_a_run_whose_server_is_gone_stops_with_the_reason(tmp_path, base, capsys
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{s.getsockname()[1]}"
-    code = train.main([f"run.dir={tmp_path / 'run'}", "run.stages=[grpo]", f"model.path={base}", "grpo.steps=2", "grpo.warmup_steps=0",
-                       "rollout.engine=server", f"rollout.server_url={url}", "rollout.server_timeout_s=5"])
+    code = train.main([f"run.dir={tmp_path / 'run'}", "run.stages=[grpo]", f"model.path={base}", "grpo.steps=2",
+                       "grpo.warmup_steps=0", "rollout.engine=server", f"rollout.server_url={url}",
+                       "rollout.server_timeout_s=5"])
     assert code == 1
     assert re.search(rf"stopped: the vLLM server at {url} did not answer GET /info", capsys.readouterr().err)
     assert not (tmp_path / "run" / "checkpoints").exists()

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from grpo.model import build_model, build_tokenizer
 from grpo.config import RolloutConfig
+from grpo.model import build_model, build_tokenizer
 from grpo.rollout import HFEngine, SamplingParams, make_engine, processed_logprobs
 
 PROMPTS = ["Compute 1 + 2.\n<think>\n", "Compute (3 - 4) + 5.\n<think>\n"]

@@ -5,19 +5,18 @@ import json
 
 import pytest
 import torch
+from crashes import crash_then_resume, interrupt, logged, weights
+from engines import ENGINES
 
 import grpo.trainer
 from grpo import train
-from grpo.config import ConfigError, GRPOConfig, RewardConfig, RolloutConfig, load_config
+from grpo.config import ConfigError, GRPOConfig, PromptConfig, RewardConfig, RolloutConfig, load_config
 from grpo.data import to_examples
-from grpo.config import PromptConfig
 from grpo.model import load
 from grpo.rollout import Completion, Group, HFEngine
-from grpo.tasks import arithmetic
 from grpo.runfiles import latest_checkpoint
-from grpo.trainer import CHECKPOINTS, PromptSampler, _rollout_and_verify, Timer, score
-from crashes import crash_then_resume, interrupt, logged, weights
-from engines import ENGINES
+from grpo.tasks import arithmetic
+from grpo.trainer import CHECKPOINTS, PromptSampler, Timer, _rollout_and_verify, score
 
 SMALL = ["task.train_size=300", "task.heldout_size=8", "rollout.max_new_tokens=40", "grpo.prompts_per_step=4",
          "grpo.group_size=4", "grpo.eval_size=8", "grpo.eval_every=0", "grpo.lr=1e-3", "reward.format_weight=0.5",

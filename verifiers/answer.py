@@ -141,7 +141,8 @@ def _split_relation(s: str) -> tuple[list[str], list[str]]:
             depth -= 1
         elif depth == 0:
             for token, op in _REL_OPS:
-                if s.startswith(token, i) and not (token[0] == "\\" and s[i + len(token) : i + len(token) + 1].isalpha()):
+                after = s[i + len(token) : i + len(token) + 1]
+                if s.startswith(token, i) and not (token[0] == "\\" and after.isalpha()):
                     parts.append(s[start:i].strip())
                     ops.append(op)
                     i += len(token)

@@ -17,8 +17,7 @@ from typing import Callable
 
 import sympy
 
-from verifiers.answer import (Based, Expr, Matrix, Num, Rel, Seq, Text, Union, Value, canonical_text,
-                              is_assignment_lhs)
+from verifiers.answer import Based, Expr, Matrix, Num, Rel, Seq, Text, Union, Value, canonical_text, is_assignment_lhs
 
 _REL_TOL = sympy.Rational(1, 10**40)
 _POINTS = 7

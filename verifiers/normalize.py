@@ -44,8 +44,8 @@ _SPACING = re.compile(r"(?<!\\)\\(?:quad|qquad|[,;:! ])|~")
 # before the end, a comma or a bracket; a degree sign on an expression with \pi is kept (it converts)
 _AFTER_NUMBER = r"(?<=[\d.}])\s*"
 _SIGN_END = r"(?=\s*(?:$|,|\)|\]|\\\}))"
-_DEGREE = re.compile(_AFTER_NUMBER + r"(?:\^\s*\{?\s*\\circ\s*\}?|\\degree|\\text\{\s*degrees?\s*\}|degrees?\b)" + _SIGN_END,
-                     re.IGNORECASE)
+_DEGREE = re.compile(_AFTER_NUMBER + r"(?:\^\s*\{?\s*\\circ\s*\}?|\\degree|\\text\{\s*degrees?\s*\}|degrees?\b)"
+                     + _SIGN_END, re.IGNORECASE)
 _PERCENT = re.compile(_AFTER_NUMBER + r"(?:\\%|%|\\text\{\s*(?:percent|pct)\s*\}|(?:percent|pct)\b)" + _SIGN_END,
                       re.IGNORECASE)
 _NEVER = re.compile(r"(?!)")
