@@ -331,7 +331,7 @@ def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout:
                                     else view.state_dict().items())
         if not is_main:
             continue
-        # 6. log, evaluate, checkpoint
+        # 6. log, evaluate
         with timer("log"):
             log_now = done % cfg.log_every == 0 or done == cfg.steps
             metrics = {"stage": "grpo", "step": done, **_rollout_metrics(seen, kept), **stats,

@@ -39,13 +39,15 @@ def count_calls(monkeypatch, owner, name: str) -> dict:
     return calls
 
 
-def crash_then_resume(monkeypatch, run_dir, args: list[str], *, crash_at: int, checkpoint: str) -> None:
-    """Run `args` into `run_dir`, raise KeyboardInterrupt inside the `crash_at`-th update, check that
-    `checkpoint` is the newest complete one, then `--resume` the run to its end."""
-    interrupt(monkeypatch, grpo.trainer, "update", at=crash_at)
+def crash_then_resume(monkeypatch, run_dir, args: list[str], *, crash_at: int, checkpoint: str,
+                      inside: str = "update") -> None:
+    """Run `args` into `run_dir`, raise KeyboardInterrupt inside the `crash_at`-th call of `grpo.trainer.<inside>`
+    (the update, or e.g. `prune_checkpoints`: just after a checkpoint is complete), check that `checkpoint` is the
+    newest complete one, then `--resume` the run to its end."""
+    interrupt(monkeypatch, grpo.trainer, inside, at=crash_at)
     with pytest.raises(KeyboardInterrupt):
         train.main([f"run.dir={run_dir}", *args])
-    monkeypatch.setattr(grpo.trainer, "update", grpo.trainer.update.__wrapped__)
+    monkeypatch.setattr(grpo.trainer, inside, getattr(grpo.trainer, inside).__wrapped__)
     assert latest_checkpoint(run_dir / CHECKPOINTS).name == checkpoint
     assert train.main(["--resume", str(run_dir)]) == 0
 

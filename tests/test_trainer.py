@@ -5,7 +5,7 @@ import json
 
 import pytest
 import torch
-from crashes import crash_then_resume, interrupt, logged, weights
+from crashes import crash_then_resume, logged, weights
 from engines import ENGINES
 
 import grpo.trainer
@@ -77,16 +77,12 @@ def test_a_crash_just_after_a_checkpoint_keeps_every_logged_line(tmp_path, base,
     straight = tmp_path / "straight"
     assert train.main([f"run.dir={straight}", *args]) == 0
 
-    crashed = tmp_path / "crashed"
-    interrupt(monkeypatch, grpo.trainer, "prune_checkpoints", at=2)  # called right after step_2 is renamed into place
-    with pytest.raises(KeyboardInterrupt):
-        train.main([f"run.dir={crashed}", *args])
-    assert latest_checkpoint(crashed / CHECKPOINTS).name == "step_2"
-    monkeypatch.setattr(grpo.trainer, "prune_checkpoints", grpo.trainer.prune_checkpoints.__wrapped__)
-    assert train.main(["--resume", str(crashed)]) == 0
+    crashed = tmp_path / "crashed"  # prune_checkpoints runs right after step_2 is renamed into place
+    crash_then_resume(monkeypatch, crashed, args, crash_at=2, checkpoint="step_2", inside="prune_checkpoints")
     assert logged(straight) == logged(crashed)
     a, b = weights(straight / "final"), weights(crashed / "final")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
 
 def test_resume_needs_a_run_directory(tmp_path, capsys):
     assert train.main(["--resume", str(tmp_path / "nothing")]) == 2
