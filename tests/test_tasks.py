@@ -42,6 +42,10 @@ def _steps(solution: str) -> list[tuple[int, str, int, int]]:
     return [(int(a), op, int(b), int(c)) for a, op, b, c in re.findall(r"(-?\d+) ([-+*]) (\d+) = (-?\d+)", solution)]
 
 
+def _result(a: int, op: str, b: int) -> int:
+    return {"+": a + b, "-": a - b, "*": a * b}[op]
+
+
 def test_solution_errors_slip_one_step_of_the_asked_share_and_leave_problems_and_golds_alone():
     clean = arithmetic(4000, split="train", seed=0, digits=2, ops=3, operators="+-*")
     slipped = arithmetic(4000, split="train", seed=0, digits=2, ops=3, operators="+-*", solution_slips=0.3)
@@ -52,7 +56,7 @@ def test_solution_errors_slip_one_step_of_the_asked_share_and_leave_problems_and
             continue
         wrong += 1
         steps = _steps(s["solution"])
-        off = [(i, c_ - {"+": a + b, "-": a - b, "*": a * b}[op]) for i, (a, op, b, c_) in enumerate(steps)]
+        off = [(i, c_ - _result(a, op, b)) for i, (a, op, b, c_) in enumerate(steps)]
         slips = [(i, d) for i, d in off if d]
         assert len(slips) == 1 and 1 <= abs(slips[0][1]) <= 3, s["solution"]  # one step off by 1 to 3
         assert all(steps[i + 1][0] == steps[i][3] for i in range(len(steps) - 1))  # the wrong value carried on
@@ -77,10 +81,10 @@ def test_sign_errors_drop_the_minus_of_the_asked_share_of_negative_results():
         steps = _steps(r["solution"])
         assert all(steps[i + 1][0] == steps[i][3] for i in range(len(steps) - 1))  # the wrong value carried on
         for a, op, b, written in steps:
-            true = a + b if op == "+" else a - b
+            true = _result(a, op, b)
             assert written in (true, -true)
             negative += true < 0
             dropped += written != true
-        if any(written != (a + b if op == "+" else a - b) for a, op, b, written in steps):
+        if any(written != _result(a, op, b) for a, op, b, written in steps):
             assert not judge(r["solution"], r["answer"]).correct
     assert 0.55 < dropped / negative < 0.65 and negative > 1000
