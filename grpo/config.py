@@ -78,6 +78,9 @@ class TaskConfig:
     sign_errors: float = 0.0
     """share of the negative step results in the training worked solutions written without their minus sign (a
     systematic misconception, carried on). Arithmetic task only; gold answers stay right"""
+    answer_sign_drops: float = 0.0
+    """share of the training worked solutions with a negative answer whose boxed answer is copied without its minus
+    sign from a right last line (a transcription error; the think lines stay right). Arithmetic task only"""
 
 
 @dataclass

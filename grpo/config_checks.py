@@ -14,6 +14,8 @@ from grpo.config import (
     SFTConfig,
 )
 
+FLAWS = ("solution_slips", "sign_errors", "answer_sign_drops")  # the task's errors in cold-start solutions
+
 
 def _schedule_checks(section: str, cfg) -> list:
     """The learning-rate schedule rows shared by every training stage (SFT, GRPO)."""
@@ -72,9 +74,9 @@ def validate(config: Config, where: str) -> None:
         (set(config.task.operators) <= set("+-*") and config.task.operators, "task.operators", "use + - *"),
         (config.task.digits >= 1 and config.task.ops >= 1, "task.digits", "digits and ops must be >= 1"),
         *[(0 <= getattr(config.task, key) <= 1, f"task.{key}", "is a share: 0 to 1")
-          for key in ("solution_slips", "sign_errors")],
-        (not (config.task.solution_slips or config.task.sign_errors) or d.source == "arithmetic",
-         "task.solution_slips", "and task.sign_errors apply to the built-in arithmetic task only"),
+          for key in FLAWS],
+        (not any(getattr(config.task, key) for key in FLAWS) or d.source == "arithmetic",
+         "task." + ", task.".join(FLAWS), "apply to the built-in arithmetic task only"),
         *_sft_checks("sft", s, config.model.max_position_embeddings, built=not config.model.path),
     ]
     checks += _grpo_checks(config) + _pipeline_checks(config)

@@ -111,7 +111,8 @@ def load_records(cfg: DataConfig, task: TaskConfig, *, split: str, seed: int) ->
             records = (tasks.programs(n, split=split, seed=seed) if cfg.source == "programs" else
                        tasks.arithmetic(n, split=split, seed=seed, digits=task.digits, ops=task.ops,
                                         operators=task.operators, solution_slips=task.solution_slips,
-                                        sign_errors=task.sign_errors))
+                                        sign_errors=task.sign_errors,
+                                        answer_sign_drops=task.answer_sign_drops))
         except ValueError as e:  # more problems asked for than the task has
             raise DataError(f"task.{'train' if split == 'train' else 'heldout'}_size ({n}): {e}") from e
         return records, {"rows": len(records), "kept": len(records), "left_out": 0}

@@ -11,7 +11,8 @@ takes one line per operation, then the boxed answer:
     \\boxed{210}
 
 Knobs: `digits` (largest operand), `ops` (steps), `operators`, and errors in the training worked solutions (the
-cold-start data), as a weaker model or a crowd would write them: `solution_slips`, `sign_errors`. A problem
+cold-start data), as a weaker model or a crowd would write them: `solution_slips`, `sign_errors`,
+`answer_sign_drops`. A problem
 belongs to the held-out split when a hash of its text says so, whatever seed or split asked for it, so the two
 splits can never share a problem.
 Records have the same fields as file datasets: {"problem", "answer", "solution"}.
@@ -29,7 +30,7 @@ def _is_heldout(problem: str) -> bool:
     return int(hashlib.sha256(problem.encode()).hexdigest()[:8], 16) % 100 < HELDOUT_PERCENT
 
 
-def _problem(rng: random.Random, digits: int, ops: int, operators: str, errors: tuple[float, float]) -> dict:
+def _problem(rng: random.Random, digits: int, ops: int, operators: str, errors: tuple[float, float, float]) -> dict:
     def operand() -> int:
         return rng.randint(1, 10 ** rng.randint(1, digits) - 1)
 
@@ -44,7 +45,9 @@ def _problem(rng: random.Random, digits: int, ops: int, operators: str, errors: 
     steps, answer = _derive(first, moves, Flaws())
     value = answer
     if any(errors):  # the writer's errors come from the problem's text, so the problems drawn never depend on them
-        steps, value = _derive(first, moves, Flaws(random.Random(f"flaws:{problem}"), *errors, ops))
+        flaws = Flaws(random.Random(f"flaws:{problem}"), *errors[:2], ops)
+        steps, value = _derive(first, moves, flaws)
+        value = flaws.box(value, errors[2])
     solution = "<think>\n" + "\n".join(steps) + "\n</think>\n\\boxed{" + str(value) + "}"
     return {"problem": problem, "answer": str(answer), "solution": solution}
 
@@ -52,7 +55,8 @@ def _problem(rng: random.Random, digits: int, ops: int, operators: str, errors: 
 class Flaws:
     """How an imperfect writer gets steps wrong: with probability `slips`, one solution has one step's result off by
     1 to 3 (a careless slip); each negative result loses its minus sign with probability `signs` (a systematic
-    misconception). Either way the wrong value is carried on, as the writer would."""
+    misconception). Either way the wrong value is carried on, as the writer would. `box` is the last line's
+    transcription into the boxed answer."""
 
     def __init__(self, rng: random.Random | None = None, slips: float = 0.0, signs: float = 0.0, ops: int = 0):
         self.rng, self.signs = rng, signs
@@ -64,6 +68,13 @@ class Flaws:
         if result < 0 and self.signs and self.rng.random() < self.signs:
             result = -result
         return result
+
+    def box(self, value: int, sign_drops: float) -> int:
+        """The boxed answer for a derivation ending at `value`: a negative one loses its minus sign with probability
+        `sign_drops` (a transcription error: the lines stay right, the answer copied from them does not)."""
+        if value < 0 and sign_drops and self.rng.random() < sign_drops:
+            return -value
+        return value
 
 
 def _derive(value: int, moves: list[tuple[str, int]], flaws: Flaws) -> tuple[list[str], int]:
@@ -96,13 +107,14 @@ def _draw(n: int, split: str, rng_key: str, make, what: str) -> list[dict]:
 
 
 def arithmetic(n: int, *, split: str, seed: int, digits: int = 2, ops: int = 2, operators: str = "+-",
-               solution_slips: float = 0.0, sign_errors: float = 0.0) -> list[dict]:
+               solution_slips: float = 0.0, sign_errors: float = 0.0, answer_sign_drops: float = 0.0) -> list[dict]:
     """`n` distinct problems of one split ("train" or "heldout"), deterministic in all arguments.
 
     Training worked solutions can be written with errors (see `Flaws`): `solution_slips` is the share of them with
-    one careless slip, `sign_errors` the share of negative results written without their sign. Gold answers stay
-    right, held-out solutions never err, and the problems drawn are the same whatever the errors."""
-    errors = (solution_slips, sign_errors) if split == "train" else (0.0, 0.0)
+    one careless slip, `sign_errors` the share of negative results written without their sign, `answer_sign_drops`
+    the share of negative boxed answers copied without their sign from a right last line. Gold answers stay right,
+    held-out solutions never err, and the problems drawn are the same whatever the errors."""
+    errors = (solution_slips, sign_errors, answer_sign_drops) if split == "train" else (0.0, 0.0, 0.0)
     return _draw(n, split, f"{split}:{seed}:{digits}:{ops}:{operators}",
                  lambda rng: _problem(rng, digits, ops, operators, errors),
                  f"problems exist for digits={digits}, ops={ops}")

@@ -66,8 +66,8 @@ def test_solution_errors_slip_one_step_of_the_asked_share_and_leave_problems_and
 
 
 def test_held_out_solutions_never_slip():
-    assert arithmetic(200, split="heldout", seed=0, solution_slips=1.0, sign_errors=1.0) == arithmetic(
-        200, split="heldout", seed=0)
+    assert arithmetic(200, split="heldout", seed=0, solution_slips=1.0, sign_errors=1.0,
+                      answer_sign_drops=1.0) == arithmetic(200, split="heldout", seed=0)
     assert all(not judge(r["solution"], r["answer"]).correct for r in arithmetic(50, split="train", seed=0,
                                                                                solution_slips=1.0))
 
@@ -88,3 +88,25 @@ def test_sign_errors_drop_the_minus_of_the_asked_share_of_negative_results():
         if any(written != _result(a, op, b) for a, op, b, written in steps):
             assert not judge(r["solution"], r["answer"]).correct
     assert 0.55 < dropped / negative < 0.65 and negative > 1000
+
+
+def test_answer_sign_drops_box_the_asked_share_of_negative_answers_without_their_sign_and_keep_the_lines():
+    clean = arithmetic(3000, split="train", seed=0, digits=1, ops=4, operators="+-")
+    flawed = arithmetic(3000, split="train", seed=0, digits=1, ops=4, operators="+-", answer_sign_drops=0.6)
+    assert [(r["problem"], r["answer"]) for r in flawed] == [(r["problem"], r["answer"]) for r in clean]
+    negative = dropped = 0
+    for c, f in zip(clean, flawed):
+        lines, boxed = f["solution"].rsplit("\\boxed{", 1)
+        assert lines == c["solution"].rsplit("\\boxed{", 1)[0]  # the think lines stay right
+        answer = int(c["answer"])
+        assert int(boxed.rstrip("}")) in (answer, -answer)
+        negative += answer < 0
+        dropped += int(boxed.rstrip("}")) != answer
+        assert judge(f["solution"], f["answer"]).correct == (int(boxed.rstrip("}")) == answer)
+    assert 0.55 < dropped / negative < 0.65 and negative > 900  # about a third of the answers are negative
+    # the other flaws draw as before, so adding this one leaves their solutions' lines as they were
+    both = arithmetic(300, split="train", seed=0, digits=1, ops=4, operators="+-", sign_errors=0.6,
+                      answer_sign_drops=0.6)
+    alone = arithmetic(300, split="train", seed=0, digits=1, ops=4, operators="+-", sign_errors=0.6)
+    assert [r["solution"].rsplit("\\boxed{", 1)[0] for r in both] == [
+        r["solution"].rsplit("\\boxed{", 1)[0] for r in alone]
