@@ -237,3 +237,13 @@ def test_r1_tiny_distils_the_default_recipes_teacher_into_a_quarter_size_student
     tokenizer = build_tokenizer()
     student = parameter_count(build_model(r1.distill.student_preset, tokenizer))
     assert r1.distill.student_preset in PRESETS and 4 * student <= parameter_count(build_model("tiny", tokenizer))
+
+
+def test_answer_signs_breakdown_splits_wrong_answers_by_a_dropped_minus():
+    from bench.answer_signs import breakdown
+
+    samples = [{"gold": "-5", "extracted": "-5", "correct": True}, {"gold": "-5", "extracted": "5", "correct": False},
+               {"gold": "-12", "extracted": "2", "correct": False}, {"gold": "7", "extracted": "-7", "correct": False},
+               {"gold": "0", "extracted": "0", "correct": True}]
+    assert breakdown(samples) == {"negative": {"problems": 3, "right": 1, "sign_dropped": 1, "other_wrong": 1},
+                                  "other": {"problems": 2, "right": 1, "sign_dropped": 0, "other_wrong": 1}}
