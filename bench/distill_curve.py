@@ -7,7 +7,7 @@
 r1_tiny run's kept traces (RUN/filter/traces.jsonl), optionally with logit distillation from RUN/final. The
 student and its SFT settings are configs/r1_tiny.yaml's `distill` section (micro preset, lr 3e-3, 1,500 steps
 unless --steps), the held-out set its 200 problems; the run's seed picks the data and the initial weights.
-KEY=VALUE overrides the recipe (e.g. task.sign_errors=0 for a cold start without errors).
+KEY=VALUE overrides the recipe (e.g. task.answer_sign_drops=0 for a cold start without errors).
 Prints one line per evaluation and, last, one JSON object with the curve.
 """
 
