@@ -12,9 +12,8 @@ takes one line per operation, then the boxed answer:
 
 Knobs: `digits` (largest operand), `ops` (steps), `operators`, and errors in the training worked solutions (the
 cold-start data), as a weaker model or a crowd would write them: `solution_slips`, `sign_errors`,
-`answer_sign_drops`. A problem
-belongs to the held-out split when a hash of its text says so, whatever seed or split asked for it, so the two
-splits can never share a problem.
+`answer_sign_drops`. A problem belongs to the held-out split when a hash of its text says so, whatever seed or
+split asked for it, so the two splits can never share a problem.
 Records have the same fields as file datasets: {"problem", "answer", "solution"}.
 """
 
