@@ -34,6 +34,15 @@ _HEADER = struct.Struct("<I")
 _READY = "ready"
 
 
+def _exit_code(proc: subprocess.Popen, grace_s: float = 2.0) -> int | None:
+    """The exit status of a worker whose pipe just closed: the pipe can close a moment before the process is
+    reaped, so wait up to `grace_s` for it (None if it is still alive by then)."""
+    try:
+        return proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        return None
+
+
 @dataclass
 class Outcome:
     """What happened to one item: status OK with a value, or TIMEOUT / MEMORY / CRASH / ERROR."""
@@ -140,7 +149,7 @@ class WorkerPool:
                     try:
                         message = _recv(worker.proc.stdout)
                     except (EOFError, OSError, pickle.UnpicklingError):
-                        message = (CRASH, f"worker exited with {worker.proc.poll()}")
+                        message = (CRASH, f"worker exited with {_exit_code(worker.proc)}")
                     if message == _READY:
                         worker.ready = True
                         continue
