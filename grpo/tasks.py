@@ -44,9 +44,9 @@ def _problem(rng: random.Random, digits: int, ops: int, operators: str, errors: 
     steps, answer = _derive(first, moves, Flaws())
     value = answer
     if any(errors):  # the writer's errors come from the problem's text, so the problems drawn never depend on them
-        flaws = Flaws(random.Random(f"flaws:{problem}"), *errors[:2], ops)
+        flaws = Flaws(random.Random(f"flaws:{problem}"), *errors, ops=ops)
         steps, value = _derive(first, moves, flaws)
-        value = flaws.box(value, errors[2])
+        value = flaws.box(value)
     solution = "<think>\n" + "\n".join(steps) + "\n</think>\n\\boxed{" + str(value) + "}"
     return {"problem": problem, "answer": str(answer), "solution": solution}
 
@@ -54,11 +54,12 @@ def _problem(rng: random.Random, digits: int, ops: int, operators: str, errors: 
 class Flaws:
     """How an imperfect writer gets steps wrong: with probability `slips`, one solution has one step's result off by
     1 to 3 (a careless slip); each negative result loses its minus sign with probability `signs` (a systematic
-    misconception). Either way the wrong value is carried on, as the writer would. `box` is the last line's
-    transcription into the boxed answer."""
+    misconception). Either way the wrong value is carried on, as the writer would. `box` copies the last line into
+    the boxed answer, dropping a negative one's minus sign with probability `sign_drops` (a transcription error)."""
 
-    def __init__(self, rng: random.Random | None = None, slips: float = 0.0, signs: float = 0.0, ops: int = 0):
-        self.rng, self.signs = rng, signs
+    def __init__(self, rng: random.Random | None = None, slips: float = 0.0, signs: float = 0.0,
+                 sign_drops: float = 0.0, *, ops: int = 0):
+        self.rng, self.signs, self.sign_drops = rng, signs, sign_drops
         self.slip = (rng.randrange(ops), rng.choice((-3, -2, -1, 1, 2, 3))) if slips and rng.random() < slips else None
 
     def write(self, step: int, result: int) -> int:
@@ -68,10 +69,9 @@ class Flaws:
             result = -result
         return result
 
-    def box(self, value: int, sign_drops: float) -> int:
-        """The boxed answer for a derivation ending at `value`: a negative one loses its minus sign with probability
-        `sign_drops` (a transcription error: the lines stay right, the answer copied from them does not)."""
-        if value < 0 and sign_drops and self.rng.random() < sign_drops:
+    def box(self, value: int) -> int:
+        """The boxed answer for a derivation ending at `value` (the lines stay as written; only the copy errs)."""
+        if value < 0 and self.sign_drops and self.rng.random() < self.sign_drops:
             return -value
         return value
 

@@ -53,7 +53,8 @@ def test_yaml_then_overrides(tmp_path):
     ("model:\n  mixed_precision: fp16\n", "model.mixed_precision must be no or bf16"),
     ("model:\n  mixed_precision: bf16\n  dtype: bfloat16\n", "model.mixed_precision bf16 autocast keeps fp32"),
     ("task:\n  sign_errors: 1.5\n", "task.sign_errors is a share: 0 to 1"),
-    ("task:\n  solution_slips: 0.2\ndata:\n  source: programs\n", "task.solution_slips, task.sign_errors, task.answer_sign_drops apply"),
+    ("task:\n  solution_slips: 0.2\ndata:\n  source: programs\n",
+     "task.solution_slips, task.sign_errors, task.answer_sign_drops apply"),
 ])
 def test_errors_name_the_key_and_the_file(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace(".", r"\.")):

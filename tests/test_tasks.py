@@ -98,11 +98,11 @@ def test_answer_sign_drops_box_the_asked_share_of_negative_answers_without_their
     for c, f in zip(clean, flawed):
         lines, boxed = f["solution"].rsplit("\\boxed{", 1)
         assert lines == c["solution"].rsplit("\\boxed{", 1)[0]  # the think lines stay right
-        answer = int(c["answer"])
-        assert int(boxed.rstrip("}")) in (answer, -answer)
+        answer, written = int(c["answer"]), int(boxed.rstrip("}"))
+        assert written in (answer, -answer)
         negative += answer < 0
-        dropped += int(boxed.rstrip("}")) != answer
-        assert judge(f["solution"], f["answer"]).correct == (int(boxed.rstrip("}")) == answer)
+        dropped += written != answer
+        assert judge(f["solution"], f["answer"]).correct == (written == answer)
     assert 0.55 < dropped / negative < 0.65 and negative > 900  # about a third of the answers are negative
     # the other flaws draw as before, so adding this one leaves their solutions' lines as they were
     both = arithmetic(300, split="train", seed=0, digits=1, ops=4, operators="+-", sign_errors=0.6,
