@@ -23,10 +23,14 @@ RECIPE = Path(__file__).resolve().parents[1] / "configs" / "r1_tiny.yaml"
 
 def main() -> None:
     from grpo.config import load_config
-    from grpo.data import load_heldout, load_records, read_jsonl, to_examples
-    from grpo.distill import make_student, trace_examples
+    from grpo.data.jsonl import read_jsonl
+    from grpo.data.prompts import to_examples
+    from grpo.data.records import load_heldout, load_records
+    from grpo.learner.supervised import Distillation
     from grpo.model import build_tokenizer, load
-    from grpo.sft import Distillation, run_sft
+    from grpo.stages.distill import make_student, trace_examples
+    from grpo.stages.judge import Judge
+    from grpo.stages.sft import run_sft
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("source", choices=["cold", "traces"])
@@ -59,7 +63,8 @@ def main() -> None:
     student, _ = make_student(config.distill, config.model, tokenizer, args.seed)
     with tempfile.TemporaryDirectory(prefix="distill-curve-") as tmp:
         result = run_sft(student, tokenizer, examples, heldout, config.distill.sft, Path(tmp), seed=args.seed,
-                         think_prefix=config.prompt.think_prefix, stage="curve", final=Path(tmp) / "model", kd=kd)
+                         judge=Judge.of(config.reward, config.prompt), stage="curve", final=Path(tmp) / "model",
+                         kd=kd)
     curve = [(e["step"], e["heldout_accuracy"]) for e in result["evals"]]
     for step, accuracy in curve:
         print(f"step {step}: held-out accuracy {accuracy:.3f}")

@@ -51,9 +51,9 @@ def _model_and_prompts(n: int):
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     from grpo.config import PromptConfig
-    from grpo.data import to_examples
+    from grpo.data.prompts import to_examples
+    from grpo.data.tasks import arithmetic
     from grpo.model import build_tokenizer
-    from grpo.tasks import arithmetic
 
     tokenizer = build_tokenizer()
     config = Qwen2Config(vocab_size=len(tokenizer), **MODELS[MODEL], max_position_embeddings=512,
@@ -68,7 +68,9 @@ def _model_and_prompts(n: int):
 def run_ours(setting: dict, steps: int, engine_name: str = "hf") -> dict:
     from grpo.config import GRPOConfig, RewardConfig, RolloutConfig
     from grpo.rollout import make_engine
-    from grpo.trainer import run_grpo
+    from grpo.stages.evaluate import EvalPlan
+    from grpo.stages.grpo import run_grpo
+    from grpo.stages.judge import Judge
 
     model, tokenizer, examples = _model_and_prompts(setting["prompts"] * steps * 2)
     cfg = GRPOConfig(steps=steps, prompts_per_step=setting["prompts"], group_size=setting["group"], lr=LR,
@@ -77,8 +79,8 @@ def run_ours(setting: dict, steps: int, engine_name: str = "hf") -> dict:
     rollout = RolloutConfig(engine=engine_name, temperature=1.0, max_new_tokens=setting["tokens"])
     engine = make_engine(rollout, model, tokenizer)
     with tempfile.TemporaryDirectory() as out:
-        run_grpo(model, tokenizer, engine, examples, examples[:1], cfg, rollout, RewardConfig(),
-                 Path(out), seed=SEED, think_prefix=False, start_accuracy=0.0)
+        run_grpo(model, tokenizer, engine, examples, examples[:1], cfg, rollout, RewardConfig(), Path(out),
+                 seed=SEED, judge=Judge(), plan=EvalPlan(1, 1), start_accuracy=0.0)
         rows = [json.loads(line) for line in (Path(out) / "metrics.jsonl").read_text().splitlines()]
     rows = [r for r in rows if "perf/step_s" in r][WARMUP:]
     seconds = [r["perf/step_s"] for r in rows]

@@ -34,10 +34,10 @@ def measure(name: str, args) -> dict:
     import torch
 
     from grpo.config import PromptConfig, RolloutConfig
-    from grpo.data import to_examples
+    from grpo.data.prompts import to_examples
+    from grpo.data.tasks import arithmetic
     from grpo.model import build_model, build_tokenizer, parameter_count
     from grpo.rollout import SamplingParams, make_engine
-    from grpo.tasks import arithmetic
 
     torch.set_num_threads(args.threads)
     tokenizer = build_tokenizer()
@@ -55,7 +55,7 @@ def measure(name: str, args) -> dict:
     if name == "server":
         import tempfile
 
-        from grpo.serve import spawn
+        from grpo.rollout.server import spawn
 
         model_dir = tempfile.mkdtemp(prefix="bench-serve-")
         model.save_pretrained(model_dir)

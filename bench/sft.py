@@ -28,9 +28,9 @@ LR = 2e-3
 
 def _data(n: int):
     from grpo.config import PromptConfig
-    from grpo.data import to_examples
+    from grpo.data.prompts import to_examples
+    from grpo.data.tasks import arithmetic
     from grpo.model import build_tokenizer
-    from grpo.tasks import arithmetic
 
     tokenizer = build_tokenizer()
     examples = to_examples(arithmetic(n, split="train", seed=0), tokenizer, PromptConfig(template="chat"))
@@ -41,8 +41,10 @@ def run_ours(steps: int, batch: int, warmup: int) -> dict:
     import random
 
     from grpo.config import SFTConfig
+    from grpo.learner.optim import adamw
+    from grpo.learner.supervised import train_step
     from grpo.model import build_model
-    from grpo.sft import adamw, batches, collate, tokenize, train_step
+    from grpo.stages.sft import batches, collate, tokenize
 
     tokenizer, examples = _data(steps * batch)
     model = build_model("tiny", tokenizer, seed=0)

@@ -1,21 +1,24 @@
 """A run's own held-out set, evaluated offline exactly as the run evaluated it during training.
 
 `python -m evals.run --run-dir RUN [--checkpoint final]` reads the run's `config.yaml`, rebuilds its held-out
-problems (same data config, task and seed), renders them with the run's prompt template, and calls the very
-function the training loop calls (`grpo.evaluate.heldout_accuracy`: the stage's protocol, greedy or sampled
-through the run's rollout engine with the run's seed; its evaluation size and token budget; the math
-verifier). The figure therefore equals the run's last `eval/heldout_accuracy` for that checkpoint.
+problems (same data config, task and seed), renders them with the run's prompt template, and calls the function the
+training loop calls (grpo/stages/evaluate.py `heldout_accuracy`) under the stage's own plan (`EvalPlan`: its
+protocol, greedy or sampled through the run's rollout engine with the run's seed; its evaluation size and token
+budget) and the run's verifier settings. The figure therefore equals the run's last `eval/heldout_accuracy` for
+that checkpoint.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from grpo.config import grpo_eval_tokens, load_config
-from grpo.data import load_heldout, to_examples
-from grpo.evaluate import GREEDY, heldout_accuracy
+from grpo.config import load_config
+from grpo.data.prompts import to_examples
+from grpo.data.records import load_heldout
 from grpo.model import load
-from grpo.trainer import eval_protocol
+from grpo.rollout import make_engine
+from grpo.stages.evaluate import EvalPlan, heldout_accuracy
+from grpo.stages.judge import Judge
 
 
 def evaluate_run(run_dir: Path, checkpoint: str = "final") -> tuple[list[dict], dict]:
@@ -25,28 +28,21 @@ def evaluate_run(run_dir: Path, checkpoint: str = "final") -> tuple[list[dict], 
         raise FileNotFoundError(f"{run_dir}: no config.yaml (not a run directory)")
     config = load_config(config_path, [])
     stage = config.run.stages[-1]
-    if stage == "grpo":
-        size, tokens = config.grpo.eval_size, grpo_eval_tokens(config.grpo, config.rollout)
-    else:
-        size, tokens = config.sft.eval_size, config.sft.max_new_tokens
+    plan = EvalPlan.of(config, "grpo" if stage == "grpo" else "sft")
     records = load_heldout(config)
     model, tokenizer = load(str(run_dir / checkpoint), config.model.dtype)
-    examples = to_examples(records, tokenizer, config.prompt)[:size]
-    protocol, engine = GREEDY, None
-    if stage == "grpo":
-        protocol = eval_protocol(config.grpo, config.run.seed)
-    if not protocol.greedy:  # sampled: through the engine the run used, as in training
-        from grpo.rollout import make_engine
-
-        engine = make_engine(config.rollout, model, tokenizer)
+    examples = to_examples(records, tokenizer, config.prompt)[: plan.size]
+    engine = None if plan.protocol.greedy else make_engine(config.rollout, model, tokenizer)  # as in training
     try:
-        _, samples = heldout_accuracy(model, tokenizer, examples, max_new_tokens=tokens,
-                                      think_prefix=config.prompt.think_prefix, protocol=protocol, engine=engine)
+        _, samples = heldout_accuracy(model, tokenizer, examples, max_new_tokens=plan.max_new_tokens,
+                                      judge=Judge.of(config.reward, config.prompt), protocol=plan.protocol,
+                                      engine=engine)
     finally:
         if engine is not None:
             engine.close()
-    params = {"source": str(run_dir / checkpoint), "stage": stage, "eval_size": size, "max_new_tokens": tokens,
-              "decoding": "greedy" if protocol.greedy else "sampled", "n": protocol.n,
-              "temperature": protocol.temperature, "top_p": protocol.top_p, "engine": config.rollout.engine,
-              "prompt": vars(config.prompt), "seed": config.run.seed}
+    protocol = plan.protocol
+    params = {"source": str(run_dir / checkpoint), "stage": stage, "eval_size": plan.size,
+              "max_new_tokens": plan.max_new_tokens, "decoding": "greedy" if protocol.greedy else "sampled",
+              "n": protocol.n, "temperature": protocol.temperature, "top_p": protocol.top_p,
+              "engine": config.rollout.engine, "prompt": vars(config.prompt), "seed": config.run.seed}
     return samples, params

@@ -2,10 +2,10 @@
 
     python -m evals.paired --config configs/tiny_code.yaml MODEL_A MODEL_B [--size N]
 
-Both models are evaluated greedily on the recipe's held-out set (its data, task, seed, prompt and token budget:
-`grpo.eval_max_new_tokens` or `rollout.max_new_tokens`) by the function training uses. Prints one JSON line:
-each model's accuracy, the problems both / only A / only B solve, and the exact McNemar p-value
-(evals/metrics.py), which uses the pairing that two independent accuracies with their standard errors ignore.
+Both models are evaluated greedily on the recipe's held-out set (its data, task, seed, prompt, verifier settings
+and token budget: `grpo.eval_max_new_tokens` or `rollout.max_new_tokens`) by the function training uses. Prints one
+JSON line: each model's accuracy, the problems both / only A / only B solve, and the exact McNemar p-value
+(grpo/algo/passk.py), which uses the pairing that two independent accuracies with their standard errors ignore.
 """
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ import argparse
 import json
 import sys
 
-from evals.metrics import mcnemar_exact
+from grpo.algo.passk import mcnemar_exact
 from grpo.config import ConfigError, grpo_eval_tokens, load_config
-from grpo.data import load_heldout, to_examples
-from grpo.evaluate import heldout_accuracy
+from grpo.data.prompts import to_examples
+from grpo.data.records import load_heldout
 from grpo.model import load
+from grpo.stages.evaluate import heldout_accuracy
+from grpo.stages.judge import Judge
 
 
 def compare(config_path: str, model_a: str, model_b: str, size: int = 0, overrides: list[str] | None = None) -> dict:
@@ -31,7 +33,7 @@ def compare(config_path: str, model_a: str, model_b: str, size: int = 0, overrid
         examples = to_examples(records, tokenizer, config.prompt)
         examples = examples[:size] if size else examples
         _, samples = heldout_accuracy(model, tokenizer, examples, max_new_tokens=tokens,
-                                      think_prefix=config.prompt.think_prefix)
+                                      judge=Judge.of(config.reward, config.prompt))
         verdicts[name] = [s["correct"] for s in samples]
     a, b = verdicts["a"], verdicts["b"]
     only_a = sum(x and not y for x, y in zip(a, b))

@@ -4,7 +4,7 @@
     python -m evals.run --suite humaneval --completions FILE --output-dir DIR
 
 `--completions FILE` grades precomputed completions: jsonl lines with `id` (the dataset's own id, see
-evals/suites.py) and `completion`, several lines per id for n > 1. Every suite writes
+grpo/data/suites.py) and `completion`, several lines per id for n > 1. Every suite writes
 `DIR/<suite>/results.json` (`suite`, `n`, `metrics` with `pass@1`, the protocol and every parameter),
 `DIR/<suite>/samples.jsonl` (each sample with its verdict) and `DIR/<suite>/report.md`.
 """
@@ -17,9 +17,15 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from evals.metrics import suite_metrics
-from evals.suites import SUITES, Suite, data_dir, load_rows
-from grpo.data import read_jsonl
+from evals.heldout import evaluate_run
+from grpo.algo.passk import suite_metrics
+from grpo.config import RolloutConfig
+from grpo.data.jsonl import read_jsonl
+from grpo.data.prompts import THINK_PREFIX
+from grpo.data.suites import SUITES, Suite, data_dir, load_rows
+from grpo.model import load
+from grpo.rollout import SamplingParams, make_engine
+from verifiers.route import judge
 
 PRESETS = {  # DeepSeek-R1's protocol (README "Usage Recommendations"), and greedy decoding
     "r1": {"temperature": 0.6, "top_p": 0.95, "think_prefix": True},
@@ -45,17 +51,9 @@ def grade(suite: Suite, rows: list[dict], samples: dict[str, list[dict]], *, wor
     """Each problem with its samples judged: [{"id", "row", "samples": [{completion, correct, reason, extracted,
     ...}]}]. Every problem must have the same number of samples."""
     flat = [(suite.id_of(r, r["_index"]), r, s) for r in rows for s in samples[suite.id_of(r, r["_index"])]]
-    completions = [s["completion"] for _, _, s in flat]
-    if suite.kind == "math":
-        from verifiers.math import verify_batch
-
-        verdicts = verify_batch(completions, [str(suite.gold_of(r)) for _, r, _ in flat], workers=workers,
-                                timeout_s=timeout_s)
-    else:
-        from verifiers.code import verify_batch
-
-        problems = [{k: v for k, v in r.items() if k != "_index"} for _, r, _ in flat]
-        verdicts = verify_batch(completions, problems, workers=workers, timeout_s=timeout_s)
+    golds = [str(suite.gold_of(r)) if suite.kind == "math" else {k: v for k, v in r.items() if k != "_index"}
+             for _, r, _ in flat]  # a string gold goes to the math verifier, a problem dict to the sandbox
+    verdicts = judge([s["completion"] for _, _, s in flat], golds, workers=workers, timeout_s=timeout_s)
     by_id: dict[str, dict] = {}
     for (pid, row, sample), v in zip(flat, verdicts):
         entry = by_id.setdefault(pid, {"id": pid, "row": row, "samples": []})
@@ -117,7 +115,7 @@ def write(out: Path, suite: Suite, graded: list[dict], summary: dict, params: di
 
 def plot(out: Path, graded: list[dict], summary: dict) -> list[str]:
     """PNG plots next to the report: pass@k against k (n > 1), completion lengths, each breakdown."""
-    import matplotlib
+    import matplotlib  # matplotlib: only when a report is drawn
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -158,7 +156,7 @@ def plot(out: Path, graded: list[dict], summary: dict) -> list[str]:
 def _save(fig, out: Path, name: str) -> str:
     fig.tight_layout()
     fig.savefig(out / f"{name}.png", dpi=100)
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # loaded by plot() already
 
     plt.close(fig)
     return name
@@ -166,10 +164,6 @@ def _save(fig, out: Path, name: str) -> str:
 
 def generate(suite: Suite, rows: list[dict], args) -> dict[str, list[dict]]:
     """Samples from a model through the rollout engine (`--engine`, vLLM when it imports)."""
-    from grpo.config import RolloutConfig
-    from grpo.model import load
-    from grpo.rollout import SamplingParams, make_engine
-
     model, tokenizer = load(args.model)
     prompts = []
     for r in rows:
@@ -177,7 +171,7 @@ def generate(suite: Suite, rows: list[dict], args) -> dict[str, list[dict]]:
         if tokenizer.chat_template:
             text = tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
                                                  add_generation_prompt=True)
-        prompts.append(text + ("<think>\n" if args.think_prefix else ""))
+        prompts.append(text + (THINK_PREFIX if args.think_prefix else ""))
     context = model.config.max_position_embeddings
     longest = max(len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts)
     budget = min(args.max_new_tokens, context - longest)
@@ -199,8 +193,6 @@ HELDOUT = Suite("heldout", "", "math", lambda r, i: str(i), lambda r: "", lambda
 
 
 def _run_dir(args) -> int:
-    from evals.heldout import evaluate_run
-
     if args.suite not in (None, "heldout"):
         print("evals.run: --run-dir evaluates the run's own held-out set (--suite heldout)", file=sys.stderr)
         return 2

@@ -24,8 +24,19 @@ from pathlib import Path
 from typing import Callable
 
 from sandbox import _bootstrap
-from sandbox.isolation import (CLEAN_ENV, Limits, SandboxUnavailable, Slot, bootstrap_copy, bwrap_argv, bwrap_copy,
-                               find_bwrap, find_python, preexec, user_process_count)
+from sandbox.isolation import (
+    CLEAN_ENV,
+    Limits,
+    SandboxUnavailable,
+    Slot,
+    bootstrap_copy,
+    bwrap_argv,
+    bwrap_copy,
+    find_bwrap,
+    find_python,
+    preexec,
+    user_process_count,
+)
 
 log = logging.getLogger(__name__)
 STARTUP_S = 5.0  # a cold start on a loaded machine, on top of the first test's limit

@@ -6,10 +6,10 @@ import json
 import pytest
 from safetensors.torch import load_file
 
-import grpo.trainer
+import grpo.learner.policy
 from grpo import train
-from grpo.runfiles import latest_checkpoint
-from grpo.trainer import CHECKPOINTS
+from grpo.runs.checkpoint import latest_checkpoint
+from grpo.stages.grpo import CHECKPOINTS
 
 
 def interrupt(monkeypatch, owner, name: str, *, at: int) -> None:
@@ -40,14 +40,15 @@ def count_calls(monkeypatch, owner, name: str) -> dict:
 
 
 def crash_then_resume(monkeypatch, run_dir, args: list[str], *, crash_at: int, checkpoint: str,
-                      inside: str = "update") -> None:
-    """Run `args` into `run_dir`, raise KeyboardInterrupt inside the `crash_at`-th call of `grpo.trainer.<inside>`
-    (the update, or e.g. `prune_checkpoints`: just after a checkpoint is complete), check that `checkpoint` is the
-    newest complete one, then `--resume` the run to its end."""
-    interrupt(monkeypatch, grpo.trainer, inside, at=crash_at)
+                      inside: tuple = (grpo.learner.policy, "update")) -> None:
+    """Run `args` into `run_dir`, raise KeyboardInterrupt inside the `crash_at`-th call of `inside` (module, name:
+    the learner's update, or e.g. `prune_checkpoints`: just after a checkpoint is complete), check that `checkpoint`
+    is the newest complete one, then `--resume` the run to its end."""
+    owner, name = inside
+    interrupt(monkeypatch, owner, name, at=crash_at)
     with pytest.raises(KeyboardInterrupt):
         train.main([f"run.dir={run_dir}", *args])
-    monkeypatch.setattr(grpo.trainer, inside, getattr(grpo.trainer, inside).__wrapped__)
+    monkeypatch.setattr(owner, name, getattr(owner, name).__wrapped__)
     assert latest_checkpoint(run_dir / CHECKPOINTS).name == checkpoint
     assert train.main(["--resume", str(run_dir)]) == 0
 

@@ -9,7 +9,7 @@ import sys
 import torch
 from accelerate import Accelerator
 
-from grpo.learner import update
+from grpo.learner.update import update
 from grpo.model import load
 from grpo.train import leave
 

@@ -8,7 +8,7 @@ from grpo.rollout import SamplingParams, processed_logprobs
 
 def vllm_available() -> bool:
     try:
-        from grpo import vllm_engine
+        from grpo.rollout import vllm_engine
     except ImportError:
         return False
     return vllm_engine.available()

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from grpo.advantages import EPS, advantages
+from grpo.algo.advantages import EPS, advantages
 
 
 def close(a, b):

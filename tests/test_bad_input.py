@@ -9,7 +9,7 @@ import pytest
 
 from grpo import train
 from grpo.config import PromptConfig
-from grpo.data import render_prompt
+from grpo.data.prompts import render_prompt
 from grpo.model import build_tokenizer
 
 THINK_TEMPLATE_TAIL = "<think>\n"

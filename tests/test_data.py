@@ -6,7 +6,9 @@ from pathlib import Path
 import pytest
 
 from grpo.config import DataConfig, PromptConfig, TaskConfig
-from grpo.data import R1_INSTRUCTION, DataError, load_records, render_prompt, to_examples
+from grpo.data.jsonl import DataError
+from grpo.data.prompts import R1_INSTRUCTION, render_prompt, to_examples
+from grpo.data.records import load_records
 from grpo.model import build_tokenizer
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

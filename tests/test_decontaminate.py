@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from evals.suites import SUITES, data_dir, load_rows
-from grpo.decontaminate import STATEMENT, SuiteIndex, words
+from grpo.data.decontaminate import STATEMENT, SuiteIndex, words
+from grpo.data.suites import SUITES, data_dir, load_rows
 
 DATA = data_dir()
 needs_data = pytest.mark.skipif(not (DATA / "math500.jsonl").exists(), reason=f"no benchmark data at {DATA}")
@@ -46,7 +46,7 @@ def test_every_suite_problem_planted_in_training_text_is_found():
 
 @needs_data
 def test_the_built_in_arithmetic_task_is_clean():
-    from grpo.tasks import arithmetic
+    from grpo.data.tasks import arithmetic
 
     index = SuiteIndex.from_suites(DATA)
     flagged = [r["problem"] for r in arithmetic(2000, split="train", seed=0, digits=2, ops=2, operators="+-")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from grpo.learner import Sample, share, update
+from grpo.learner.update import Sample, share, update
 from grpo.model import build_model, build_tokenizer, load
 
 HELPER = Path(__file__).with_name("distributed_update.py")
@@ -161,23 +161,25 @@ def test_grpo_under_accelerate_launch_matches_one_process(tmp_path, base, backen
 
 def test_a_batch_that_does_not_split_over_the_processes_is_refused(monkeypatch):
     from grpo.config import ConfigError, load_config
-    from grpo.train import DEFAULT_RECIPE, distributed
+    from grpo.learner.team import launch
+    from grpo.train import DEFAULT_RECIPE
 
     monkeypatch.setenv("WORLD_SIZE", "3")
     config = load_config(DEFAULT_RECIPE, ["run.stages=[grpo]", "grpo.prompts_per_step=4", "grpo.group_size=4"])
     with pytest.raises(ConfigError, match=r"multiple of the number of processes \(3\)"):
-        distributed(config)
+        launch(config)
 
 
 def test_stages_other_than_grpo_are_refused_on_several_processes(monkeypatch):
     from grpo.config import ConfigError, load_config
-    from grpo.train import DEFAULT_RECIPE, distributed
+    from grpo.learner.team import launch
+    from grpo.train import DEFAULT_RECIPE
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     for stages in ("[sft,grpo]", "[grpo,generate]"):
         config = load_config(DEFAULT_RECIPE, [f"run.stages={stages}"])
         with pytest.raises(ConfigError, match="only the grpo stage runs on several processes"):
-            distributed(config)
+            launch(config)
 
 
 def test_an_fsdp_config_on_cpu_is_refused_not_run_as_ddp(tmp_path, base):
@@ -196,13 +198,14 @@ def test_an_fsdp_config_on_cpu_is_refused_not_run_as_ddp(tmp_path, base):
 
 def test_lora_under_fsdp_is_refused(monkeypatch):
     from grpo.config import ConfigError, load_config
-    from grpo.train import DEFAULT_RECIPE, distributed
+    from grpo.learner.team import launch
+    from grpo.train import DEFAULT_RECIPE
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")  # what `accelerate launch` sets for an FSDP config
     config = load_config(DEFAULT_RECIPE, ["run.stages=[grpo]", "grpo.lora.rank=4"])
     with pytest.raises(ConfigError, match="grpo.lora.rank: LoRA adapters under FSDP are not supported"):
-        distributed(config)
+        launch(config)
 
 
 def test_data_parallel_rollouts_sample_every_share(tmp_path, base):
@@ -237,7 +240,8 @@ def test_data_parallel_rollouts_sample_every_share(tmp_path, base):
 
 def test_data_parallel_rollouts_refuse_what_they_cannot_split(monkeypatch):
     from grpo.config import ConfigError, load_config
-    from grpo.train import DEFAULT_RECIPE, distributed
+    from grpo.learner.team import launch
+    from grpo.train import DEFAULT_RECIPE
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     cases = [(["grpo.prompts_per_step=3", "grpo.group_size=4"], "multiple of the number of processes"),
@@ -247,8 +251,8 @@ def test_data_parallel_rollouts_refuse_what_they_cannot_split(monkeypatch):
     for extra, message in cases:
         config = load_config(DEFAULT_RECIPE, ["run.stages=[grpo]", "rollout.data_parallel=true", *extra])
         with pytest.raises(ConfigError, match=f"rollout.data_parallel with 2 processes: .*{message}"):
-            distributed(config)
+            launch(config)
     monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
     config = load_config(DEFAULT_RECIPE, ["run.stages=[grpo]", "rollout.data_parallel=true"])
     with pytest.raises(ConfigError, match="not under FSDP"):
-        distributed(config)
+        launch(config)

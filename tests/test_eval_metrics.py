@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from evals.metrics import bootstrap_se, ks_for, maj_at_k, mcnemar_exact, pass_at_k, suite_metrics
+from grpo.algo.passk import bootstrap_se, ks_for, maj_at_k, mcnemar_exact, pass_at_k, suite_metrics
 
 
 def test_pass_at_k_by_hand():

@@ -9,7 +9,7 @@ import pytest
 from engines import ENGINES
 
 from evals import run
-from evals.suites import SUITES, data_dir, load_rows
+from grpo.data.suites import SUITES, data_dir, load_rows
 
 DATA = data_dir()
 needs_data = pytest.mark.skipif(not (DATA / "math500.jsonl").exists(), reason=f"no benchmark data at {DATA}")
@@ -163,13 +163,14 @@ def test_sampled_validation_in_training_equals_the_offline_evaluation(tmp_path, 
 
 def test_greedy_evaluation_refuses_several_samples():
     from grpo.config import ConfigError, load_config
-    from grpo.evaluate import EvalProtocol, heldout_accuracy
+    from grpo.stages.evaluate import EvalProtocol, heldout_accuracy
+    from grpo.stages.judge import Judge
     from grpo.train import DEFAULT_RECIPE
 
     with pytest.raises(ConfigError, match="grpo.eval_n"):
         load_config(DEFAULT_RECIPE, ["grpo.eval_n=4"])
     with pytest.raises(ValueError, match="needs the rollout engine"):
-        heldout_accuracy(None, None, [SimpleNamespace(prompt="1+1=", answer="2")], max_new_tokens=4, think_prefix=False,
+        heldout_accuracy(None, None, [SimpleNamespace(prompt="1+1=", answer="2")], max_new_tokens=4, judge=Judge(),
                          protocol=EvalProtocol(n=2, temperature=0.6))
 
 

@@ -6,7 +6,7 @@ import copy
 import pytest
 import torch
 
-from grpo.learner import Sample, micro_batches, step_size, token_logprobs, update
+from grpo.learner.update import Sample, micro_batches, step_size, token_logprobs, update
 from grpo.model import build_model, build_tokenizer
 
 LOSS = dict(clip_low=0.2, clip_high=0.28, level="token", aggregation="token-mean", kl_coef=0.0, is_cap=None)

@@ -11,9 +11,9 @@ from crashes import crash_then_resume, logged, weights
 
 from grpo import train
 from grpo.config import ConfigError, LoraConfig, load_config
-from grpo.lora import AdaptersOff, adapter_state_dict, merged_state_dict, wrap
+from grpo.learner.lora import AdaptersOff, adapter_state_dict, merged_state_dict, wrap
 from grpo.model import build_model, build_tokenizer
-from grpo.trainer import CHECKPOINTS
+from grpo.stages.grpo import CHECKPOINTS
 
 SMALL = ["task.train_size=300", "task.heldout_size=8", "rollout.max_new_tokens=40", "grpo.prompts_per_step=4",
          "grpo.group_size=4", "grpo.eval_size=8", "grpo.eval_every=0", "grpo.lr=1e-2", "reward.format_weight=0.5",

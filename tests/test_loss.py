@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from grpo.loss import StepSize, k3_kl, policy_loss
+from grpo.algo.loss import StepSize, k3_kl, policy_loss
 
 LN = math.log
 

@@ -15,11 +15,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from grpo import tasks, train
-from grpo.decontaminate import words
-from grpo.generate import hash_seed
-from grpo.sft import forward_kl
-from grpo.verify import judge
+from grpo import train
+from grpo.data import tasks
+from grpo.data.decontaminate import words
+from grpo.learner.supervised import forward_kl
+from grpo.stages.generate import hash_seed
+from verifiers.route import judge
 
 ROOT = Path(__file__).resolve().parent.parent
 # an easy task (two one-digit steps) so a short cold start already solves some problems
@@ -193,16 +194,16 @@ def test_a_distill_student_stopped_mid_stage_continues_from_its_checkpoint(tmp_p
     baseline's 12) and ends with the same weights as a student that never stopped."""
     from crashes import count_calls, interrupt
 
-    import grpo.sft
+    import grpo.learner.policy
 
     args = ["run.stages=[generate,filter,distill]", "distill.sft.save_every=4"]
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     assert train.main(_pipeline(straight, teacher, *args)) == 0
-    interrupt(monkeypatch, grpo.sft, "train_step", at=6)
+    interrupt(monkeypatch, grpo.learner.policy, "train_step", at=6)
     with pytest.raises(KeyboardInterrupt):
         train.main(_pipeline(killed, teacher, *args))
     assert (killed / "checkpoints" / "distill" / "step_4" / "trainer_state.pt").exists()
-    after = count_calls(monkeypatch, grpo.sft, "train_step")
+    after = count_calls(monkeypatch, grpo.learner.policy, "train_step")
     assert train.main(["--resume", str(killed)]) == 0
     assert after["n"] == 8 + 12
     for name in ("student", "baseline"):

@@ -1,7 +1,7 @@
 """The filter stage's rule on hand-made traces: every reason, in order, counted and exemplified."""
 
-from grpo.decontaminate import SuiteIndex
-from grpo.rejection import filter_traces
+from grpo.data.decontaminate import SuiteIndex
+from grpo.stages.rejection import filter_traces
 
 
 def trace(pid, completion, correct=True, finish="stop", problem=None):

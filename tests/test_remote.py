@@ -11,7 +11,7 @@ import torch
 from grpo import train
 from grpo.config import ConfigError, load_config
 from grpo.model import build_model, build_tokenizer
-from grpo.remote import EngineError, ServerEngine, buckets
+from grpo.rollout.client import EngineError, ServerEngine, buckets
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from grpo.rewards import combine, informative_groups, overlong_penalty, think_format
+from grpo.algo.rewards import combine, informative_groups, overlong_penalty, think_format
 
 
 @pytest.mark.parametrize("text, expected", [

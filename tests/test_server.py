@@ -15,11 +15,11 @@ from engines import learner_logprobs
 from grpo import train
 from grpo.config import RolloutConfig
 from grpo.model import build_model, build_tokenizer, load
-from grpo.remote import EngineError, ServerEngine
 from grpo.rollout import HFEngine, SamplingParams, make_engine
-from grpo.serve import spawn
+from grpo.rollout.client import EngineError, ServerEngine
+from grpo.rollout.server import spawn
 
-vllm_engine = pytest.importorskip("grpo.vllm_engine")
+vllm_engine = pytest.importorskip("grpo.rollout.vllm_engine")
 if not vllm_engine.available():
     pytest.skip(f"vllm does not import here: {vllm_engine.IMPORT_ERROR!r}", allow_module_level=True)
 
@@ -136,7 +136,7 @@ def test_a_second_trainer_ends_the_first_ones_session(server, tokenizer):
 DYING_TRAINER = """
 import os, sys, torch
 from grpo.model import build_model, build_tokenizer
-from grpo.remote import ServerEngine
+from grpo.rollout.client import ServerEngine
 tokenizer = build_tokenizer()
 model = build_model("tiny", tokenizer, seed=9)
 engine = ServerEngine(sys.argv[1], model, tokenizer, timeout_s=30)

@@ -9,9 +9,11 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from grpo import train
 from grpo.config import SFTConfig
-from grpo.data import Example
+from grpo.data.prompts import Example
+from grpo.learner.optim import lr_factor
+from grpo.learner.supervised import IGNORE, token_losses
 from grpo.model import build_model, build_tokenizer
-from grpo.sft import IGNORE, collate, lr_factor, token_losses, tokenize
+from grpo.stages.sft import collate, tokenize
 
 
 def test_lr_schedule_by_hand():
@@ -85,19 +87,19 @@ def test_a_cold_start_killed_mid_stage_resumes_exactly(tmp_path, monkeypatch):
     weights and the same metrics.jsonl as a run that never stopped (optimizer, schedule, batch order, RNG)."""
     from crashes import count_calls, interrupt, logged, weights
 
-    import grpo.sft
-    from grpo.runfiles import latest_checkpoint
+    import grpo.learner.policy
+    from grpo.runs.checkpoint import latest_checkpoint
 
     args = ["run.stages=[sft]", "sft.steps=6", "sft.warmup_steps=2", "sft.save_every=2", "sft.log_every=1",
             "sft.eval_every=3", "sft.eval_size=2", "sft.max_new_tokens=8", "sft.batch_size=8", "task.train_size=100",
             "task.heldout_size=2"]
     assert train.main([f"run.dir={tmp_path / 'straight'}", *args]) == 0
-    interrupt(monkeypatch, grpo.sft, "train_step", at=5)
+    interrupt(monkeypatch, grpo.learner.policy, "train_step", at=5)
     crashed = tmp_path / "crashed"
     with pytest.raises(KeyboardInterrupt):
         train.main([f"run.dir={crashed}", *args])
     assert latest_checkpoint(crashed / "checkpoints" / "sft").name == "step_4"
-    resumed_steps = count_calls(monkeypatch, grpo.sft, "train_step")
+    resumed_steps = count_calls(monkeypatch, grpo.learner.policy, "train_step")
     assert train.main(["--resume", str(crashed)]) == 0
     assert resumed_steps["n"] == 2  # steps 5 and 6: it continued, it did not start over
     straight, resumed = weights(tmp_path / "straight" / "final"), weights(crashed / "final")

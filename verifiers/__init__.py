@@ -1,8 +1,9 @@
 """Rule-based verifiers: a completion in, a `VerifyResult` out.
 
-`verifiers.math` judges a final math answer against a gold answer; `verifiers.code` (later) runs a program
-against tests in the sandbox. Both return the same small record, which training turns into rewards and
-evaluation into accuracy.
+`verifiers.math` judges a final math answer against a gold answer; `verifiers.code` runs a program against
+tests in the sandbox; `verifiers.route.judge` sends each completion to the one its gold calls for. All return the
+same small record, which training turns into rewards and evaluation into accuracy. Imports the sandbox only;
+nothing of the trainer.
 """
 
 from __future__ import annotations

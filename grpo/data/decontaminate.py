@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from grpo.data.suites import SUITES, load_rows
+
 # the field holding each suite's problem statement (the prompt template around it is shared, never compared)
 STATEMENT = {"math500": "problem", "aime24": "problem", "aime25": "problem", "gsm8k": "question",
              "humaneval": "prompt", "mbpp": "text", "livecodebench": "question_content"}
@@ -64,8 +66,6 @@ class SuiteIndex:
     @classmethod
     def from_suites(cls, directory: Path, suites: list[str] | None = None, n: int = 8,
                     min_overlap: float = 0.5) -> "SuiteIndex":
-        from evals.suites import SUITES, load_rows
-
         statements = []
         for name in suites or list(STATEMENT):
             suite = SUITES[name]

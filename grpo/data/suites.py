@@ -1,4 +1,5 @@
-"""Evaluation suites: each is data + prompt + verifier in a few lines.
+"""Evaluation suites: each is data + prompt + verifier in a few lines (`python -m evals.run` scores them; the
+filter stage decontaminates training problems against them).
 
 A suite names its jsonl file (looked up in `--data-dir`, default `../shared/data` next to the repository, or
 the `GRPO_EVAL_DATA` environment variable), how a row gives its id, prompt text and gold, the verifier kind
@@ -14,14 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from grpo.data import read_jsonl
+from grpo.data.jsonl import read_jsonl
+from grpo.data.prompts import R1_INSTRUCTION as R1_MATH
+from grpo.data.records import gsm8k_answer
 
-R1_MATH = "Please reason step by step, and put your final answer within \\boxed{}."
 CODE_FENCE = "Write the solution in Python inside one ```python code block."
 
 
 def _gsm8k_gold(row: dict) -> str:
-    return row["answer"].rsplit("####", 1)[1].strip().replace(",", "")
+    return gsm8k_answer(row["answer"])
 
 
 def _lcb_prompt(row: dict) -> str:
@@ -72,7 +74,7 @@ def data_dir(given: str | None = None) -> Path:
         return Path(given)
     if os.environ.get("GRPO_EVAL_DATA"):
         return Path(os.environ["GRPO_EVAL_DATA"])
-    return Path(__file__).resolve().parents[2] / "shared" / "data"
+    return Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
 def load_rows(suite: Suite, directory: Path, *, limit: int = 0, date_from: str = "", date_to: str = "",

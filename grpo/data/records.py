@@ -1,4 +1,4 @@
-"""Problem records from the built-in tasks, jsonl, parquet or the hub, and the prompts made from them.
+"""Problem records from the built-in tasks, jsonl, parquet or the hub.
 
 A record is {"problem", "answer", "solution"} (solution may be None). Field names come from `DataConfig`;
 the answer is the field as is (`plain`), the number after "####" (`gsm8k`), or the last \\boxed{} of the
@@ -8,27 +8,17 @@ silently: rows left out (by `max_rows`, or by the SFT length limit later) are co
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
 
-from grpo import tasks
-from grpo.config import BUILT_IN, DataConfig, PromptConfig, TaskConfig
+from grpo.config import BUILT_IN, DataConfig, TaskConfig
+from grpo.data import tasks
+from grpo.data.jsonl import DataError, read_jsonl
 from verifiers.extract import boxed_contents
 
-R1_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 
-
-class DataError(ValueError):
-    """A dataset problem; the message names the file (or dataset) and the line (or row)."""
-
-
-@dataclass
-class Example:
-    prompt: str  # the rendered prompt, exactly what the model is given
-    answer: str | dict  # the gold answer for the verifier (a dict: a code problem with tests, grpo/verify.py)
-    completion: str | None  # the SFT target (None when the data has no worked solution)
-    problem: str = ""  # the question alone, before the prompt template
+def gsm8k_answer(text: str) -> str:
+    """GSM8K's gold: the number after the last "####", thousands separators removed (the text must have one)."""
+    return text.rsplit("####", 1)[1].strip().replace(",", "")
 
 
 def _answer(row: dict, cfg: DataConfig, where: str) -> str:
@@ -38,7 +28,7 @@ def _answer(row: dict, cfg: DataConfig, where: str) -> str:
     if cfg.answer_format == "gsm8k":
         if "####" not in text:
             raise DataError(f"{where}: {cfg.answer_field!r} has no '####' (data.answer_format: gsm8k)")
-        return text.rsplit("####", 1)[1].strip().replace(",", "")
+        return gsm8k_answer(text)
     if cfg.answer_format == "boxed":
         boxes = [b for b in boxed_contents(text) if b]
         if not boxes:
@@ -62,22 +52,6 @@ def _record(row, cfg: DataConfig, where: str) -> dict:
     return {"problem": str(row[cfg.prompt_field]), "answer": _answer(row, cfg, where), "solution": solution}
 
 
-def read_jsonl(path: Path, *, torn_tail_ok: bool = False):
-    """(where, row) for each non-blank line of a jsonl file; `where` is "file:line", and a line that is not
-    JSON stops with a DataError naming it. `torn_tail_ok`: a last line that is not JSON (a write cut short by a
-    crash, in a file the run writes itself) ends the rows instead."""
-    with Path(path).open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield f"{path}:{number}", json.loads(line)
-            except json.JSONDecodeError as e:
-                if torn_tail_ok and not f.read().strip():
-                    return
-                raise DataError(f"{path}:{number}: not valid JSON ({e.msg})") from e
-
-
 def _rows(cfg: DataConfig):
     """(where, row) pairs from the configured source."""
     if cfg.source == "jsonl":
@@ -86,7 +60,7 @@ def _rows(cfg: DataConfig):
             raise DataError(f"{path}: no such file (data.path)")
         yield from read_jsonl(path)
         return
-    import datasets
+    import datasets  # heavy (pyarrow): only the parquet and hub sources load it
 
     try:
         if cfg.source == "parquet":
@@ -131,40 +105,3 @@ def load_heldout(config) -> list[dict]:
     """The held-out records of a run's `Config`: its `heldout` data when set, else the held-out split of `data`."""
     heldout_cfg = config.heldout if config.heldout.source else config.data
     return load_records(heldout_cfg, config.task, split="heldout", seed=config.run.seed)[0]
-
-
-def render_prompt(problem: str, tokenizer, cfg: PromptConfig) -> str:
-    """The text the model is given: plain, the chat template, or the chat template with the R1 instruction."""
-    if cfg.template == "plain":
-        prompt = problem.rstrip() + "\n"
-    else:
-        content = problem if cfg.template == "chat" else f"{problem.rstrip()}\n{R1_INSTRUCTION}"
-        prompt = tokenizer.apply_chat_template([{"role": "user", "content": content}], tokenize=False,
-                                               add_generation_prompt=True)
-        if opens_think(prompt):  # the template opened the block itself (R1-distill, Qwen3 templates)
-            if not cfg.think_prefix:
-                raise DataError("prompt.think_prefix is false but the tokenizer's chat template already opens "
-                                "<think>: completions start inside the think block, so set prompt.think_prefix "
-                                "true (the template's <think> is then used, not repeated)")
-            return prompt if prompt.endswith("\n") else prompt + "\n"
-    return prompt + ("<think>\n" if cfg.think_prefix else "")
-
-
-def opens_think(prompt: str) -> bool:
-    """Does the rendered prompt end inside an opened think block?"""
-    return prompt.rstrip().endswith("<think>")
-
-
-def to_examples(records: list[dict], tokenizer, cfg: PromptConfig) -> list[Example]:
-    """Records -> examples; the SFT target continues the prompt (so a think prefix is not repeated) and ends
-    with the end-of-turn token."""
-    examples = []
-    for r in records:
-        completion = None
-        if r.get("solution"):
-            completion = r["solution"]
-            if cfg.think_prefix and completion.startswith("<think>\n"):
-                completion = completion[len("<think>\n"):]
-            completion += tokenizer.eos_token
-        examples.append(Example(render_prompt(r["problem"], tokenizer, cfg), r["answer"], completion, r["problem"]))
-    return examples

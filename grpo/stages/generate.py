@@ -9,9 +9,10 @@ only, and a re-run keeps them and samples exactly the traces an uninterrupted ru
     {"problem_id", "problem", "answer", "sample", "completion", "extracted", "correct", "reason",
      "length", "finish_reason"}
 
-filter: the shards, in order, through `grpo/rejection.py` (truncated, malformed, rejected, duplicate, over the
-per-problem cap) and n-gram decontamination against the evaluation suites (`grpo/decontaminate.py`). Writes
-`<run dir>/filter/traces.jsonl` (the kept traces) and `filter/report.json` (counts and examples per reason).
+filter: the shards, in order, through the rejection rule (truncated, malformed, rejected, duplicate, over the
+per-problem cap: grpo/stages/rejection.py) and n-gram decontamination against the evaluation suites
+(grpo/data/decontaminate.py). Writes `<run dir>/filter/traces.jsonl` (the kept traces) and `filter/report.json`
+(counts and examples per reason).
 """
 
 from __future__ import annotations
@@ -23,10 +24,13 @@ from pathlib import Path
 from tqdm import tqdm
 
 from grpo.config import FilterConfig, GenerateConfig
-from grpo.data import read_jsonl
-from grpo.rejection import filter_traces
-from grpo.rollout import SamplingParams
-from grpo.runfiles import write_atomic
+from grpo.data.decontaminate import SuiteIndex
+from grpo.data.jsonl import read_jsonl
+from grpo.data.suites import SUITES, data_dir
+from grpo.rollout.types import SamplingParams
+from grpo.runs.files import write_atomic
+from grpo.stages.judge import Judge
+from grpo.stages.rejection import filter_traces
 
 GENERATE, FILTER = Path("generate"), Path("filter")  # under the run dir
 
@@ -35,10 +39,9 @@ def shard_path(run_dir: Path, k: int) -> Path:
     return run_dir / GENERATE / f"shard_{k:05d}.jsonl"
 
 
-def run_generate(engine, examples, cfg: GenerateConfig, run_dir: Path, *, judge, max_new_tokens: int,
+def run_generate(engine, examples, cfg: GenerateConfig, run_dir: Path, *, judge: Judge, max_new_tokens: int,
                  seed: int) -> dict:
-    """Sample and judge traces shard by shard; `judge(texts, answers) -> [VerifyResult]` is the run's verifier
-    (completions as generated: the caller adds a think prefix if the prompt opened one)."""
+    """Sample and judge traces shard by shard with the run's verifier (`judge`)."""
     start = time.monotonic()
     examples = examples[: cfg.problems] if cfg.problems else examples
     shards = [(k, examples[i : i + cfg.shard_size]) for k, i in enumerate(range(0, len(examples), cfg.shard_size))]
@@ -83,8 +86,6 @@ def read_traces(run_dir: Path):
 
 def run_filter(run_dir: Path, cfg: FilterConfig, *, think_prefix: bool) -> dict:
     """Keep the traces a student may learn from; write them and the report. Returns the report."""
-    from evals.suites import SUITES, data_dir
-
     start = time.monotonic()
     traces = list(read_traces(run_dir))
     if not traces:
@@ -96,8 +97,6 @@ def run_filter(run_dir: Path, cfg: FilterConfig, *, think_prefix: bool) -> dict:
         print(f"filter: no data for {', '.join(missing)} in {directory}: not decontaminated against them")
     index = None
     if present:
-        from grpo.decontaminate import SuiteIndex
-
         index = SuiteIndex.from_suites(directory, present, n=cfg.ngram, min_overlap=cfg.min_overlap)
     kept, report = filter_traces(traces, think_prefix=think_prefix, require_think=cfg.require_think,
                                  max_per_problem=cfg.max_per_problem, index=index)

@@ -20,10 +20,14 @@ from pathlib import Path
 import torch
 
 from grpo.config import DistillConfig, ModelConfig, PromptConfig
-from grpo.data import DataError, Example, render_prompt, to_examples
+from grpo.data.jsonl import DataError
+from grpo.data.prompts import Example, render_prompt, to_examples
+from grpo.learner.supervised import Distillation
 from grpo.model import build_model, load, mixed_precision, parameter_count
-from grpo.runfiles import drop_after, latest_checkpoint, write_atomic
-from grpo.sft import Distillation, run_sft
+from grpo.runs.checkpoint import latest_checkpoint
+from grpo.runs.files import drop_after, write_atomic
+from grpo.stages.judge import Judge
+from grpo.stages.sft import run_sft
 
 DISTILL = Path("distill")  # under the run dir
 
@@ -52,7 +56,7 @@ def same_tokenizer(a, b) -> bool:
 
 
 def _train(name: str, student, tokenizer, train, heldout, cfg: DistillConfig, run_dir: Path, *, seed: int,
-           think_prefix: bool, kd: Distillation | None) -> dict:
+           judge: Judge, kd: Distillation | None) -> dict:
     out = run_dir / DISTILL / name
     done = out / "result.json"
     if done.exists():
@@ -67,8 +71,8 @@ def _train(name: str, student, tokenizer, train, heldout, cfg: DistillConfig, ru
     else:
         for log in ("metrics.jsonl", "samples.jsonl"):
             drop_after(run_dir / log, stage, -1)
-    result = run_sft(student, tokenizer, train, heldout, cfg.sft, run_dir, seed=seed, think_prefix=think_prefix,
-                     stage=stage, final=out, kd=kd, lora_section="distill.sft", resume_from=checkpoint)
+    result = run_sft(student, tokenizer, train, heldout, cfg.sft, run_dir, seed=seed, judge=judge, stage=stage,
+                     section="distill.sft.lora", final=out, kd=kd, resume_from=checkpoint)
     result["parameters"] = parameter_count(student)
     write_atomic(done, json.dumps(result, indent=2))
     return result
@@ -86,7 +90,8 @@ def _load_weights(model, checkpoint: Path) -> None:
 
 
 def run_distill(teacher, teacher_tokenizer, traces: list[dict], cold_start: list[dict], heldout: list[dict],
-                cfg: DistillConfig, model_cfg: ModelConfig, prompt: PromptConfig, run_dir: Path, *, seed: int) -> dict:
+                cfg: DistillConfig, model_cfg: ModelConfig, prompt: PromptConfig, run_dir: Path, *, seed: int,
+                judge: Judge) -> dict:
     """Train the student (and the baseline); return the summary entry."""
     student, tokenizer = make_student(cfg, model_cfg, teacher_tokenizer, seed)
     kd = None
@@ -96,17 +101,16 @@ def run_distill(teacher, teacher_tokenizer, traces: list[dict], cold_start: list
                             "(set distill.kd_coef 0 for SFT on the traces alone)")
         kd = Distillation(teacher.eval(), cfg.kd_coef, cfg.kd_temperature)
     held = to_examples(heldout, tokenizer, prompt)
-    think = prompt.think_prefix
     traces = traces[: cfg.sft.max_examples] if cfg.sft.max_examples else traces
     result = _train("student", student, tokenizer, trace_examples(traces, tokenizer, prompt), held, cfg, run_dir,
-                    seed=seed, think_prefix=think, kd=kd)
+                    seed=seed, judge=judge, kd=kd)
     entry = {**result, "teacher_parameters": parameter_count(teacher), "traces": len(traces)}
     if cfg.baseline:
         cold = [e for e in to_examples(cold_start, tokenizer, prompt) if e.completion]
         if not cold:
             raise DataError("distill.baseline: the cold-start data has no worked solutions (data.solution_field)")
         fresh, _ = make_student(cfg, model_cfg, teacher_tokenizer, seed)
-        base = _train("baseline", fresh, tokenizer, cold, held, cfg, run_dir, seed=seed, think_prefix=think, kd=None)
+        base = _train("baseline", fresh, tokenizer, cold, held, cfg, run_dir, seed=seed, judge=judge, kd=None)
         entry.update({"baseline_heldout_accuracy": base["heldout_accuracy"], "baseline_seconds": base["seconds"],
                       "baseline_final": base["final"]})
     return entry

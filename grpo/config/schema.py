@@ -1,24 +1,19 @@
-"""Typed configuration: dataclasses are the single source of truth; YAML keys map 1:1 to fields.
-
-    config = load_config("configs/tiny_sft.yaml", overrides=["sft.steps=50", "run.seed=1"])
-
-An unknown key, a value of the wrong type or an impossible combination raises `ConfigError` naming the key
-and the file (or "command line"). The resolved config is saved in the run dir by the caller (`to_yaml`).
-Components receive their own section, never the whole config.
+"""Typed configuration, the schema: every key of every section is a dataclass field here, with its default and a
+one-line docstring. YAML keys map 1:1 to the fields (grpo/config/load.py reads them; grpo/config/checks.py refuses
+impossible combinations). Components receive their own section, never the whole config.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 STAGES = ("sft", "grpo", "generate", "filter", "distill", "eval")  # the DeepSeek-R1 pipeline, in its usual order
-BUILT_IN = ("arithmetic", "programs")  # grpo/tasks.py generators (a number, or a code problem with tests, as answer)
+# the built-in generators (grpo/data/tasks.py): a number, or a code problem with tests, as the answer
+BUILT_IN = ("arithmetic", "programs")
 PRESET_NAMES = ("micro", "tiny", "small")  # grpo/model.py PRESETS (kept here so config needs no torch import)
+# the evaluation suites (grpo/data/suites.py SUITES; kept here so config does not import data; a test checks they agree)
+SUITE_NAMES = ("math500", "aime24", "aime25", "gsm8k", "humaneval", "mbpp", "livecodebench")
 
 
 class ConfigError(ValueError):
@@ -389,85 +384,3 @@ class Config:
 def grpo_eval_tokens(grpo: GRPOConfig, rollout: RolloutConfig) -> int:
     """The GRPO stage's held-out token budget: grpo.eval_max_new_tokens, else the rollouts' own."""
     return grpo.eval_max_new_tokens or rollout.max_new_tokens
-
-
-def _check_type(value, kind, key: str, where: str):
-    """`value` converted to `kind` where that is lossless (int -> float), else ConfigError."""
-    origin = typing.get_origin(kind)
-    if origin is list:
-        (item,) = typing.get_args(kind)
-        if not isinstance(value, list):
-            raise ConfigError(f"{where}: {key} must be a list, got {type(value).__name__} {value!r}")
-        return [_check_type(v, item, f"{key}[{i}]", where) for i, v in enumerate(value)]
-    if kind is float and isinstance(value, str):  # YAML reads 3e-4 (no dot) as a string
-        try:
-            value = float(value)
-        except ValueError:
-            pass
-    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
-    ok = {bool: isinstance(value, bool), int: numeric and isinstance(value, int), float: numeric,
-          str: isinstance(value, str)}.get(kind, isinstance(value, kind))
-    if not ok:
-        raise ConfigError(f"{where}: {key} must be {kind.__name__}, got {type(value).__name__} {value!r}")
-    return float(value) if kind is float else value
-
-
-def _fill(obj, data: dict, prefix: str, where: str) -> None:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: {prefix.rstrip('.') or 'the file'} must be a mapping, got {data!r}")
-    hints = typing.get_type_hints(type(obj))
-    names = {f.name for f in dataclasses.fields(obj)}
-    for key, value in data.items():
-        if key not in names:
-            known = ", ".join(sorted(names))
-            raise ConfigError(f"{where}: unknown key {prefix}{key} (known: {known})")
-        current = getattr(obj, key)
-        if dataclasses.is_dataclass(current):
-            _fill(current, value, f"{prefix}{key}.", where)
-        else:
-            setattr(obj, key, _check_type(value, hints[key], prefix + key, where))
-
-
-def _override(config: Config, item: str) -> None:
-    key, sep, text = item.partition("=")
-    if not sep or not key:
-        raise ConfigError(f"command line: {item!r} is not key.sub=value")
-    *sections, name = key.split(".")
-    nested: dict = {name: yaml.safe_load(text) if text.strip() else ""}
-    for section in reversed(sections):
-        nested = {section: nested}
-    _fill(config, nested, "", "command line")
-
-
-def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
-    """Defaults, then the YAML file, then `section.key=value` overrides; validated."""
-    config = Config()
-    where = str(path) if path else "defaults"
-    if path is not None:
-        path = Path(path)
-        if not path.exists():
-            raise ConfigError(f"{path}: no such config file")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML: {e}") from e
-        _fill(config, data, "", str(path))
-    for item in overrides:
-        _override(config, item)
-    from grpo.config_checks import validate
-
-    validate(config, where + (" + command line" if overrides else ""))
-    return config
-
-
-def to_dict(config) -> dict:
-    return dataclasses.asdict(config)
-
-
-def to_yaml(config: Config) -> str:
-    return yaml.safe_dump(to_dict(config), sort_keys=False)
-
-
-__all__ = ["Config", "ConfigError", "DataConfig", "DistillConfig", "EvalConfig", "FilterConfig", "GenerateConfig",
-           "GRPOConfig", "ModelConfig", "PromptConfig", "RewardConfig", "RolloutConfig", "RunConfig", "SFTConfig",
-           "TaskConfig", "STAGES", "load_config", "to_dict", "to_yaml"]

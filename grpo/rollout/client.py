@@ -1,7 +1,7 @@
 """The trainer's side of server mode: `rollout.engine: server` samples from a vLLM server started with
-`python -m grpo.serve` (grpo/serve.py) at `rollout.server_url`, and syncs the learner's weights into it.
+`python -m grpo.serve` (grpo/rollout/server.py) at `rollout.server_url`, and syncs the learner's weights into it.
 
-`ServerEngine` follows the rollout protocol (grpo/rollout.py). Prompts go out as token ids of the run's own
+`ServerEngine` follows the rollout protocol (grpo/rollout/types.py). Prompts go out as token ids of the run's own
 tokenizer and completions come back as ids, sampling logprobs and finish reasons, decoded here, as with the
 in-process vLLM engine. Connecting checks that the server's model has the learner's architecture, opens a
 two-member gloo process group with the server (this process hosts its store and is rank 0) and loads the
@@ -31,16 +31,12 @@ from urllib.parse import urlsplit
 
 import torch
 
-from grpo.rollout import Completion, Group, SamplingParams, context_overflow, stop_token_ids
+from grpo.rollout.types import Completion, EngineError, Group, SamplingParams, context_overflow, stop_token_ids
 
 BUCKET_BYTES = 256 * 2**20  # one broadcast's payload at most (a larger tensor goes alone)
 # config fields that say nothing about the network: where it came from, the library that wrote it, how to run it
 NOISE = ("_name_or_path", "transformers_version", "architectures", "torch_dtype", "dtype", "use_cache",
          "_attn_implementation_autoset", "output_attentions", "output_hidden_states", "return_dict")
-
-
-class EngineError(RuntimeError):
-    """The server did not answer, refused, or failed; the message names it and what was asked."""
 
 
 def buckets(named_tensors: Iterable[tuple[str, torch.Tensor]], limit: int = BUCKET_BYTES):

@@ -1,59 +1,21 @@
-"""Rollout engines: G sampled completions per prompt, with the token ids and per-token sampling logprobs.
+"""The transformers rollout engine: G sampled completions per prompt from a transformers causal LM.
 
-The protocol (DESIGN.md) every engine follows:
-
-    engine.generate(prompts, n, sampling, seed=...) -> list[Group]   # one group of n completions per prompt
-    engine.load_weights(named_tensors)                               # after each learner update
-    engine.close()
-
-`HFEngine` samples with a transformers model: left-padded prefill, then one token per step with a KV cache,
-temperature / top-k / top-p, stopping at the end-of-turn token(s) or `max_new_tokens`. The logprob of a
-sampled token is taken from the *processed* distribution it was drawn from (after temperature, top-k and
-top-p): exactly the sampling probability, which is what importance sampling needs. With top-k or top-p the
-learner (which applies the temperature only) sees a slightly different distribution; the gap is logged as
-`rollout/logprob_gap`. Seeded: the same seed, prompts and weights give the same completions.
-`grpo.vllm_engine.VLLMEngine` implements the same protocol with vLLM; `make_engine` picks one.
+Left-padded prefill, then one token per step with a KV cache, temperature / top-k / top-p, stopping at the
+end-of-turn token(s) or `max_new_tokens`. The logprob of a sampled token is taken from the processed distribution
+it was drawn from (`processed_logprobs`); with top-k or top-p the learner (which applies the temperature only)
+sees a slightly different distribution, and the gap is logged as `rollout/logprob_gap`. Seeded: the same seed,
+prompts and weights give the same completions. It holds the learner's own model object, so a weight sync has
+nothing to copy.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Iterable, Protocol
+from typing import Iterable
 
 import torch
 
 from grpo.model import device_of
-
-
-@dataclass(frozen=True)
-class SamplingParams:
-    temperature: float = 1.0  # 0: greedy
-    top_p: float = 1.0  # nucleus mass kept (1: off)
-    top_k: int = 0  # most likely tokens kept (0: off)
-    max_new_tokens: int = 256
-
-
-@dataclass
-class Completion:
-    token_ids: list[int]  # sampled tokens, the stop token included when finish_reason is "stop"
-    text: str  # decoded without special tokens (end of turn, padding)
-    logprobs: list[float]  # per token, from the processed sampling distribution
-    finish_reason: str  # "stop" (end-of-turn token) or "length" (max_new_tokens reached)
-
-
-@dataclass
-class Group:
-    prompt: str
-    prompt_ids: list[int]
-    completions: list[Completion] = field(default_factory=list)
-
-
-class RolloutEngine(Protocol):
-    def generate(self, prompts: list[str], n: int, sampling: SamplingParams, *, seed: int) -> list[Group]: ...
-
-    def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None: ...
-
-    def close(self) -> None: ...
+from grpo.rollout.types import Completion, Group, SamplingParams, stop_token_ids
 
 
 def processed_logprobs(logits: torch.Tensor, sampling: SamplingParams) -> torch.Tensor:
@@ -74,19 +36,6 @@ def processed_logprobs(logits: torch.Tensor, sampling: SamplingParams) -> torch.
         drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
         logits = logits.masked_fill(drop, float("-inf"))
     return torch.log_softmax(logits, dim=-1)
-
-
-def stop_token_ids(model, tokenizer) -> set[int]:
-    """End-of-turn tokens: the tokenizer's EOS and every EOS id in the model's generation config."""
-    ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
-    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    if isinstance(configured, int):
-        ids.add(configured)
-    elif configured:
-        ids.update(configured)
-    if not ids:
-        raise ValueError("the tokenizer has no eos_token and the model's generation config names none")
-    return ids
 
 
 class HFEngine:
@@ -170,53 +119,3 @@ class HFEngine:
 
     def close(self) -> None:
         self.model = None
-
-
-def context_overflow(prompt_ids: list[list[int]], max_new_tokens: int, context: int, whose: str,
-                     prompts: list[str] | None = None) -> str | None:
-    """The refusal for the first prompt whose length plus `max_new_tokens` exceeds `context` tokens (`whose`
-    context: "the engine's", "the server's"), naming its length and, given `prompts`, its start; None if all fit."""
-    for i, ids in enumerate(prompt_ids):
-        if len(ids) + max_new_tokens > context:
-            shown = f" (prompt: {prompts[i][:60]!r})" if prompts is not None else ""
-            return (f"a prompt of {len(ids)} tokens plus max_new_tokens {max_new_tokens} exceeds {whose} context "
-                    f"of {context} tokens{shown}")
-    return None
-
-
-def with_tied_head(named_tensors: Iterable[tuple[str, torch.Tensor]], tied: bool):
-    """The tensors (detached), plus `lm_head.weight` when the embeddings are tied and only the embedding came (as
-    from `named_parameters()`): vLLM's CPU backend keeps a repacked copy of the head that is redone only when the
-    head's own name is loaded, so without it a vLLM engine would keep sampling from the old head."""
-    seen_head, embedding = False, None
-    for name, tensor in named_tensors:
-        seen_head |= name == "lm_head.weight"
-        if name == "model.embed_tokens.weight":
-            embedding = tensor
-        yield name, tensor.detach()
-    if tied and not seen_head and embedding is not None:
-        yield "lm_head.weight", embedding.detach()
-
-
-def make_engine(rollout, model, tokenizer) -> RolloutEngine:
-    """The engine `rollout.engine` names (a `RolloutConfig`): hf, vllm, server (grpo/remote.py), or auto (vLLM when
-    it imports)."""
-    if rollout.engine not in ("auto", "hf", "vllm", "server"):
-        raise ValueError(f"rollout.engine {rollout.engine!r}: must be auto, hf, vllm or server")
-    if rollout.engine == "server":
-        from grpo.remote import ServerEngine
-
-        return ServerEngine(rollout.server_url, model, tokenizer, timeout_s=rollout.server_timeout_s)
-    if rollout.engine == "hf":
-        return HFEngine(model, tokenizer, batch_size=rollout.batch_size)
-    from grpo import vllm_engine
-
-    if rollout.engine == "auto" and not vllm_engine.available():
-        return HFEngine(model, tokenizer, batch_size=rollout.batch_size)
-    dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
-    settings = vllm_engine.EngineSettings(
-        dtype=dtype, max_model_len=rollout.max_model_len or model.config.max_position_embeddings,
-        cpu_kv_cache_gib=rollout.vllm_cpu_kv_cache_gib, gpu_memory_utilization=rollout.vllm_gpu_memory_utilization,
-        sleep=rollout.vllm_sleep, enforce_eager=rollout.vllm_enforce_eager,
-        tensor_parallel_size=rollout.vllm_tensor_parallel_size)
-    return vllm_engine.acquire(model, tokenizer, settings)

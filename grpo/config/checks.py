@@ -1,13 +1,17 @@
 """Impossible combinations of config keys, each named: `validate` raises a ConfigError naming the file (or the
 command line), the key and what it must be. The rows are grouped by what they guard (a schedule, an SFT run, an
-evaluation protocol, LoRA, the GRPO loop, the pipeline's stages)."""
+evaluation protocol, LoRA, the GRPO loop, the pipeline's stages). `process_checks` adds the rules of a run on
+several processes (`accelerate launch`), which depend on how many there are."""
 
 from __future__ import annotations
 
-from grpo.config import (
+from grpo.algo.advantages import ESTIMATORS
+from grpo.algo.loss import AGGREGATIONS
+from grpo.config.schema import (
     BUILT_IN,
     PRESET_NAMES,
     STAGES,
+    SUITE_NAMES,
     Config,
     ConfigError,
     LoraConfig,
@@ -87,9 +91,6 @@ def validate(config: Config, where: str) -> None:
 
 def _grpo_checks(config: Config) -> list:
     g, r, w = config.grpo, config.rollout, config.reward
-    from grpo.advantages import ESTIMATORS
-    from grpo.loss import AGGREGATIONS
-
     return [
         (r.engine in ("auto", "hf", "vllm", "server"), "rollout.engine", "must be auto, hf, vllm or server"),
         (r.engine != "server" or r.server_url, "rollout.server_url",
@@ -134,8 +135,6 @@ def _pipeline_checks(config: Config) -> list:
     gen, flt, dis, ev = config.generate, config.filter, config.distill, config.eval
     stages = config.run.stages
     known = [s for s in stages if s in STAGES]
-    from evals.suites import SUITES
-
     return [
         (len(set(stages)) == len(stages), "run.stages", f"names a stage twice: {stages}"),
         (known == sorted(known, key=STAGES.index), "run.stages",
@@ -144,8 +143,8 @@ def _pipeline_checks(config: Config) -> list:
          "n >= 1, problems >= 0, shard_size >= 1, max_new_tokens >= 0"),
         (gen.temperature > 0 and 0 < gen.top_p <= 1, "generate.temperature",
          "temperature > 0 and 0 < top_p <= 1 (traces are sampled)"),
-        (all(s in SUITES for s in flt.decontaminate), "filter.decontaminate",
-         f"unknown suite in {flt.decontaminate}; known: {sorted(SUITES)}"),
+        (all(s in SUITE_NAMES for s in flt.decontaminate), "filter.decontaminate",
+         f"unknown suite in {flt.decontaminate}; known: {sorted(SUITE_NAMES)}"),
         (flt.ngram >= 1 and 0 < flt.min_overlap <= 1 and flt.max_per_problem >= 0, "filter.ngram",
          "ngram >= 1, 0 < min_overlap <= 1, max_per_problem >= 0"),
         (dis.student_path or dis.student_preset in PRESET_NAMES, "distill.student_preset",
@@ -156,3 +155,30 @@ def _pipeline_checks(config: Config) -> list:
         *_protocol_checks("eval", "", ev.n, ev.temperature, ev.top_p),
         (ev.size >= 0 and ev.max_new_tokens >= 0, "eval.size", "size >= 0 and max_new_tokens >= 0"),
     ]
+
+
+def process_checks(config: Config, world: int, fsdp: bool) -> None:
+    """The rules of a run on `world` > 1 processes (`accelerate launch`; `fsdp`: its config shards the learner)."""
+    if config.run.stages != ["grpo"]:
+        raise ConfigError(f"run.stages {config.run.stages}: only the grpo stage runs on several processes; run the "
+                          "others in one process (before: model.path set to their final/ model; after: "
+                          "--resume with run.stages)")
+    g = config.grpo
+    if (g.prompts_per_step * g.group_size) % world:
+        raise ConfigError(f"grpo.prompts_per_step x grpo.group_size ({g.prompts_per_step * g.group_size}) must be "
+                          f"a multiple of the number of processes ({world})")
+    if fsdp and config.grpo.lora.rank:
+        raise ConfigError("grpo.lora.rank: LoRA adapters under FSDP are not supported; train them under DDP "
+                          "(configs/accelerate/ddp.yaml), where every process holds the whole frozen model anyway")
+    if not config.rollout.data_parallel:
+        return
+    for refused, why in (
+            (g.prompts_per_step % world, "grpo.prompts_per_step must be a multiple of the number of processes"),
+            (g.dynamic_sampling, "not with grpo.dynamic_sampling (each process would refill its share on its own)"),
+            (fsdp, "not under FSDP (an engine per process needs the whole weights on each; use DDP)"),
+            (config.rollout.engine == "server", "not with rollout.engine server (one server, one process syncing "
+             "it: leave data_parallel off and the main process samples for all)"),
+            (config.rollout.vllm_tensor_parallel_size > 1, ("not with rollout.vllm_tensor_parallel_size > 1 "
+             "(every process's workers would claim the same cores or devices)"))):
+        if refused:
+            raise ConfigError(f"rollout.data_parallel with {world} processes: {why}")

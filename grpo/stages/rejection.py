@@ -5,7 +5,7 @@ others were dropped.
 
 A trace is a dict with `problem_id`, `problem`, `completion` (as generated, after the prompt), `correct` (the
 verifier's verdict) and `finish_reason`. Checks, in order, each with its reason in the report:
-  contaminated  the problem copies an evaluation problem (grpo/decontaminate.py): every trace of it goes
+  contaminated  the problem copies an evaluation problem (grpo/data/decontaminate.py): all its traces go
   truncated     the trace hit the token budget (finish_reason "length")
   malformed     not one `<think>...</think>` block followed by a non-empty answer (when `require_think`)
   rejected      the verifier did not accept it
@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
-from grpo.rewards import think_format
+from grpo.algo.rewards import think_format
+from grpo.data.prompts import with_think_prefix
 
 REASONS = ("contaminated", "truncated", "malformed", "rejected", "duplicate", "over_cap")
 
@@ -51,7 +52,7 @@ def filter_traces(traces: list[dict], *, think_prefix: bool, require_think: bool
         if trace["finish_reason"] == "length":
             drop(trace, "truncated")
             continue
-        text = ("<think>\n" if think_prefix else "") + trace["completion"]
+        text = with_think_prefix(trace["completion"], think_prefix)
         if not trace["completion"].strip() or (require_think and not think_format(text)):
             drop(trace, "malformed")
             continue

@@ -1,5 +1,5 @@
 """Runs inside vLLM's worker processes when the engine is tensor parallel (`rollout.vllm_tensor_parallel_size`
-> 1; vLLM loads it by name as the workers' extension class, see grpo/vllm_engine.py).
+> 1; vLLM loads it by name as the workers' extension class, see grpo/rollout/vllm_engine.py).
 
 In one process the trainer hands vLLM an iterator of (name, tensor) pairs; across processes the pairs travel
 through vLLM's message queue, which turns tuples into lists, so names and tensors come as two lists and are

@@ -18,13 +18,13 @@ def judge(completions: list[str], golds: list, *, timeout_s: float, workers: int
     code = [i for i, g in enumerate(golds) if isinstance(g, dict)]
     math = [i for i, g in enumerate(golds) if not isinstance(g, dict)]
     if math:
-        from verifiers.math import verify_batch
+        from verifiers.math import verify_batch  # sympy and math-verify: only when a math answer is judged
 
         for i, r in zip(math, verify_batch([completions[i] for i in math], [golds[i] for i in math],
                                            timeout_s=timeout_s, workers=workers)):
             results[i] = r
     if code:
-        from verifiers.code import verify_batch as verify_code
+        from verifiers.code import verify_batch as verify_code  # the sandbox: only when a program is judged
 
         for i, r in zip(code, verify_code([completions[i] for i in code], [golds[i] for i in code],
                                           timeout_s=timeout_s, workers=workers, partial=partial)):

@@ -1,15 +1,15 @@
 """The GRPO loop under FSDP (version 2, through accelerate): parameters, gradients and optimizer state are sharded
 over the processes, so nothing one process holds is the model.
 
-The main process keeps a full, unsharded copy (`full_model`): the rollout engine samples from it (or is synced
+The main process keeps a full, unsharded copy (the policy's `view`): the rollout engine samples from it (or is synced
 from it), held-out evaluation runs on it, and checkpoints save it. After each update every process takes part in
 gathering the full weights into that copy. Checkpoints hold the full optimizer state keyed by parameter name
 (gathered the same way; one process and DDP key it by index), and a resumed FSDP run shards it again; the model
 files are those of any checkpoint.
 
-Every function here except `is_sharded` is a collective: all processes call it at the same point.
+Every function here is a collective: all processes call it at the same point (grpo/learner/policy.py does).
 
-Not yet run: accelerate runs FSDP only on GPUs (on CPU it starts plain DDP processes, which grpo/train.py
+Not yet run: accelerate runs FSDP only on GPUs (on CPU it starts plain DDP processes, which grpo/learner/team.py
 refuses), and its tests (tests/test_distributed.py) skip without 2 GPUs.
 """
 
@@ -17,10 +17,6 @@ from __future__ import annotations
 
 import torch
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict, set_optimizer_state_dict
-
-
-def is_sharded(accelerator) -> bool:
-    return accelerator is not None and accelerator.distributed_type.name == "FSDP"
 
 
 def full_weights(learner, accelerator) -> dict[str, torch.Tensor]:

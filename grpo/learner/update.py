@@ -1,4 +1,4 @@
-"""The learner side of a GRPO step: completions -> padded tensors -> mu optimizer passes of the policy loss.
+"""How the GRPO learner updates: completions -> padded tensors -> mu optimizer passes of the policy loss.
 
 Layout. Each completion becomes one row `prompt_ids + completion_ids`, right-padded to the batch's longest row.
 Position t of the (N, L-1) "target" tensors holds the token at t+1 and what the model said about it at t:
@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 import torch
 
-from grpo.loss import StepSize, policy_loss
+from grpo.algo.loss import StepSize, policy_loss
+from grpo.config import GRPOConfig, RolloutConfig
 from grpo.model import device_of
 
 
@@ -38,6 +39,28 @@ class MicroBatch:
     advantages: torch.Tensor  # (n,)
     old_logprobs: torch.Tensor | None = None  # (n, L-1), set before the first pass when needed
     ref_logprobs: torch.Tensor | None = None  # (n, L-1), set when kl_coef > 0
+
+
+@dataclass(frozen=True)
+class UpdateSettings:
+    """`update`'s settings for a run: the GRPO section's, plus the sampling temperature (the learner scores with the
+    distribution the engine sampled from) and the generation budget (Dr. GRPO's constant)."""
+
+    mu: int
+    micro_batch_size: int
+    pad_id: int
+    temperature: float
+    max_new_tokens: int
+    max_grad_norm: float
+    loss_kwargs: dict
+
+    @classmethod
+    def of(cls, cfg: GRPOConfig, rollout: RolloutConfig, pad_id: int) -> UpdateSettings:
+        loss_kwargs = dict(clip_low=cfg.clip_low, clip_high=cfg.clip_high, level=cfg.ratio_level,
+                           aggregation=cfg.loss_aggregation, kl_coef=cfg.kl_coef, is_cap=cfg.is_cap or None)
+        return cls(mu=cfg.mu, micro_batch_size=cfg.micro_batch_size, pad_id=pad_id,
+                   temperature=rollout.temperature or 1.0, max_new_tokens=rollout.max_new_tokens,
+                   max_grad_norm=cfg.max_grad_norm, loss_kwargs=loss_kwargs)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,284 @@
+"""A recipe's stages in order: `run(config)` prepares the run (its processes, model, data, the checks that can fail
+before anything trains), then runs each stage of `run.stages` through one entry of `PIPELINE` and records it in
+`summary.json`.
+
+The stages, in pipeline order: sft, grpo (they train the run's model, saved to final/), generate and filter (the
+model's verified traces: generate/, filter/), distill (a smaller student on them, and a baseline student on the
+cold-start data: distill/), eval (every model of the run on the held-out set: eval/heldout.json). The code of each is
+in grpo/stages/; the entries below hand it its parts of the config and the run.
+
+Resume (`resume=True`): the run's stages that `summary.json` records as done are skipped; the first unfinished
+training stage (sft, grpo) continues from its newest checkpoint; generate keeps its finished shards and distill a
+finished student; any other interrupted stage restarts from its beginning, its lines in metrics.jsonl and
+samples.jsonl dropped (a LoRA cold start restarts too: its checkpoints hold merged weights).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from grpo.config import Config, ConfigError, to_yaml
+from grpo.data.jsonl import read_jsonl
+from grpo.data.prompts import Example, to_examples
+from grpo.data.records import load_heldout, load_records
+from grpo.learner.lora import check_targets
+from grpo.learner.team import Team, launch
+from grpo.model import build_model, build_tokenizer, load, mixed_precision, parameter_count
+from grpo.rollout.factory import make_engine
+from grpo.runs.checkpoint import latest_checkpoint
+from grpo.runs.files import drop_after, write_atomic
+from grpo.runs.log import RunLog
+from grpo.stages.distill import run_distill
+from grpo.stages.evaluate import EvalPlan, Evaluator
+from grpo.stages.generate import run_filter, run_generate
+from grpo.stages.grpo import run_grpo
+from grpo.stages.judge import Judge
+from grpo.stages.sft import run_sft
+
+
+@dataclass
+class Run:
+    """What every stage entry gets: the config, the run's model, its records and rendered examples, where it writes,
+    the summary so far, the processes, the run's verifier settings, and the checkpoint a resumed run continues."""
+
+    config: Config
+    model: object
+    tokenizer: object
+    train: list[dict]
+    heldout: list[dict]
+    train_examples: list[Example]
+    heldout_examples: list[Example]
+    dir: Path
+    summary: dict
+    team: Team
+    judge: Judge
+    checkpoint: Path | None = None
+
+    def continues(self, stage: str) -> Path | None:
+        """The checkpoint `stage` continues from, if this is a resumed run stopped inside it."""
+        return self.checkpoint if self.checkpoint is not None and self.checkpoint.parent.name == stage else None
+
+
+def prepare(config: Config, start_from: Path | None = None):
+    """Seeds, threads, model and tokenizer for a run (from `start_from` when resuming)."""
+    random.seed(config.run.seed)
+    torch.manual_seed(config.run.seed)
+    if config.run.threads:
+        torch.set_num_threads(config.run.threads)
+    if start_from is not None:
+        return load(str(start_from), config.model.dtype)
+    if config.model.path:
+        return load(config.model.path, config.model.dtype)
+    tokenizer = build_tokenizer()
+    model = build_model(config.model.preset, tokenizer, max_position_embeddings=config.model.max_position_embeddings,
+                        seed=config.run.seed)
+    return model.to(getattr(torch, config.model.dtype)), tokenizer
+
+
+def resume_point(run_dir: Path, config: Config) -> tuple[dict, Path | None, Path | None]:
+    """(summary so far, model directory to start from, checkpoint to continue: of the first unfinished training
+    stage, sft or grpo, in checkpoints/<stage>/) of a stopped run. A LoRA cold start restarts instead (its
+    checkpoints hold merged weights, not the adapters)."""
+    stages = config.run.stages
+    summary_path = run_dir / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {"stages": {}}
+    pending = [s for s in stages if s in ("sft", "grpo") and s not in summary["stages"]]
+    checkpoint = None
+    if pending and not (pending[0] == "sft" and config.sft.lora.rank):
+        checkpoint = latest_checkpoint(run_dir / "checkpoints" / pending[0])
+    if checkpoint is not None:
+        return summary, checkpoint, checkpoint
+    trained = [s for s in stages if s in summary["stages"] and s in ("sft", "grpo")]  # stages that write final/
+    return summary, (run_dir / "final" if trained else None), None
+
+
+def check_context(config: Config, model, tokenizer, examples, budget: int, keys: str) -> None:
+    """The longest prompt plus the generation `budget` (set by the config `keys`) must fit the engine's context."""
+    context = config.rollout.max_model_len or model.config.max_position_embeddings
+    prompts = [e.prompt for e in examples]
+    longest = max((len(ids) for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"]), default=0)
+    if longest + budget > context:
+        raise ConfigError(f"{keys} ({budget}) plus the longest prompt ({longest} tokens) exceed the context of "
+                          f"{config.model.path or config.model.preset} ({context} tokens"
+                          f"{', rollout.max_model_len' if config.rollout.max_model_len else ''})")
+
+
+def preflight(r: Run) -> None:
+    """What can be refused before anything trains, for the stages still to run: the sampling budgets against the
+    model's context, and the LoRA layers named."""
+    config, todo = r.config, [s for s in r.config.run.stages if s not in r.summary["stages"]]
+    if "grpo" in todo:
+        check_context(config, r.model, r.tokenizer, r.train_examples + r.heldout_examples,
+                      max(config.rollout.max_new_tokens, config.grpo.eval_max_new_tokens),
+                      "rollout.max_new_tokens / grpo.eval_max_new_tokens")
+        check_targets(r.model, config.grpo.lora, "grpo.lora")
+    if "generate" in todo:
+        check_context(config, r.model, r.tokenizer, r.train_examples,
+                      config.generate.max_new_tokens or config.rollout.max_new_tokens,
+                      "generate.max_new_tokens / rollout.max_new_tokens")
+    if "sft" in todo:
+        check_targets(r.model, config.sft.lora, "sft.lora")
+
+
+def run(config: Config, *, resume: bool = False) -> dict:
+    team = launch(config)
+    run_dir = config.run.path()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if team.is_main:
+        write_atomic(run_dir / "config.yaml", to_yaml(config))
+    summary, start_from, checkpoint = resume_point(run_dir, config) if resume else ({"stages": {}}, None, None)
+    model, tokenizer = prepare(config, start_from)
+    if config.model.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    mixed_precision(model, config.model.mixed_precision)
+    print(f"model: {config.model.path or config.model.preset} ({parameter_count(model) / 1e6:.2f}M parameters), "
+          f"run dir: {run_dir}")
+    train, report = load_records(config.data, config.task, split="train", seed=config.run.seed)
+    heldout = load_heldout(config)
+    print(f"data: {report['kept']} training records ({report['left_out']} left out by data.max_rows), "
+          f"{len(heldout)} held-out")
+    r = Run(config, model, tokenizer, train, heldout, to_examples(train, tokenizer, config.prompt),
+            to_examples(heldout, tokenizer, config.prompt), run_dir, summary, team,
+            Judge.of(config.reward, config.prompt), checkpoint)
+    preflight(r)
+    summary["run_dir"] = str(run_dir)
+    for stage in config.run.stages:
+        if stage in summary["stages"]:
+            print(f"{stage}: already done (summary.json), skipped")
+            continue
+        if resume and team.is_main and stage != "distill" and r.continues(stage) is None:
+            for name in ("metrics.jsonl", "samples.jsonl"):  # the stage restarts: forget an interrupted attempt
+                drop_after(run_dir / name, stage, -1)
+        result = PIPELINE[stage](r)
+        if team.is_main:
+            summary["stages"][stage] = result
+            write_atomic(run_dir / "summary.json", json.dumps(summary, indent=2))
+    return summary
+
+
+def cold_start(train: list, config: Config) -> list:
+    """What the sft stage trains on: the first sft.max_examples of the training set (0: all)."""
+    return train[: config.sft.max_examples] if config.sft.max_examples else train
+
+
+def _sft(r: Run) -> dict:
+    result = run_sft(r.model, r.tokenizer, cold_start(r.train_examples, r.config), r.heldout_examples, r.config.sft,
+                     r.dir, seed=r.config.run.seed, judge=r.judge, resume_from=r.continues("sft"))
+    if result["left_out_too_long"]:
+        print(f"sft: {result['left_out_too_long']} examples longer than sft.max_length were left out")
+    print(f"sft: held-out accuracy {result['heldout_accuracy']:.3f} after {result['steps']} steps "
+          f"({result['seconds']:.0f} s); model saved to {result['final']}")
+    return result
+
+
+def _grpo(r: Run) -> dict:
+    config, team = r.config, r.team
+    # under FSDP `model` is sharded in place: the main process samples from, evaluates and saves a copy
+    full = copy.deepcopy(r.model) if team.sharded and team.is_main else None
+    engine = make_engine(config.rollout, full if full is not None else r.model, r.tokenizer) if team.samples else None
+    plan = EvalPlan.of(config, "grpo")
+    known = (r.summary["stages"]["sft"]["heldout_accuracy"]  # the cold start measured the same problems the same way
+             if "sft" in r.summary["stages"] and plan.measures_like(EvalPlan.of(config, "sft")) else None)
+    try:
+        result = run_grpo(r.model, r.tokenizer, engine, r.train_examples, r.heldout_examples, config.grpo,
+                          config.rollout, config.reward, r.dir, seed=config.run.seed, judge=r.judge, plan=plan,
+                          resume_from=r.continues("grpo"), start_accuracy=known, team=team, full_model=full)
+    finally:
+        if engine is not None:
+            engine.close()
+    if team.is_main:
+        start = result["evals"][0]["heldout_accuracy"] if result["evals"] else float("nan")
+        print(f"grpo: held-out accuracy {result['heldout_accuracy']:.3f} (from {start:.3f}) after "
+              f"{result['steps']} steps ({result['seconds']:.0f} s); model saved to {result['final']}")
+    return result
+
+
+def _generate(r: Run) -> dict:
+    config = r.config
+    engine = make_engine(config.rollout, r.model, r.tokenizer)
+    try:
+        result = run_generate(engine, r.train_examples, config.generate, r.dir, judge=r.judge,
+                              max_new_tokens=config.generate.max_new_tokens or config.rollout.max_new_tokens,
+                              seed=config.run.seed)
+    finally:
+        engine.close()
+    result["heldout_accuracy"] = _teacher_accuracy(r)
+    print(f"generate: {result['traces']} traces of {result['problems']} problems, {result['correct_frac']:.1%} "
+          f"correct, {result['truncated_frac']:.1%} truncated ({result['seconds']:.0f} s) in {result['out']}")
+    return result
+
+
+def _filter(r: Run) -> dict:
+    report = run_filter(r.dir, r.config.filter, think_prefix=r.config.prompt.think_prefix)
+    removed = ", ".join(f"{k} {v}" for k, v in report["removed"].items() if v) or "none"
+    print(f"filter: kept {report['kept']} of {report['traces']} traces ({report['problems_kept']} of "
+          f"{report['problems']} problems); removed: {removed}; report in {r.dir / 'filter' / 'report.json'}")
+    entry = {k: v for k, v in report.items() if k != "examples"}
+    entry["heldout_accuracy"] = _teacher_accuracy(r)
+    return entry
+
+
+def _distill(r: Run) -> dict:
+    config = r.config
+    kept = r.dir / "filter" / "traces.jsonl"
+    if not kept.exists():
+        raise FileNotFoundError(f"{kept}: no filtered traces; run the generate and filter stages first")
+    traces = [row for _, row in read_jsonl(kept)]
+    entry = run_distill(r.model, r.tokenizer, traces, cold_start(r.train, config), r.heldout, config.distill,
+                        config.model, config.prompt, r.dir, seed=config.run.seed, judge=r.judge)
+    entry["teacher_heldout_accuracy"] = _teacher_accuracy(r)
+    base = entry.get("baseline_heldout_accuracy")
+    print(f"distill: student ({entry['parameters'] / 1e6:.2f}M parameters, teacher "
+          f"{entry['teacher_parameters'] / 1e6:.2f}M) held-out accuracy {entry['heldout_accuracy']:.3f} "
+          f"(teacher {entry['teacher_heldout_accuracy']:.3f}"
+          + (f", same student on the cold-start data only {base:.3f}" if base is not None else "") + ")")
+    return entry
+
+
+def evaluate_model(r: Run, name: str, model, tokenizer, log: RunLog | None) -> dict:
+    """One model on the held-out set under the eval stage's protocol: {"heldout_accuracy", "pass@k", ...}; its
+    metrics line (stage "eval", tagged with the model's `name`) and samples go to `log` when given."""
+    plan = EvalPlan.of(r.config, "eval")
+    engine = None if plan.protocol.greedy else make_engine(r.config.rollout, model, tokenizer)
+    try:
+        evaluator = Evaluator(model, tokenizer, to_examples(r.heldout, tokenizer, r.config.prompt), plan, r.judge,
+                              log=log, engine=engine, n_samples=8, tags={"model": name})
+        accuracy = evaluator.run(0)
+    finally:
+        if engine is not None:
+            engine.close()
+    return {"heldout_accuracy": accuracy, **evaluator.last}
+
+
+def _teacher_accuracy(r: Run) -> float:
+    """The held-out accuracy of the model generating traces: the last training stage's, else measured here."""
+    trained = [r.summary["stages"][s]["heldout_accuracy"] for s in ("grpo", "sft") if s in r.summary["stages"]]
+    return trained[0] if trained else evaluate_model(r, "teacher", r.model, r.tokenizer, None)["heldout_accuracy"]
+
+
+def _eval(r: Run) -> dict:
+    """The held-out set under the eval protocol, for every model the run holds: the trained model (final/),
+    and the distilled student and its baseline when the run distilled."""
+    models = {"final": (r.model, r.tokenizer)}
+    for name in ("student", "baseline"):
+        if (r.dir / "distill" / name / "result.json").exists():
+            models[name] = load(str(r.dir / "distill" / name), r.config.model.dtype)
+    start, log = time.monotonic(), RunLog(r.dir, "eval", total=0)
+    results = {name: evaluate_model(r, name, m, tok, log) for name, (m, tok) in models.items()}
+    (r.dir / "eval").mkdir(exist_ok=True)
+    write_atomic(r.dir / "eval" / "heldout.json", json.dumps(results, indent=2))
+    for name, result in results.items():
+        print(f"eval: {name} held-out accuracy {result['heldout_accuracy']:.3f}")
+    last = "student" if "student" in results else "final"
+    return {"heldout_accuracy": results[last]["heldout_accuracy"], "model": last, "models": results,
+            "seconds": round(time.monotonic() - start, 1)}
+
+
+PIPELINE = {"sft": _sft, "grpo": _grpo, "generate": _generate, "filter": _filter, "distill": _distill, "eval": _eval}

@@ -1,0 +1,30 @@
+"""`make_engine`: the one place that knows every rollout engine and picks the one `rollout.engine` names."""
+
+from __future__ import annotations
+
+from grpo.config import RolloutConfig
+from grpo.rollout.client import ServerEngine
+from grpo.rollout.hf import HFEngine
+from grpo.rollout.types import RolloutEngine
+
+
+def make_engine(rollout: RolloutConfig, model, tokenizer) -> RolloutEngine:
+    """The engine `rollout.engine` names: hf, vllm, server (grpo/rollout/client.py), or auto (vLLM when it
+    imports)."""
+    if rollout.engine not in ("auto", "hf", "vllm", "server"):
+        raise ValueError(f"rollout.engine {rollout.engine!r}: must be auto, hf, vllm or server")
+    if rollout.engine == "server":
+        return ServerEngine(rollout.server_url, model, tokenizer, timeout_s=rollout.server_timeout_s)
+    if rollout.engine == "hf":
+        return HFEngine(model, tokenizer, batch_size=rollout.batch_size)
+    from grpo.rollout import vllm_engine  # imports vllm (heavy, and absent without the cpu/gpu extra)
+
+    if rollout.engine == "auto" and not vllm_engine.available():
+        return HFEngine(model, tokenizer, batch_size=rollout.batch_size)
+    dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+    settings = vllm_engine.EngineSettings(
+        dtype=dtype, max_model_len=rollout.max_model_len or model.config.max_position_embeddings,
+        cpu_kv_cache_gib=rollout.vllm_cpu_kv_cache_gib, gpu_memory_utilization=rollout.vllm_gpu_memory_utilization,
+        sleep=rollout.vllm_sleep, enforce_eager=rollout.vllm_enforce_eager,
+        tensor_parallel_size=rollout.vllm_tensor_parallel_size)
+    return vllm_engine.acquire(model, tokenizer, settings)

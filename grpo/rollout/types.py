@@ -1,0 +1,99 @@
+"""The rollout protocol every engine follows, its records, and the rules they share.
+
+    engine.generate(prompts, n, sampling, seed=...) -> list[Group]   # one group of n completions per prompt
+    engine.load_weights(named_tensors)                               # after each learner update
+    engine.close()
+
+A completion carries its token ids (the stop token included), its text decoded by the run's tokenizer, the
+logprob of each sampled token under the *processed* distribution it was drawn from (after temperature, top-k and
+top-p: exactly the sampling probability, which importance sampling needs), and why it ended (`stop`, `length`).
+Engines: the transformers engine (grpo/rollout/hf.py), vLLM in this process (vllm_engine.py), a vLLM server in
+another (client.py, server.py); `grpo/rollout/factory.py` picks one. Every engine failure is an `EngineError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Protocol
+
+import torch
+
+
+class EngineError(RuntimeError):
+    """A rollout engine failed or refused (a server that does not answer, a prompt beyond the context, a sync that
+    broke off); the message names the engine and what was asked. A run stops with it (exit code 1)."""
+
+
+class EngineUnavailable(EngineError):
+    """The engine cannot start here (vLLM missing or refusing its settings): a setup problem, refused with the reason
+    before anything trains (exit code 2)."""
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    temperature: float = 1.0  # 0: greedy
+    top_p: float = 1.0  # nucleus mass kept (1: off)
+    top_k: int = 0  # most likely tokens kept (0: off)
+    max_new_tokens: int = 256
+
+
+@dataclass
+class Completion:
+    token_ids: list[int]  # sampled tokens, the stop token included when finish_reason is "stop"
+    text: str  # decoded without special tokens (end of turn, padding)
+    logprobs: list[float]  # per token, from the processed sampling distribution
+    finish_reason: str  # "stop" (end-of-turn token) or "length" (max_new_tokens reached)
+
+
+@dataclass
+class Group:
+    prompt: str
+    prompt_ids: list[int]
+    completions: list[Completion] = field(default_factory=list)
+
+
+class RolloutEngine(Protocol):
+    def generate(self, prompts: list[str], n: int, sampling: SamplingParams, *, seed: int) -> list[Group]: ...
+
+    def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def stop_token_ids(model, tokenizer) -> set[int]:
+    """End-of-turn tokens: the tokenizer's EOS and every EOS id in the model's generation config."""
+    ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if isinstance(configured, int):
+        ids.add(configured)
+    elif configured:
+        ids.update(configured)
+    if not ids:
+        raise ValueError("the tokenizer has no eos_token and the model's generation config names none")
+    return ids
+
+
+def context_overflow(prompt_ids: list[list[int]], max_new_tokens: int, context: int, whose: str,
+                     prompts: list[str] | None = None) -> str | None:
+    """The refusal for the first prompt whose length plus `max_new_tokens` exceeds `context` tokens (`whose`
+    context: "the engine's", "the server's"), naming its length and, given `prompts`, its start; None if all fit."""
+    for i, ids in enumerate(prompt_ids):
+        if len(ids) + max_new_tokens > context:
+            shown = f" (prompt: {prompts[i][:60]!r})" if prompts is not None else ""
+            return (f"a prompt of {len(ids)} tokens plus max_new_tokens {max_new_tokens} exceeds {whose} context "
+                    f"of {context} tokens{shown}")
+    return None
+
+
+def with_tied_head(named_tensors: Iterable[tuple[str, torch.Tensor]], tied: bool):
+    """The tensors (detached), plus `lm_head.weight` when the embeddings are tied and only the embedding came (as
+    from `named_parameters()`): vLLM's CPU backend keeps a repacked copy of the head that is redone only when the
+    head's own name is loaded, so without it a vLLM engine would keep sampling from the old head."""
+    seen_head, embedding = False, None
+    for name, tensor in named_tensors:
+        seen_head |= name == "lm_head.weight"
+        if name == "model.embed_tokens.weight":
+            embedding = tensor
+        yield name, tensor.detach()
+    if tied and not seen_head and embedding is not None:
+        yield "lm_head.weight", embedding.detach()
