@@ -10,7 +10,9 @@ import pytest
 if os.environ.get("GRPO_TEST_GPU") != "1":
     os.environ["CUDA_VISIBLE_DEVICES"] = ""
 
-from grpo import train
+from reference_run import BASE  # noqa: E402 (after the GPUs are hidden)
+
+from grpo import train  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -18,7 +20,5 @@ def base(tmp_path_factory):
     """A tiny model after a short cold start (a run's `final/` directory): it writes think blocks and ends its
     turn, so rewards vary within groups and completions stop before the token budget."""
     run_dir = tmp_path_factory.mktemp("sft")
-    assert train.main([f"run.dir={run_dir}", "run.stages=[sft]", "sft.steps=80", "sft.warmup_steps=5",
-                       "sft.eval_every=0", "sft.eval_size=4", "sft.max_new_tokens=8", "task.train_size=2000",
-                       "task.heldout_size=4"]) == 0
+    assert train.main([f"run.dir={run_dir}", *BASE]) == 0  # its metrics are pinned: tests/test_reference_run.py
     return run_dir / "final"

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Iterable
 
 import torch
+from safetensors.torch import save_file
 
 from grpo.rollout.types import (
     Completion,
@@ -198,7 +199,7 @@ def _shutdown(llm) -> None:
     engine_core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
     if engine_core is not None and hasattr(engine_core, "shutdown"):
         engine_core.shutdown()
-    try:
+    try:  # vllm's own module, present whenever an engine ran
         from vllm.distributed.parallel_state import destroy_distributed_environment, destroy_model_parallel
         destroy_model_parallel()
         destroy_distributed_environment()
@@ -314,8 +315,6 @@ def acquire(model, tokenizer, settings: EngineSettings) -> VLLMEngine:
 def _write_model(model, tokenizer, path: Path, *, tied: bool) -> None:
     """The model as a Hugging Face directory vLLM can start from. Not `save_pretrained`: once torch.distributed
     is up it writes only on rank 0 (transformers 5), and under data-parallel rollouts every rank starts an engine."""
-    from safetensors.torch import save_file
-
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     if tied:
         state.pop("lm_head.weight", None)  # the same tensor as the embedding; the engine ties them itself

@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 
 from grpo.config import DistillConfig, ModelConfig, PromptConfig
 from grpo.data.jsonl import DataError
@@ -80,8 +81,6 @@ def _train(name: str, student, tokenizer, train, heldout, cfg: DistillConfig, ru
 
 def _load_weights(model, checkpoint: Path) -> None:
     """A checkpoint's weights into `model` in place (a tied output head comes with the embedding)."""
-    from safetensors.torch import load_file
-
     missing, unexpected = model.load_state_dict(load_file(str(checkpoint / "model.safetensors")), strict=False)
     tied = {"lm_head.weight"} if getattr(model.config, "tie_word_embeddings", False) else set()
     if unexpected or set(missing) - tied:
