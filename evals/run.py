@@ -207,7 +207,11 @@ def _run_dir(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+class Refused(ValueError):
+    """Nothing to evaluate with these arguments (exit code 2 with the message)."""
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Evaluate a model, or precomputed completions, on suites.")
     parser.add_argument("--suite", help=f"comma-separated: {', '.join(SUITES)} (with --run-dir: heldout)")
     source = parser.add_mutually_exclusive_group(required=True)
@@ -231,6 +235,48 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--difficulty", default="", help="LiveCodeBench: comma-separated easy,medium,hard")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--timeout-s", type=float, default=6.0)
+    return parser
+
+
+def _given(suite: Suite, rows: list[dict], args) -> tuple[list[dict], dict[str, list[dict]], dict]:
+    """--completions: (the suite's rows that have completions, samples per id, parameters); an error names the file."""
+    every = {suite.id_of(r, r["_index"]) for r in load_rows(suite, data_dir(args.data_dir))}
+    given = read_completions(Path(args.completions), every)  # ids outside the filters are skipped
+    rows = [r for r in rows if suite.id_of(r, r["_index"]) in given]
+    given = {suite.id_of(r, r["_index"]): given[suite.id_of(r, r["_index"])] for r in rows}
+    if not rows:
+        raise Refused(f"suite {suite.name}: no problem of {args.completions} is left after the filters")
+    counts = {len(v) for v in given.values()}
+    if len(counts) != 1:
+        raise Refused(f"{args.completions}: ids have different numbers of completions {sorted(counts)}")
+    samples = {k: [{"completion": c} for c in v] for k, v in given.items()}
+    return rows, samples, {"source": str(args.completions), "n": counts.pop()}
+
+
+def _evaluate_suite(name: str, args) -> None:
+    """One suite: its rows, samples (generated or given), verdicts and the files of evals.run."""
+    suite = SUITES[name]
+    rows = load_rows(suite, data_dir(args.data_dir), limit=args.limit, date_from=args.date_from,
+                     date_to=args.date_to, difficulty=args.difficulty)
+    if not rows:
+        raise Refused(f"suite {name}: no problems left after the filters")
+    if args.completions:
+        rows, samples, params = _given(suite, rows, args)
+    else:
+        samples = generate(suite, rows, args)
+        params = {"source": args.model, "preset": args.preset, "n": args.n, "temperature": args.temperature,
+                  "top_p": args.top_p, "think_prefix": args.think_prefix, "max_new_tokens": args.max_new_tokens,
+                  "engine": args.engine, "seed": args.seed}
+    params.update({"limit": args.limit, "date_from": args.date_from, "date_to": args.date_to,
+                   "difficulty": args.difficulty})
+    graded = grade(suite, rows, samples, workers=args.workers, timeout_s=args.timeout_s)
+    results = write(Path(args.output_dir) / name, suite, graded, summarise(suite, graded), params)
+    print(f"{name}: pass@1 {results['metrics']['pass@1']:.4f} ± {results['metrics']['pass@1_se']:.4f} "
+          f"over {results['problems']} problems, n = {results['n']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     if args.run_dir:
         return _run_dir(args)
@@ -241,45 +287,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"evals.run: unknown suite {unknown[0]!r} (known: {', '.join(SUITES)})", file=sys.stderr)
         return 2
     preset = PRESETS[args.preset]
-    given_args = args
-    for name in given_args.suite.split(","):
-        suite, args = SUITES[name], argparse.Namespace(**vars(given_args))  # per-suite defaults
-        args.n = args.n or preset.get("n", suite.n)
-        args.temperature = preset["temperature"] if args.temperature is None else args.temperature
-        args.top_p = preset["top_p"] if args.top_p is None else args.top_p
-        args.think_prefix = preset["think_prefix"] if args.think_prefix is None else args.think_prefix
-        rows = load_rows(suite, data_dir(args.data_dir), limit=args.limit, date_from=args.date_from,
-                         date_to=args.date_to, difficulty=args.difficulty)
-        if not rows:
-            print(f"evals.run: suite {name}: no problems left after the filters", file=sys.stderr)
+    for name in args.suite.split(","):
+        suite_args = argparse.Namespace(**vars(args))  # the preset's and the suite's defaults, per suite
+        suite_args.n = args.n or preset.get("n", SUITES[name].n)
+        suite_args.temperature = preset["temperature"] if args.temperature is None else args.temperature
+        suite_args.top_p = preset["top_p"] if args.top_p is None else args.top_p
+        suite_args.think_prefix = preset["think_prefix"] if args.think_prefix is None else args.think_prefix
+        try:
+            _evaluate_suite(name, suite_args)
+        except Refused as e:
+            print(f"evals.run: {e}", file=sys.stderr)
             return 2
-        if args.completions:
-            every = {suite.id_of(r, r["_index"]) for r in load_rows(suite, data_dir(args.data_dir))}
-            given = read_completions(Path(args.completions), every)  # ids outside the filters are skipped
-            rows = [r for r in rows if suite.id_of(r, r["_index"]) in given]
-            given = {suite.id_of(r, r["_index"]): given[suite.id_of(r, r["_index"])] for r in rows}
-            if not rows:
-                print(f"evals.run: suite {name}: no problem of {args.completions} is left after the filters",
-                      file=sys.stderr)
-                return 2
-            counts = {len(v) for v in given.values()}
-            if len(counts) != 1:
-                print(f"evals.run: {args.completions}: ids have different numbers of completions {sorted(counts)}",
-                      file=sys.stderr)
-                return 2
-            samples = {k: [{"completion": c} for c in v] for k, v in given.items()}
-            params = {"source": str(args.completions), "n": counts.pop()}
-        else:
-            samples = generate(suite, rows, args)
-            params = {"source": args.model, "preset": args.preset, "n": args.n, "temperature": args.temperature,
-                      "top_p": args.top_p, "think_prefix": args.think_prefix, "max_new_tokens": args.max_new_tokens,
-                      "engine": args.engine, "seed": args.seed}
-        params.update({"limit": args.limit, "date_from": args.date_from, "date_to": args.date_to,
-                       "difficulty": args.difficulty})
-        graded = grade(suite, rows, samples, workers=args.workers, timeout_s=args.timeout_s)
-        results = write(Path(args.output_dir) / name, suite, graded, summarise(suite, graded), params)
-        print(f"{name}: pass@1 {results['metrics']['pass@1']:.4f} ± {results['metrics']['pass@1_se']:.4f} "
-              f"over {results['problems']} problems, n = {results['n']}")
     return 0
 
 

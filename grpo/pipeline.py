@@ -31,7 +31,7 @@ from grpo.data.records import load_heldout, load_records
 from grpo.learner.lora import check_targets
 from grpo.learner.team import Team, launch
 from grpo.model import build_model, build_tokenizer, load, mixed_precision, parameter_count
-from grpo.rollout.factory import make_engine
+from grpo.rollout.factory import check_engine, make_engine
 from grpo.runs.checkpoint import latest_checkpoint
 from grpo.runs.files import drop_after, write_atomic
 from grpo.runs.log import RunLog
@@ -112,8 +112,10 @@ def check_context(config: Config, model, tokenizer, examples, budget: int, keys:
 
 def preflight(r: Run) -> None:
     """What can be refused before anything trains, for the stages still to run: the sampling budgets against the
-    model's context, and the LoRA layers named."""
+    model's context, a rollout engine that cannot start here, and the LoRA layers named."""
     config, todo = r.config, [s for s in r.config.run.stages if s not in r.summary["stages"]]
+    if {"grpo", "generate", "eval"} & set(todo):
+        check_engine(config.rollout)
     if "grpo" in todo:
         check_context(config, r.model, r.tokenizer, r.train_examples + r.heldout_examples,
                       max(config.rollout.max_new_tokens, config.grpo.eval_max_new_tokens),

@@ -50,6 +50,7 @@ if __name__ == "__main__":
 
     with tempfile.TemporaryDirectory() as tmp:
         assert train.main([f"run.dir={tmp}/base", *BASE]) == 0
-        result = {"base": pinned(Path(tmp) / "base"), "grpo": grpo_run(Path(tmp) / "grpo", Path(tmp) / "base" / "final")}
+        base = Path(tmp) / "base"
+        result = {"base": pinned(base), "grpo": grpo_run(Path(tmp) / "grpo", base / "final")}
     REFERENCE.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {REFERENCE}", file=sys.stderr)

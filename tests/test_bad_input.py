@@ -82,3 +82,24 @@ def test_a_template_that_opens_think_is_not_opened_twice():
     tokenizer.chat_template += "{% if add_generation_prompt %}" + THINK_TEMPLATE_TAIL + "{% endif %}"
     prompt = render_prompt("1+1?", tokenizer, PromptConfig(template="chat", think_prefix=True))
     assert prompt.endswith("<think>\n") and prompt.count("<think>") == 1
+
+
+def test_a_budget_beyond_the_context_is_refused_before_the_cold_start_trains(tmp_path, capsys):
+    """The GRPO stage's token budget is checked before the first stage (SFT) runs, not when GRPO starts."""
+    run_dir = tmp_path / "run"
+    assert train.main([f"run.dir={run_dir}", "run.stages=[sft,grpo]", "rollout.max_new_tokens=100000"]) == 2
+    assert re.search(r"rollout\.max_new_tokens .*\(100000\) plus the longest prompt", capsys.readouterr().err)
+    assert not (run_dir / "metrics.jsonl").exists() and not (run_dir / "final").exists()
+
+
+def test_an_engine_that_cannot_start_is_refused_before_anything_trains(tmp_path, capsys, monkeypatch):
+    """rollout.engine=vllm where vllm does not import: exit 2 with the cause, before the cold start trains."""
+    from grpo.rollout import vllm_engine
+
+    monkeypatch.setattr(vllm_engine, "vllm", None)
+    monkeypatch.setattr(vllm_engine, "IMPORT_ERROR", ImportError("No module named 'vllm'"))
+    run_dir = tmp_path / "run"
+    assert train.main([f"run.dir={run_dir}", "run.stages=[sft,grpo]", "rollout.engine=vllm"]) == 2
+    err = capsys.readouterr().err
+    assert "error: rollout.engine=vllm but vllm does not import" in err and "No module named 'vllm'" in err
+    assert not (run_dir / "metrics.jsonl").exists()

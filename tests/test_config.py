@@ -71,3 +71,11 @@ def test_override_errors_name_the_command_line():
 def test_a_missing_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match="no such config file"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_the_suite_names_the_config_checks_are_the_suites():
+    """grpo/config keeps the suite names itself (config imports nothing of data); they must be the suites'."""
+    from grpo.config import SUITE_NAMES
+    from grpo.data.suites import SUITES
+
+    assert SUITE_NAMES == tuple(SUITES)

@@ -1,4 +1,4 @@
-"""LoRA in the GRPO stage (grpo/lora.py): merged weights are exactly PEFT's merge, only the adapters train, the
+"""LoRA in the GRPO stage (grpo/learner/lora.py): merged weights are exactly PEFT's merge, only the adapters train, the
 frozen weights move only by a low-rank update, the reference is the adapter-free network, and a crash mid-run
 resumes to the same metrics and final weights."""
 

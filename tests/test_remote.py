@@ -1,5 +1,5 @@
-"""The trainer's side of server mode without a server (grpo/remote.py): buckets, the config key, and servers that
-are silent or gone. The tests against a real `python -m grpo.serve` are in tests/test_server.py."""
+"""The trainer's side of server mode without a server (grpo/rollout/client.py): buckets, the config key, and servers
+that are silent or gone. The tests against a real `python -m grpo.serve` are in tests/test_server.py."""
 
 import re
 import socket

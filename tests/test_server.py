@@ -1,5 +1,5 @@
 """Server mode, run for real: a `python -m grpo.serve` process (vLLM on CPU here) that the trainer samples from and
-syncs its weights into over a gloo process group (grpo/remote.py). One server serves the module; every test
+syncs its weights into over a gloo process group (grpo/rollout/client.py). One server serves the module; every test
 loads its own weights into it, so each also exercises the sync."""
 
 import json

@@ -57,7 +57,7 @@ def test_after_a_sync_engine_logprobs_equal_the_learners(engine, tokenizer):
 
 
 def test_a_lora_policy_syncs_as_merged_weights(engine, tokenizer):
-    """Under LoRA the engine gets W + (alpha/r) B A under the base names (grpo/lora.py) and samples from exactly
+    """Under LoRA the engine gets W + (alpha/r) B A under the base names (grpo/learner/lora.py) and samples from exactly
     the adapted policy the learner scores."""
     from grpo.config import LoraConfig
     from grpo.learner.lora import merged_state_dict, wrap
@@ -188,7 +188,7 @@ def test_a_short_grpo_run_on_vllm_raises_reward(tmp_path, base):
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="tensor parallel 2 on CPU needs 2 cores")
 def test_a_tensor_parallel_engine_syncs_both_halves(tokenizer):
     """rollout.vllm_tensor_parallel_size=2: two worker processes (a CPU core each here) hold halves of the model;
-    a sync reaches both (grpo/vllm_worker.py) and the engine then samples with the learner's logprobs and
+    a sync reaches both (grpo/rollout/vllm_worker.py) and the engine then samples with the learner's logprobs and
     decodes greedily as the transformers engine does. (The "small" preset: tiny's 5 heads do not split in 2.)"""
     engine = make_engine(RolloutConfig(engine="vllm", vllm_tensor_parallel_size=2, vllm_cpu_kv_cache_gib=0.25),
                          build_model("small", tokenizer, seed=0), tokenizer)

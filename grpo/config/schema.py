@@ -81,7 +81,7 @@ class TaskConfig:
 @dataclass
 class DataConfig:
     source: str = "arithmetic"
-    """arithmetic or programs (built-in generators: grpo/tasks.py), jsonl, parquet, or hub (a datasets name)"""
+    """arithmetic or programs (built-in generators: grpo/data/tasks.py), jsonl, parquet, or hub (a datasets name)"""
     path: str = ""
     """file path, or the hub dataset name"""
     subset: str = ""
@@ -114,7 +114,7 @@ LINEAR_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_p
 @dataclass
 class LoraConfig:
     rank: int = 0
-    """adapter rank r; 0 trains every weight (no LoRA). See grpo/lora.py"""
+    """adapter rank r; 0 trains every weight (no LoRA). See grpo/learner/lora.py"""
     alpha: float = 16.0
     """scale: the weight update is (alpha / rank) B A"""
     dropout: float = 0.0
@@ -160,7 +160,7 @@ class SFTConfig:
     """metrics.jsonl every this many steps"""
     lora: LoraConfig = field(default_factory=LoraConfig)
     """low-rank adapters instead of full fine-tuning (lora.rank > 0): only they train, the saved models are
-    merged (grpo/lora.py). For a pretrained model (model.path, distill.student_path); a preset built from
+    merged (grpo/learner/lora.py). For a pretrained model (model.path, distill.student_path); a preset built from
     scratch has nothing worth freezing"""
 
 
@@ -253,9 +253,9 @@ class GRPOConfig:
     max_grad_norm: float = 1.0
     """gradient clipping threshold"""
     advantage: str = "group"
-    """group (GRPO), batch (batch std), none (Dr. GRPO) or rloo: see grpo/advantages.py"""
+    """group (GRPO), batch (batch std), none (Dr. GRPO) or rloo: see grpo/algo/advantages.py"""
     loss_aggregation: str = "token-mean"
-    """token-mean (DAPO), seq-mean-token-mean (GRPO) or constant (Dr. GRPO): see grpo/loss.py"""
+    """token-mean (DAPO), seq-mean-token-mean (GRPO) or constant (Dr. GRPO): see grpo/algo/loss.py"""
     ratio_level: str = "token"
     """token (PPO/GRPO) or sequence (GSPO) importance ratio"""
     clip_low: float = 0.2
@@ -293,7 +293,7 @@ class GRPOConfig:
     samples_per_log: int = 4
     """completions written to samples.jsonl at each logged step"""
     lora: LoraConfig = field(default_factory=LoraConfig)
-    """low-rank adapters instead of full fine-tuning (grpo.lora.rank > 0): see grpo/lora.py"""
+    """low-rank adapters instead of full fine-tuning (grpo.lora.rank > 0): see grpo/learner/lora.py"""
 
 
 @dataclass

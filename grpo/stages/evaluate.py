@@ -89,7 +89,7 @@ def heldout_accuracy(model, tokenizer, examples, *, max_new_tokens: int, judge: 
 
 
 def by_problem(samples: list[dict]) -> list[dict]:
-    """Samples grouped per problem as evals/metrics.py takes them: [{"correct": [...], "answers": [...]}]."""
+    """Samples grouped per problem as grpo/algo/passk.py takes them: [{"correct": [...], "answers": [...]}]."""
     groups: dict[int, dict] = {}
     for s in samples:
         g = groups.setdefault(s["problem"], {"correct": [], "answers": []})
