@@ -184,7 +184,8 @@ def _grpo(r: Run) -> dict:
     config, team = r.config, r.team
     # under FSDP `model` is sharded in place: the main process samples from, evaluates and saves a copy
     full = copy.deepcopy(r.model) if team.sharded and team.is_main else None
-    engine = make_engine(config.rollout, full if full is not None else r.model, r.tokenizer) if team.samples else None
+    engine = (make_engine(config.rollout, full if full is not None else r.model, r.tokenizer) if team.runs_engine
+              else None)
     plan = EvalPlan.of(config, "grpo")
     known = (r.summary["stages"]["sft"]["heldout_accuracy"]  # the cold start measured the same problems the same way
              if "sft" in r.summary["stages"] and plan.measures_like(EvalPlan.of(config, "sft")) else None)

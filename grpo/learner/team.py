@@ -38,7 +38,7 @@ class Team:
         return self.accelerator is None or self.accelerator.is_main_process
 
     @property
-    def samples(self) -> bool:
+    def runs_engine(self) -> bool:
         """Does this process run a rollout engine?"""
         return self.is_main or self.data_parallel
 
