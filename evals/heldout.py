@@ -13,12 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from grpo.config import load_config
-from grpo.data.prompts import to_examples
 from grpo.data.records import load_heldout
 from grpo.model import load
-from grpo.rollout import make_engine
-from grpo.stages.evaluate import EvalPlan, heldout_accuracy
-from grpo.stages.judge import Judge
+from grpo.stages.evaluate import EvalPlan, evaluate_heldout
 
 
 def evaluate_run(run_dir: Path, checkpoint: str = "final") -> tuple[list[dict], dict]:
@@ -29,17 +26,8 @@ def evaluate_run(run_dir: Path, checkpoint: str = "final") -> tuple[list[dict], 
     config = load_config(config_path, [])
     stage = config.run.stages[-1]
     plan = EvalPlan.of(config, "grpo" if stage == "grpo" else "sft")
-    records = load_heldout(config)
     model, tokenizer = load(str(run_dir / checkpoint), config.model.dtype)
-    examples = to_examples(records, tokenizer, config.prompt)[: plan.size]
-    engine = None if plan.protocol.greedy else make_engine(config.rollout, model, tokenizer)  # as in training
-    try:
-        _, samples = heldout_accuracy(model, tokenizer, examples, max_new_tokens=plan.max_new_tokens,
-                                      judge=Judge.of(config.reward, config.prompt), protocol=plan.protocol,
-                                      engine=engine)
-    finally:
-        if engine is not None:
-            engine.close()
+    samples = evaluate_heldout(model, tokenizer, load_heldout(config), config, plan).last_samples
     protocol = plan.protocol
     params = {"source": str(run_dir / checkpoint), "stage": stage, "eval_size": plan.size,
               "max_new_tokens": plan.max_new_tokens, "decoding": "greedy" if protocol.greedy else "sampled",

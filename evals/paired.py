@@ -15,26 +15,20 @@ import json
 import sys
 
 from grpo.algo.passk import mcnemar_exact
-from grpo.config import ConfigError, grpo_eval_tokens, load_config
-from grpo.data.prompts import to_examples
+from grpo.config import ConfigError, load_config
 from grpo.data.records import load_heldout
 from grpo.model import load
-from grpo.stages.evaluate import heldout_accuracy
-from grpo.stages.judge import Judge
+from grpo.stages.evaluate import EvalPlan, evaluate_heldout
 
 
 def compare(config_path: str, model_a: str, model_b: str, size: int = 0, overrides: list[str] | None = None) -> dict:
     config = load_config(config_path, overrides or [])
     records = load_heldout(config)
-    tokens = grpo_eval_tokens(config.grpo, config.rollout)
+    plan = EvalPlan(size or None, EvalPlan.of(config, "grpo").max_new_tokens)  # greedy, the GRPO stage's budget
     verdicts = {}
     for name, path in (("a", model_a), ("b", model_b)):
         model, tokenizer = load(path, config.model.dtype)
-        examples = to_examples(records, tokenizer, config.prompt)
-        examples = examples[:size] if size else examples
-        _, samples = heldout_accuracy(model, tokenizer, examples, max_new_tokens=tokens,
-                                      judge=Judge.of(config.reward, config.prompt))
-        verdicts[name] = [s["correct"] for s in samples]
+        verdicts[name] = [s["correct"] for s in evaluate_heldout(model, tokenizer, records, config, plan).last_samples]
     a, b = verdicts["a"], verdicts["b"]
     only_a = sum(x and not y for x, y in zip(a, b))
     only_b = sum(y and not x for x, y in zip(a, b))

@@ -24,7 +24,7 @@ from grpo.data.jsonl import read_jsonl
 from grpo.data.prompts import THINK_PREFIX
 from grpo.data.suites import SUITES, Suite, data_dir, load_rows
 from grpo.model import load
-from grpo.rollout import SamplingParams, make_engine
+from grpo.rollout import EngineError, EngineUnavailable, SamplingParams, make_engine
 from verifiers.route import judge
 
 PRESETS = {  # DeepSeek-R1's protocol (README "Usage Recommendations"), and greedy decoding
@@ -295,9 +295,12 @@ def main(argv: list[str] | None = None) -> int:
         suite_args.think_prefix = preset["think_prefix"] if args.think_prefix is None else args.think_prefix
         try:
             _evaluate_suite(name, suite_args)
-        except Refused as e:
+        except (Refused, EngineUnavailable) as e:
             print(f"evals.run: {e}", file=sys.stderr)
             return 2
+        except EngineError as e:
+            print(f"evals.run: stopped: {e}", file=sys.stderr)
+            return 1
     return 0
 
 

@@ -33,10 +33,10 @@ from grpo.learner.team import Team, launch
 from grpo.model import build_model, build_tokenizer, load, mixed_precision, parameter_count
 from grpo.rollout.factory import check_engine, make_engine
 from grpo.runs.checkpoint import latest_checkpoint
-from grpo.runs.files import drop_after, write_atomic
+from grpo.runs.files import write_atomic
 from grpo.runs.log import RunLog
 from grpo.stages.distill import run_distill
-from grpo.stages.evaluate import EvalPlan, Evaluator
+from grpo.stages.evaluate import EvalPlan, evaluate_heldout
 from grpo.stages.generate import run_filter, run_generate
 from grpo.stages.grpo import run_grpo
 from grpo.stages.judge import Judge
@@ -112,9 +112,12 @@ def check_context(config: Config, model, tokenizer, examples, budget: int, keys:
 
 def preflight(r: Run) -> None:
     """What can be refused before anything trains, for the stages still to run: the sampling budgets against the
-    model's context, a rollout engine that cannot start here, and the LoRA layers named."""
+    model's context, a rollout engine that cannot be imported here (`rollout.engine: vllm` without vllm; one that
+    imports but refuses its settings is refused when its stage starts it), and the LoRA layers named on the run's
+    model (a distill student loaded by path is checked when it is loaded)."""
     config, todo = r.config, [s for s in r.config.run.stages if s not in r.summary["stages"]]
-    if {"grpo", "generate", "eval"} & set(todo):
+    sampled_eval = not EvalPlan.of(config, "eval").protocol.greedy  # the eval stage and teacher accuracy sample
+    if {"grpo", "generate"} & set(todo) or (sampled_eval and {"generate", "filter", "distill", "eval"} & set(todo)):
         check_engine(config.rollout)
     if "grpo" in todo:
         check_context(config, r.model, r.tokenizer, r.train_examples + r.heldout_examples,
@@ -155,9 +158,8 @@ def run(config: Config, *, resume: bool = False) -> dict:
         if stage in summary["stages"]:
             print(f"{stage}: already done (summary.json), skipped")
             continue
-        if resume and team.is_main and stage != "distill" and r.continues(stage) is None:
-            for name in ("metrics.jsonl", "samples.jsonl"):  # the stage restarts: forget an interrupted attempt
-                drop_after(run_dir / name, stage, -1)
+        if resume and stage != "distill" and r.continues(stage) is None:  # it restarts: forget an interrupted attempt
+            RunLog(run_dir, stage, total=0, enabled=team.is_main).forget_after(-1)
         result = PIPELINE[stage](r)
         if team.is_main:
             summary["stages"][stage] = result
@@ -246,18 +248,11 @@ def _distill(r: Run) -> dict:
 
 
 def evaluate_model(r: Run, name: str, model, tokenizer, log: RunLog | None) -> dict:
-    """One model on the held-out set under the eval stage's protocol: {"heldout_accuracy", "pass@k", ...}; its
-    metrics line (stage "eval", tagged with the model's `name`) and samples go to `log` when given."""
-    plan = EvalPlan.of(r.config, "eval")
-    engine = None if plan.protocol.greedy else make_engine(r.config.rollout, model, tokenizer)
-    try:
-        evaluator = Evaluator(model, tokenizer, to_examples(r.heldout, tokenizer, r.config.prompt), plan, r.judge,
-                              log=log, engine=engine, n_samples=8, tags={"model": name})
-        accuracy = evaluator.run(0)
-    finally:
-        if engine is not None:
-            engine.close()
-    return {"heldout_accuracy": accuracy, **evaluator.last}
+    """One model on the held-out set under the eval stage's plan: {"heldout_accuracy", "pass@k", ...}; its metrics
+    line (stage "eval", tagged with the model's `name`) and samples go to `log` when given."""
+    evaluator = evaluate_heldout(model, tokenizer, r.heldout, r.config, EvalPlan.of(r.config, "eval"), log=log,
+                                 tags={"model": name})
+    return {"heldout_accuracy": evaluator.evals[-1]["heldout_accuracy"], **evaluator.last}
 
 
 def _teacher_accuracy(r: Run) -> float:

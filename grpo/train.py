@@ -10,9 +10,9 @@ grpo/pipeline.py.
 `--resume RUN_DIR` continues a stopped run: it reads the run's own `config.yaml` (overrides still apply),
 skips the stages `summary.json` records as done and continues the one that was interrupted.
 
-Exit codes: 0 done; 2 bad input (config, data, model path, an engine that cannot start), refused before anything
-is trained; 1 stopped while training (NaN/inf losses, a checkpoint that could not be written, an engine that
-failed), with the newest checkpoint intact.
+Exit codes: 0 done; 2 bad input (config, data, model path, a vLLM engine that cannot start), refused before anything
+is trained where it can be checked first (grpo/pipeline.py `preflight`); 1 stopped while training (NaN/inf losses, a
+checkpoint that could not be written, an engine that failed), with the newest checkpoint intact.
 """
 
 from __future__ import annotations

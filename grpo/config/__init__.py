@@ -28,10 +28,9 @@ from grpo.config.schema import (
     RunConfig,
     SFTConfig,
     TaskConfig,
-    grpo_eval_tokens,
 )
 
 __all__ = ["BUILT_IN", "LINEAR_PROJECTIONS", "PRESET_NAMES", "STAGES", "SUITE_NAMES", "Config", "ConfigError",
            "DataConfig", "DistillConfig", "EvalConfig", "FilterConfig", "GenerateConfig", "GRPOConfig", "LoraConfig",
            "ModelConfig", "PromptConfig", "RewardConfig", "RolloutConfig", "RunConfig", "SFTConfig", "TaskConfig",
-           "grpo_eval_tokens", "load_config", "to_dict", "to_yaml"]
+           "load_config", "to_dict", "to_yaml"]

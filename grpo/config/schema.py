@@ -379,8 +379,3 @@ class Config:
     filter: FilterConfig = field(default_factory=FilterConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-
-
-def grpo_eval_tokens(grpo: GRPOConfig, rollout: RolloutConfig) -> int:
-    """The GRPO stage's held-out token budget: grpo.eval_max_new_tokens, else the rollouts' own."""
-    return grpo.eval_max_new_tokens or rollout.max_new_tokens

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from grpo.config import GRPOConfig, SFTConfig
 from grpo.learner.lora import (
@@ -58,11 +57,10 @@ class NonFinite:
     advice: str = ""
     in_a_row: int = 0
 
-    def after(self, stage: str, step: int, skipped: bool, verbose: bool) -> None:
+    def after(self, stage: str, step: int, skipped: bool, say) -> None:
         self.in_a_row = self.in_a_row + 1 if skipped else 0
-        if skipped and verbose:
-            tqdm.write(f"{stage} step {step + 1}: non-finite loss or gradient norm, update skipped "
-                       f"({self.in_a_row} in a row)")
+        if skipped:
+            say(f"{stage} step {step + 1}: non-finite loss or gradient norm, update skipped ({self.in_a_row} in a row)")
         if self.limit and self.in_a_row >= self.limit:
             raise TrainingStopped(
                 f"{stage}: {self.in_a_row} steps in a row had a NaN/inf loss or gradient norm (step {step + 1}; "
@@ -74,12 +72,13 @@ class Policy:
     `reference`: keep a KL reference; `full_model`: FSDP's unsharded copy on the main process; `resume`: a
     checkpoint whose weights `model` already holds (under LoRA its frozen base and adapters are read back from it);
     `keep_adapters`: checkpoints hold LoRA's base and adapters, so a resumed run rebuilds the adapted model (a stage
-    that restarts instead of resuming under LoRA, like SFT, saves the merged model only)."""
+    that restarts instead of resuming under LoRA, like SFT, saves the merged model only); `say`: where its notices
+    go (the run log's, which prints on the main process only)."""
 
     def __init__(self, model, cfg: SFTConfig | GRPOConfig, *, stage: str, section: str, team: Team = ONE,
                  reference: bool = False, full_model=None, resume: Path | None = None, keep_adapters: bool = True,
-                 updates: UpdateSettings | None = None, guard: NonFinite | None = None):
-        self.model, self.stage, self.team, self.updates = model, stage, team, updates
+                 updates: UpdateSettings | None = None, guard: NonFinite | None = None, say=print):
+        self.model, self.stage, self.team, self.updates, self.say = model, stage, team, updates, say
         self.view = full_model if full_model is not None else model
         self.max_grad_norm, self.keep_adapters = cfg.max_grad_norm, keep_adapters
         self.guard = guard or NonFinite()
@@ -102,8 +101,7 @@ class Policy:
         peft = wrap(self.model, cfg.lora, section)
         if resume is not None and self.keep_adapters:
             load_adapter_state_dict(peft, torch.load(resume / "lora_adapter.pt", map_location="cpu"))
-        if self.team.is_main:
-            print(f"{self.stage}: {describe(self.model, cfg.lora)}")
+        self.say(f"{self.stage}: {describe(self.model, cfg.lora)}")
         return peft
 
     @property
@@ -117,7 +115,7 @@ class Policy:
         stats = update(self.learner, self.learner_optimizer, self.reference, samples,
                        accelerator=self.team.accelerator, **vars(self.updates)) if samples else {}
         self.scheduler.step()
-        self.guard.after(self.stage, step, bool(stats.get("optim/skipped_nonfinite", 0)), self.team.is_main)
+        self.guard.after(self.stage, step, bool(stats.get("optim/skipped_nonfinite", 0)), self.say)
         return stats
 
     def fit(self, micro: list[dict], kd: Distillation | None = None) -> tuple[float, float, int]:

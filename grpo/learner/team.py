@@ -3,9 +3,9 @@
 One process (the default) is `ONE`. Under `accelerate launch` (DDP, or FSDP on GPUs) `launch` checks the config's
 multi-process rules and starts the `Accelerator`; then the main process samples (unless `rollout.data_parallel` gives
 every process its own engine and share), scores, logs, evaluates and writes checkpoints, and every process trains on
-its share of the batch (grpo/learner/update.py). The objects built on a Team (the policy, the rollouts, the run log,
-the evaluator, the checkpointer) do nothing where their process has nothing to do, and call their collectives at the
-same point on every process.
+its share of the batch (grpo/learner/update.py). The objects a stage builds with its Team (the policy, the rollouts,
+the checkpointer; the run log with `enabled=team.is_main`, and the evaluator through it) do nothing where their
+process has nothing to do, and call their collectives at the same point on every process.
 """
 
 from __future__ import annotations

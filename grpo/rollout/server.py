@@ -50,7 +50,7 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
 from grpo.rollout.client import address_facing, gloo_pair
-from grpo.rollout.types import EngineError, SamplingParams, context_overflow
+from grpo.rollout.types import EngineError, EngineUnavailable, SamplingParams, context_overflow
 
 log = logging.getLogger("grpo.serve")
 
@@ -330,9 +330,10 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--host {args.host} --port {args.port}: cannot listen there: {e}")
     try:
         server = Server(args.model, settings)
-    except EngineError as e:
+    except EngineError as e:  # vLLM missing or refusing its settings: bad input, exit 2 as grpo.train does
         httpd.server_close()
-        sys.exit(f"grpo.serve: {e}")
+        print(f"grpo.serve: {e}", file=sys.stderr)
+        sys.exit(2 if isinstance(e, EngineUnavailable) else 1)
     httpd.RequestHandlerClass = handler(server)
     log.info("serving %s on http://%s:%d", args.model, args.host, httpd.server_address[1])
     print(f"grpo.serve ready on http://{args.host}:{httpd.server_address[1]}", flush=True)

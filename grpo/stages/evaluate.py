@@ -20,7 +20,9 @@ import torch
 
 from grpo.algo.passk import suite_metrics
 from grpo.config import Config, SFTConfig
+from grpo.data.prompts import to_examples
 from grpo.model import device_of
+from grpo.rollout.factory import make_engine
 from grpo.rollout.types import SamplingParams
 from grpo.stages.judge import Judge
 
@@ -109,7 +111,8 @@ class EvalPlan:
 
     @classmethod
     def of(cls, config: Config, stage: str) -> EvalPlan:
-        """The plan of a stage of the run (`sft`, `grpo`, `distill` for the students, `eval`)."""
+        """The plan of a stage of the run: `grpo`, `eval`, or `sft` (the cold start; the students use `sft` on
+        their own section, distill.sft)."""
         seed = config.run.seed
         if stage == "grpo":
             g = config.grpo
@@ -119,7 +122,7 @@ class EvalPlan:
             e = config.eval
             return cls(e.size or None, e.max_new_tokens or config.rollout.max_new_tokens,
                        EvalProtocol(n=e.n, temperature=e.temperature, top_p=e.top_p, seed=seed))
-        return cls.sft(config.distill.sft if stage == "distill" else config.sft)
+        return cls.sft(config.sft)
 
     @classmethod
     def sft(cls, cfg: SFTConfig) -> EvalPlan:
@@ -147,12 +150,13 @@ class Evaluator:
         self.active = log is None or log.enabled
         self.evals: list[dict] = []
         self.last: dict = {}  # the latest evaluation's pass@k, maj@k and standard errors
+        self.last_samples: list[dict] = []  # and its samples, each with its verdict
 
     def run(self, step: int) -> float:
         accuracy, samples = heldout_accuracy(self.model, self.tokenizer, self.examples,
                                              max_new_tokens=self.plan.max_new_tokens, judge=self.judge,
                                              protocol=self.plan.protocol, engine=self.engine)
-        self.last = suite_metrics(by_problem(samples)) if samples else {}
+        self.last, self.last_samples = suite_metrics(by_problem(samples)) if samples else {}, samples
         if self.log is not None:
             self.log.line({"step": step, **self.tags, "eval/heldout_accuracy": accuracy,
                            **{f"eval/heldout/{k}": v for k, v in self.last.items()}})
@@ -169,7 +173,7 @@ class Evaluator:
         if known is not None:
             self.evals.append({"step": 0, "heldout_accuracy": known})
         else:
-            self.log.say(f"{self.log.stage}: held-out accuracy before training {self.run(0):.3f}")
+            self._say(f"{self.stage}: held-out accuracy before training {self.run(0):.3f}")
 
     def maybe(self, step: int, timer=None) -> None:
         """Every `every` steps before the last (timed as `eval`)."""
@@ -177,8 +181,36 @@ class Evaluator:
             return
         with timer("eval") if timer is not None else contextlib.nullcontext():
             accuracy = self.run(step)
-        self.log.say(f"{self.log.stage} step {step}: held-out accuracy {accuracy:.3f}")
+        self._say(f"{self.stage} step {step}: held-out accuracy {accuracy:.3f}")
 
     def final(self, step: int) -> float:
         """The stage's last evaluation (NaN on a process that does not evaluate)."""
         return self.run(step) if self.active else float("nan")
+
+    @property
+    def stage(self) -> str:
+        return self.log.stage if self.log is not None else "eval"
+
+    def _say(self, line: str) -> None:
+        if self.log is not None:
+            self.log.say(line)
+        else:
+            print(line)
+
+
+def evaluate_heldout(model, tokenizer, records: list[dict], config: Config, plan: EvalPlan, *, log=None,
+                     tags: dict | None = None) -> Evaluator:
+    """`model` on a run's held-out `records` under `plan`, as training measures them: the run's prompt and verifier
+    settings and, for a sampled protocol, the run's rollout engine (started and closed here). Returns the evaluator
+    that ran (accuracy: `evals[-1]`; pass@k and maj@k: `last`; samples: `last_samples`); with a `log`, its metrics
+    line and samples (tagged with `tags`) are written there."""
+    examples = to_examples(records, tokenizer, config.prompt)
+    engine = None if plan.protocol.greedy else make_engine(config.rollout, model, tokenizer)
+    try:
+        evaluator = Evaluator(model, tokenizer, examples, plan, Judge.of(config.reward, config.prompt), log=log,
+                              engine=engine, tags=tags)
+        evaluator.run(0)
+    finally:
+        if engine is not None:
+            engine.close()
+    return evaluator

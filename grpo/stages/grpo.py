@@ -51,16 +51,16 @@ def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout:
     the caller measured it under the same plan (else measured at step 0). `engine`: None on a process that does
     not sample; under FSDP the main process's engine samples from `full_model`, an unsharded copy of `model`."""
     start = time.monotonic()
+    log = RunLog(run_dir, "grpo", total=cfg.steps, every=cfg.log_every, timed=True, enabled=team.is_main,
+                 show={"reward": ("reward/mean", ".2f"), "correct": ("reward/correct_frac", ".2f"),
+                       "len": ("rollout/len_mean", ".0f")})
     policy = Policy(model, cfg, stage="grpo", section="grpo.lora", team=team, reference=cfg.kl_coef > 0,
-                    full_model=full_model, resume=resume_from,
+                    full_model=full_model, resume=resume_from, say=log.say,
                     updates=UpdateSettings.of(cfg, rollout, tokenizer.pad_token_id),
                     guard=NonFinite(cfg.max_nonfinite_steps, f"The newest checkpoint under {run_dir / CHECKPOINTS} "
                                     "is intact; lower grpo.lr or check the data, then --resume"))
     rollouts = Rollouts(engine, train, cfg, rollout, reward, judge=replace(judge, partial=reward.code_partial),
-                        seed=seed, team=team)
-    log = RunLog(run_dir, "grpo", total=cfg.steps, every=cfg.log_every, timed=True, enabled=team.is_main,
-                 show={"reward": ("reward/mean", ".2f"), "correct": ("reward/correct_frac", ".2f"),
-                       "len": ("rollout/len_mean", ".0f")})
+                        seed=seed, team=team, say=log.say)
     evaluator = Evaluator(policy.view, tokenizer, heldout, plan, judge, log=log, engine=engine, every=cfg.eval_every,
                           total=cfg.steps, n_samples=4)
     ckpt = Checkpointer(run_dir / CHECKPOINTS, tokenizer, every=cfg.save_every, total=cfg.steps,

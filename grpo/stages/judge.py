@@ -14,7 +14,7 @@ from grpo.algo import rewards as R
 from grpo.config import PromptConfig, RewardConfig
 from grpo.data.prompts import with_think_prefix
 from grpo.rollout.types import Group
-from verifiers.route import judge
+from verifiers import route
 
 
 @dataclass(frozen=True)
@@ -25,8 +25,9 @@ class Judge:
     partial: bool = False  # code: the reward is the fraction of tests passed (`correct` still needs all)
 
     @classmethod
-    def of(cls, reward: RewardConfig, prompt: PromptConfig, *, partial: bool = False) -> Judge:
-        return cls(reward.timeout_s, reward.workers, prompt.think_prefix, partial)
+    def of(cls, reward: RewardConfig, prompt: PromptConfig) -> Judge:
+        """The run's settings (GRPO's rewards add `partial=reward.code_partial`; held-out accuracy never does)."""
+        return cls(reward.timeout_s, reward.workers, prompt.think_prefix)
 
     def texts(self, completions: list[str]) -> list[str]:
         """The completions as the verifier reads them."""
@@ -34,26 +35,26 @@ class Judge:
 
     def __call__(self, completions: list[str], golds: list) -> list:
         """[VerifyResult] for the completions (as generated), in order."""
-        return judge(self.texts(completions), golds, timeout_s=self.timeout_s, workers=self.workers,
-                     partial=self.partial)
+        return route.judge(self.texts(completions), golds, timeout_s=self.timeout_s, workers=self.workers,
+                           partial=self.partial)
 
 
-def score(groups: list[Group], golds: list, judge_: Judge, reward: RewardConfig, *,
-          max_new_tokens: int) -> list[list[dict]]:
+def score(groups: list[Group], golds: list, judge: Judge, reward: RewardConfig, *, max_new_tokens: int,
+          say=print) -> list[list[dict]]:
     """GRPO's verify phase: per group, per completion {"reward", "accuracy", "format", "correct", "reason"}, the
     total reward combined by grpo/algo/rewards.py. A verifier that raises gives zero rewards with reason
-    "verifier_error" (printed, never a crash)."""
+    "verifier_error" (reported through `say`, never a crash)."""
     completions = [c for g in groups for c in g.completions]
     gold_per = [gold for g, gold in zip(groups, golds) for _ in g.completions]
     try:
-        results = judge_([c.text for c in completions], gold_per)
+        results = judge([c.text for c in completions], gold_per)
         accuracy, correct = [r.reward for r in results], [r.correct for r in results]
         reasons = [r.reason for r in results]
     except Exception as e:  # noqa: BLE001 -- the pool itself failed; the step goes on with zero rewards
-        print(f"grpo: verifier failed on this batch ({type(e).__name__}: {e}); rewards are 0")
+        say(f"grpo: verifier failed on this batch ({type(e).__name__}: {e}); rewards are 0")
         n = len(completions)
         accuracy, correct, reasons = [0.0] * n, [False] * n, ["verifier_error"] * n
-    formats = [R.think_format(t) for t in judge_.texts([c.text for c in completions])]
+    formats = [R.think_format(t) for t in judge.texts([c.text for c in completions])]
     totals = R.combine(accuracy, formats, [len(c.token_ids) for c in completions],
                        accuracy_weight=reward.accuracy_weight, format_weight=reward.format_weight,
                        format_gate=reward.format_gate, max_new_tokens=max_new_tokens,

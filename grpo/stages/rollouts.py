@@ -125,12 +125,12 @@ class Batch:
 
 class Rollouts:
     """Phases 1-2 of every GRPO step (see the module docstring): the engine (None on a process that does not
-    sample), the prompt sampler, the judge and reward settings."""
+    sample), the prompt sampler, the judge and reward settings; `say` reports a verifier that failed."""
 
     def __init__(self, engine, examples, cfg: GRPOConfig, rollout: RolloutConfig, reward: RewardConfig, *,
-                 judge: Judge, seed: int, team: Team = ONE):
+                 judge: Judge, seed: int, team: Team = ONE, say=print):
         self.engine, self.examples, self.cfg, self.reward, self.judge = engine, examples, cfg, reward, judge
-        self.seed, self.team = seed, team
+        self.seed, self.team, self.say = seed, team, say
         self.sampling = SamplingParams(rollout.temperature, rollout.top_p, rollout.top_k, rollout.max_new_tokens)
         self.sampler = PromptSampler(len(examples), seed)
 
@@ -161,7 +161,7 @@ class Rollouts:
                                               & 0x7FFFFFFF)
             with timer("verify"):
                 scores = score(groups, [e.answer for e in picked], self.judge, self.reward,
-                               max_new_tokens=self.sampling.max_new_tokens)
+                               max_new_tokens=self.sampling.max_new_tokens, say=self.say)
             rewards = torch.tensor([[s["reward"] for s in group] for group in scores])  # (B, G)
             informative = R.informative_groups(rewards)
             infra = torch.isnan(rewards).any(dim=1)

@@ -100,9 +100,9 @@ def run_sft(model, tokenizer, train, heldout, cfg: SFTConfig, run_dir: Path, *, 
     if not sequences:
         raise ValueError(f"no training example fits sft.max_length={cfg.max_length} ({too_long} too long)")
     stream = batches(sequences, cfg.batch_size, random.Random(seed))
-    policy = Policy(model, cfg, stage=stage, section=section, keep_adapters=False)
     log = RunLog(run_dir, stage, total=cfg.steps, every=cfg.log_every,
                  show={"loss": ("loss/sft", ".3f"), "tok_s": ("perf/train_tokens_per_s", ".0f")})
+    policy = Policy(model, cfg, stage=stage, section=section, keep_adapters=False, say=log.say)
     evaluator = Evaluator(model, tokenizer, heldout, EvalPlan.sft(cfg), judge, log=log, every=cfg.eval_every,
                           total=cfg.steps, n_samples=8)
     ckpt = Checkpointer(run_dir / "checkpoints" / stage, tokenizer, every=cfg.save_every, total=cfg.steps,
