@@ -23,6 +23,7 @@ from grpo.config import RolloutConfig
 from grpo.data.jsonl import read_jsonl
 from grpo.data.prompts import THINK_PREFIX
 from grpo.data.suites import SUITES, Suite, data_dir, load_rows
+from grpo.hub import NotFound
 from grpo.model import load
 from grpo.rollout import EngineError, EngineUnavailable, SamplingParams, make_engine
 from verifiers.route import judge
@@ -164,7 +165,7 @@ def _save(fig, out: Path, name: str) -> str:
 
 def generate(suite: Suite, rows: list[dict], args) -> dict[str, list[dict]]:
     """Samples from a model through the rollout engine (`--engine`, vLLM when it imports)."""
-    model, tokenizer = load(args.model)
+    model, tokenizer = load(args.model, revision=args.revision, key="--model")
     prompts = []
     for r in rows:
         text = suite.prompt_of(r)
@@ -215,7 +216,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Evaluate a model, or precomputed completions, on suites.")
     parser.add_argument("--suite", help=f"comma-separated: {', '.join(SUITES)} (with --run-dir: heldout)")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model", help="a local model directory (or hub name)")
+    source.add_argument("--model", help="a local model directory or a hub id (ORG/NAME)")
+    parser.add_argument("--revision", default="", help="with a hub id: branch, tag or commit (default main)")
     source.add_argument("--run-dir", help="a training run: its own held-out set, evaluated as training did")
     parser.add_argument("--checkpoint", default="final", help="with --run-dir: final or checkpoints/grpo/step_N")
     source.add_argument("--completions", help="jsonl of {id, completion}: grade these instead of generating")
@@ -295,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         suite_args.think_prefix = preset["think_prefix"] if args.think_prefix is None else args.think_prefix
         try:
             _evaluate_suite(name, suite_args)
-        except (Refused, EngineUnavailable) as e:
+        except (Refused, EngineUnavailable, NotFound) as e:
             print(f"evals.run: {e}", file=sys.stderr)
             return 2
         except EngineError as e:

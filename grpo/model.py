@@ -12,11 +12,12 @@ load them like any hub model.
 from __future__ import annotations
 
 import types
-from pathlib import Path
 
 import torch
 from tokenizers import pre_tokenizers
 from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen2Config, Qwen2ForCausalLM, Qwen2Tokenizer
+
+from grpo.hub import NotFound, model_dir
 
 THINK, END_THINK = "<think>", "</think>"
 IM_START, IM_END, EOT, PAD = "<|im_start|>", "<|im_end|>", "<|endoftext|>", "<pad>"
@@ -77,16 +78,15 @@ def device_of(model) -> torch.device:
     return next(model.parameters()).device
 
 
-def load(path: str, dtype: str = "float32"):
-    """(model, tokenizer) from a local directory or hub name; a clear error when neither exists."""
-    local = Path(path)
-    if not local.exists() and (path.startswith((".", "/", "~")) or local.suffix):
-        raise FileNotFoundError(f"model.path {path!r}: no such directory")
+def load(path: str, dtype: str = "float32", revision: str = "", *, key: str = "model.path"):
+    """(model, tokenizer) from a local directory or a hub id (at `revision`; grpo/hub.py resolves it, through the
+    Hugging Face cache); an error naming `key`, the id and the case when it cannot be found or loaded."""
+    directory = model_dir(path, revision, key=key)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
-    except OSError as e:
-        raise FileNotFoundError(f"model.path {path!r} could not be loaded: {e}") from e
+        tokenizer = AutoTokenizer.from_pretrained(directory)
+        model = AutoModelForCausalLM.from_pretrained(directory, dtype=getattr(torch, dtype))
+    except (OSError, ValueError) as e:
+        raise NotFound(f"{key} {path!r} ({directory}) could not be loaded: {e}") from e
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model.to(run_device()), tokenizer

@@ -75,7 +75,7 @@ def prepare(config: Config, start_from: Path | None = None):
     if start_from is not None:
         return load(str(start_from), config.model.dtype)
     if config.model.path:
-        return load(config.model.path, config.model.dtype)
+        return load(config.model.path, config.model.dtype, config.model.revision)
     tokenizer = build_tokenizer()
     model = build_model(config.model.preset, tokenizer, max_position_embeddings=config.model.max_position_embeddings,
                         seed=config.run.seed)

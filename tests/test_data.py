@@ -7,6 +7,7 @@ import pytest
 
 from grpo.config import DataConfig, PromptConfig, TaskConfig
 from grpo.data.jsonl import DataError
+from grpo.hub import NotFound
 from grpo.data.prompts import R1_INSTRUCTION, render_prompt, to_examples
 from grpo.data.records import load_records
 from grpo.model import build_tokenizer
@@ -74,7 +75,10 @@ def test_parquet_files_load_through_datasets(tmp_path):
 
 
 def test_hub_datasets_fail_clearly_offline():
-    with pytest.raises(DataError, match="could not load the hub dataset"):
+    """No network here: the message names the key, the id and that the hub could not be reached nor the cache help
+    (tests/test_hub.py checks the other cases through a real cache)."""
+    with pytest.raises(NotFound, match=r"data\.path 'no-such-org/no-such-dataset-xyz': the Hugging Face hub .* could "
+                                       r"not be reached and it is not in the cache"):
         load_records(DataConfig(source="hub", path="no-such-org/no-such-dataset-xyz"), TASK, split="train", seed=0)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from engines import vllm_available
 
 from grpo.learner.update import Sample, share, update
 from grpo.model import build_model, build_tokenizer, load
@@ -256,3 +257,41 @@ def test_data_parallel_rollouts_refuse_what_they_cannot_split(monkeypatch):
     config = load_config(DEFAULT_RECIPE, ["run.stages=[grpo]", "rollout.data_parallel=true"])
     with pytest.raises(ConfigError, match="not under FSDP"):
         launch(config)
+
+
+VLLM = pytest.mark.skipif(not vllm_available(), reason="vllm does not import here")
+
+
+@VLLM
+def test_the_readme_command_runs_with_the_default_engine(tmp_path, base):
+    """README: `accelerate launch --config_file configs/accelerate/ddp.yaml --num_processes 2 -m grpo.train --config
+    configs/tiny.yaml run.stages=[grpo] model.path=runs/tiny/final`, with the default engine (vLLM on the main
+    process), cut to 2 steps; then with rollout.data_parallel (an engine per process). vLLM used to build its groups on
+    the trainer's process group and wait forever for the other process; it now runs in a worker process of its own.
+    The engine samples with the learner's weights after each sync (logprob gap)."""
+    short = ["grpo.steps=2", "grpo.warmup_steps=0", "grpo.eval_size=8", "grpo.save_every=0"]
+    for name, extra in (("main", []), ("data_parallel", ["rollout.data_parallel=true"])):
+        _launch("ddp", "--config", "configs/tiny.yaml", "run.stages=[grpo]", f"model.path={base}",
+                f"run.dir={tmp_path / name}", *short, *extra)
+        rows = [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+        steps = [r for r in rows if "reward/mean" in r]
+        assert [r["step"] for r in steps] == [1, 2], name
+        assert all(r["rollout/logprob_gap"] < 1e-3 for r in steps), (name, [r["rollout/logprob_gap"] for r in steps])
+        assert json.loads((tmp_path / name / "summary.json").read_text())["stages"]["grpo"]["steps"] == 2
+
+
+@VLLM
+def test_a_vllm_start_that_waits_forever_is_ended_by_its_deadline():
+    """The old failure, forced: vLLM started inside the trainer's process (not in a worker process of its own) while
+    the other process never joins its groups. The start deadline ends it, naming where it waits."""
+    import time
+
+    start = time.monotonic()
+    done = subprocess.run([*LAUNCH, "--config_file", str(ROOT / "configs" / "accelerate" / "ddp.yaml"),
+                           "--num_processes", "2", "--main_process_port", str(_free_port()),
+                           str(Path(__file__).with_name("vllm_stuck_start.py")), "15"],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    out = done.stdout + done.stderr
+    assert "REFUSED" in out and "vLLM did not start within 15 s (rollout.vllm_start_timeout_s)" in out, out[-3000:]
+    assert "torch.distributed collective" in out and "vLLM's" in out, out[-3000:]
+    assert time.monotonic() - start < 200

@@ -44,7 +44,10 @@ class ModelConfig:
     preset: str = "tiny"
     """a model built from scratch (micro ~0.30M, tiny ~1.4M, small ~19M parameters) when `path` is empty"""
     path: str = ""
-    """a local directory or hub name of a causal LM (its tokenizer comes from the same place)"""
+    """a local directory or a hub id of a causal LM (ORG/NAME, e.g. Qwen/Qwen2.5-Math-1.5B; its tokenizer comes from
+    the same place), resolved through the Hugging Face cache (HF_HOME, HF_HUB_OFFLINE): grpo/hub.py"""
+    revision: str = ""
+    """hub id only: the branch, tag or commit to load (empty: main)"""
     dtype: str = "float32"
     """float32 or bfloat16 for the learner's weights"""
     mixed_precision: str = "no"
@@ -83,7 +86,9 @@ class DataConfig:
     source: str = "arithmetic"
     """arithmetic or programs (built-in generators: grpo/data/tasks.py), jsonl, parquet, or hub (a datasets name)"""
     path: str = ""
-    """file path, or the hub dataset name"""
+    """file path, or the hub dataset id (ORG/NAME), loaded by `datasets` (its cache; offline, the hub cache's files)"""
+    revision: str = ""
+    """hub dataset only: the branch, tag or commit (empty: main)"""
     subset: str = ""
     """hub dataset configuration name"""
     split: str = "train"
@@ -189,6 +194,8 @@ class RolloutConfig:
     """vLLM on GPU: release the engine's weights and KV cache between rollouts so the learner has the device"""
     vllm_enforce_eager: bool = True
     """vLLM: no torch.compile or CUDA graphs (starts in seconds; turn off for long GPU runs)"""
+    vllm_start_timeout_s: float = 600.0
+    """vLLM: longest wait for the engine to start; one still starting then is refused with where it waits"""
     data_parallel: bool = False
     """under `accelerate launch` (DDP): every process runs its own engine and samples its contiguous share of the
     step's prompts; the scored groups are then gathered so every process holds the whole batch. Off: the main
@@ -335,7 +342,9 @@ class DistillConfig:
     student_preset: str = "micro"
     """the student, built from scratch (a preset) when student_path is empty"""
     student_path: str = ""
-    """a local directory or hub name of the student model (its own tokenizer)"""
+    """a local directory or hub id of the student model (its own tokenizer)"""
+    student_revision: str = ""
+    """hub id only: the student's branch, tag or commit (empty: main)"""
     kd_coef: float = 0.0
     """share of the forward KL to the teacher's token distribution in the loss, 0..1 (logit distillation; 0: plain
     SFT). Needs the teacher's and the student's tokenizers to be the same"""

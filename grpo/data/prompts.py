@@ -31,13 +31,15 @@ def with_think_prefix(completion: str, think_prefix: bool) -> str:
 
 
 def render_prompt(problem: str, tokenizer, cfg: PromptConfig) -> str:
-    """The text the model is given: plain, the chat template, or the chat template with the R1 instruction."""
+    """The text the model is given: plain, the chat template, or the chat template with the R1 instruction (in the
+    user's turn, as DeepSeek-R1 recommends, unless the template already says it: Qwen2.5-Math's default system
+    prompt is that instruction, and it is not repeated)."""
     if cfg.template == "plain":
         prompt = problem.rstrip() + "\n"
     else:
-        content = problem if cfg.template == "chat" else f"{problem.rstrip()}\n{R1_INSTRUCTION}"
-        prompt = tokenizer.apply_chat_template([{"role": "user", "content": content}], tokenize=False,
-                                               add_generation_prompt=True)
+        prompt = _chat(tokenizer, problem)
+        if cfg.template == "r1" and R1_INSTRUCTION not in prompt:
+            prompt = _chat(tokenizer, f"{problem.rstrip()}\n{R1_INSTRUCTION}")
         if opens_think(prompt):  # the template opened the block itself (R1-distill, Qwen3 templates)
             if not cfg.think_prefix:
                 raise DataError("prompt.think_prefix is false but the tokenizer's chat template already opens "
@@ -47,6 +49,33 @@ def render_prompt(problem: str, tokenizer, cfg: PromptConfig) -> str:
     return prompt + (THINK_PREFIX if cfg.think_prefix else "")
 
 
+def _chat(tokenizer, content: str) -> str:
+    return tokenizer.apply_chat_template([{"role": "user", "content": content}], tokenize=False,
+                                         add_generation_prompt=True)
+
+
+_MARK = "\x00the reply\x00"
+
+
+def end_of_turn(tokenizer) -> str | None:
+    """The token the tokenizer's chat template closes an assistant's turn with (Qwen's `<|im_end|>`, DeepSeek-R1's
+    end-of-sentence), found by rendering one; None without a chat template or when the turn ends in plain text. Base
+    models often have another EOS (Qwen2.5-Math: `<|endoftext|>`), so a chat-formatted reply must end, and sampling
+    stop, at this one too."""
+    if not getattr(tokenizer, "chat_template", None):
+        return None
+    text = tokenizer.apply_chat_template([{"role": "user", "content": "?"}, {"role": "assistant", "content": _MARK}],
+                                         tokenize=False)
+    after = text.split(_MARK, 1)[1] if _MARK in text else ""
+    added = [t.content for t in tokenizer.added_tokens_decoder.values()]
+    return max((t for t in added if t and after.startswith(t)), key=len, default=None)
+
+
+def turn_end(tokenizer, cfg: PromptConfig) -> str:
+    """What an SFT target ends with: the chat template's end of turn when prompts use the template, else the EOS."""
+    return (end_of_turn(tokenizer) if cfg.template != "plain" else None) or tokenizer.eos_token
+
+
 def opens_think(prompt: str) -> bool:
     """Does the rendered prompt end inside an opened think block?"""
     return prompt.rstrip().endswith("<think>")
@@ -54,14 +83,14 @@ def opens_think(prompt: str) -> bool:
 
 def to_examples(records: list[dict], tokenizer, cfg: PromptConfig) -> list[Example]:
     """Records -> examples; the SFT target continues the prompt (so a think prefix is not repeated) and ends
-    with the end-of-turn token."""
-    examples = []
+    with the end of the turn (`turn_end`)."""
+    examples, end = [], turn_end(tokenizer, cfg)
     for r in records:
         completion = None
         if r.get("solution"):
             completion = r["solution"]
             if cfg.think_prefix and completion.startswith(THINK_PREFIX):
                 completion = completion[len(THINK_PREFIX):]
-            completion += tokenizer.eos_token
+            completion += end
         examples.append(Example(render_prompt(r["problem"], tokenizer, cfg), r["answer"], completion, r["problem"]))
     return examples

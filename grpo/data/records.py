@@ -13,6 +13,7 @@ from pathlib import Path
 from grpo.config import BUILT_IN, DataConfig, TaskConfig
 from grpo.data import tasks
 from grpo.data.jsonl import DataError, read_jsonl
+from grpo.hub import NotFound, snapshot
 from verifiers.extract import boxed_contents
 
 
@@ -52,12 +53,12 @@ def _record(row, cfg: DataConfig, where: str) -> dict:
     return {"problem": str(row[cfg.prompt_field]), "answer": _answer(row, cfg, where), "solution": solution}
 
 
-def _rows(cfg: DataConfig):
-    """(where, row) pairs from the configured source."""
+def _rows(cfg: DataConfig, section: str):
+    """(where, row) pairs from the configured source (`section`: data or heldout, for messages)."""
     if cfg.source == "jsonl":
         path = Path(cfg.path)
         if not path.exists():
-            raise DataError(f"{path}: no such file (data.path)")
+            raise DataError(f"{path}: no such file ({section}.path)")
         yield from read_jsonl(path)
         return
     import datasets  # heavy (pyarrow): only the parquet and hub sources load it
@@ -65,20 +66,47 @@ def _rows(cfg: DataConfig):
     try:
         if cfg.source == "parquet":
             if not Path(cfg.path).exists():
-                raise DataError(f"{cfg.path}: no such file (data.path)")
+                raise DataError(f"{cfg.path}: no such file ({section}.path)")
             table = datasets.load_dataset("parquet", data_files=cfg.path, split="train")
         else:
-            table = datasets.load_dataset(cfg.path, cfg.subset or None, split=cfg.split)
-    except DataError:
+            table = _hub_table(cfg, section)
+    except (DataError, NotFound):
         raise
     except Exception as e:
-        raise DataError(f"{cfg.path}: could not load the {cfg.source} dataset: {e}") from e
+        raise DataError(f"{cfg.path}: could not load the {cfg.source} dataset ({section}.path): {e}") from e
     for number, row in enumerate(table, start=1):
         yield f"{cfg.path} row {number}", row
 
 
-def load_records(cfg: DataConfig, task: TaskConfig, *, split: str, seed: int) -> tuple[list[dict], dict]:
-    """Records and a report {"rows", "kept", "left_out"} for one split of the configured data."""
+def _hub_table(cfg: DataConfig, section: str):
+    """A hub dataset's split through `datasets` (online, or from its own cache of an earlier load); when the hub
+    cannot be reached, from the repository's files in the Hugging Face cache (as `hf download --repo-type dataset`
+    leaves them), or a NotFound naming the case."""
+    import datasets  # heavy (pyarrow): only the hub source loads it
+
+    try:
+        return datasets.load_dataset(cfg.path, cfg.subset or None, split=cfg.split, revision=cfg.revision or None)
+    except Exception as e:  # noqa: BLE001 -- only a hub that cannot be reached falls back; the rest is re-raised
+        if not _unreachable(e):
+            raise
+    directory = snapshot(cfg.path, cfg.revision, repo_type="dataset", key=f"{section}.path")
+    return datasets.load_dataset(str(directory), cfg.subset or None, split=cfg.split)
+
+
+def _unreachable(error: BaseException | None) -> bool:
+    """Did `datasets` fail because the hub could not be reached (offline mode, no network)?"""
+    while error is not None:
+        if isinstance(error, ConnectionError) or type(error).__name__ in ("OfflineModeIsEnabled",
+                                                                            "LocalEntryNotFoundError"):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def load_records(cfg: DataConfig, task: TaskConfig, *, split: str, seed: int,
+                 section: str = "data") -> tuple[list[dict], dict]:
+    """Records and a report {"rows", "kept", "left_out"} for one split of the configured data (the config's `section`:
+    data or heldout)."""
     if cfg.source in BUILT_IN:
         n = task.train_size if split == "train" else task.heldout_size
         try:
@@ -91,7 +119,7 @@ def load_records(cfg: DataConfig, task: TaskConfig, *, split: str, seed: int) ->
             raise DataError(f"task.{'train' if split == 'train' else 'heldout'}_size ({n}): {e}") from e
         return records, {"rows": len(records), "kept": len(records), "left_out": 0}
     records, rows = [], 0
-    for where, row in _rows(cfg):
+    for where, row in _rows(cfg, section):
         rows += 1
         if cfg.max_rows and len(records) >= cfg.max_rows:
             continue
@@ -103,5 +131,6 @@ def load_records(cfg: DataConfig, task: TaskConfig, *, split: str, seed: int) ->
 
 def load_heldout(config) -> list[dict]:
     """The held-out records of a run's `Config`: its `heldout` data when set, else the held-out split of `data`."""
-    heldout_cfg = config.heldout if config.heldout.source else config.data
-    return load_records(heldout_cfg, config.task, split="heldout", seed=config.run.seed)[0]
+    section = "heldout" if config.heldout.source else "data"
+    return load_records(getattr(config, section), config.task, split="heldout", seed=config.run.seed,
+                        section=section)[0]

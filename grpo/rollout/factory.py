@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 from grpo.config import RolloutConfig
 from grpo.rollout.client import ServerEngine
 from grpo.rollout.hf import HFEngine
@@ -26,7 +28,9 @@ def make_engine(rollout: RolloutConfig, model, tokenizer) -> RolloutEngine:
         dtype=dtype, max_model_len=rollout.max_model_len or model.config.max_position_embeddings,
         cpu_kv_cache_gib=rollout.vllm_cpu_kv_cache_gib, gpu_memory_utilization=rollout.vllm_gpu_memory_utilization,
         sleep=rollout.vllm_sleep, enforce_eager=rollout.vllm_enforce_eager,
-        tensor_parallel_size=rollout.vllm_tensor_parallel_size)
+        tensor_parallel_size=rollout.vllm_tensor_parallel_size,
+        worker_processes=rollout.vllm_tensor_parallel_size > 1 or torch.distributed.is_initialized(),
+        start_timeout_s=rollout.vllm_start_timeout_s)
     return vllm_engine.acquire(model, tokenizer, settings)
 
 

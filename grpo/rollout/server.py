@@ -49,6 +49,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
+from grpo.hub import NotFound, model_dir
 from grpo.rollout.client import address_facing, gloo_pair
 from grpo.rollout.types import EngineError, EngineUnavailable, SamplingParams, context_overflow
 
@@ -303,7 +304,8 @@ def spawn(model_dir, *options: str, wait_s: float = 300):
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m grpo.serve", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, help="Hugging Face model directory to start from")
+    parser.add_argument("--model", required=True, help="a model directory or hub id (ORG/NAME) to start from")
+    parser.add_argument("--revision", default="", help="hub id only: branch, tag or commit (default main)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--dtype", default="float32")
@@ -317,13 +319,17 @@ def main(argv: list[str] | None = None) -> None:
 
     from grpo.rollout import vllm_engine  # imports vllm: after the arguments are read (--help needs none)
 
+    try:
+        args.model = str(model_dir(args.model, args.revision, key="--model"))
+    except NotFound as e:
+        parser.error(str(e))
     if not (Path(args.model) / "config.json").is_file():
         parser.error(f"--model {args.model}: no config.json there (a Hugging Face model directory is needed)")
     max_len = args.max_model_len or AutoConfig.from_pretrained(args.model).max_position_embeddings
     settings = vllm_engine.EngineSettings(
         dtype=args.dtype, max_model_len=max_len, cpu_kv_cache_gib=args.cpu_kv_cache_gib,
         gpu_memory_utilization=args.gpu_memory_utilization, enforce_eager=not args.no_enforce_eager,
-        tensor_parallel_size=args.tensor_parallel_size)
+        tensor_parallel_size=args.tensor_parallel_size, worker_processes=args.tensor_parallel_size > 1)
     try:  # listen first: a taken port is reported before vLLM spends its start-up time
         httpd = ThreadingHTTPServer((args.host, args.port), BaseHTTPRequestHandler)
     except OSError as e:

@@ -18,6 +18,8 @@ from typing import Iterable, Protocol
 
 import torch
 
+from grpo.data.prompts import end_of_turn
+
 
 class EngineError(RuntimeError):
     """A rollout engine failed or refused (a server that does not answer, a prompt beyond the context, a sync that
@@ -61,8 +63,12 @@ class RolloutEngine(Protocol):
 
 
 def stop_token_ids(model, tokenizer) -> set[int]:
-    """End-of-turn tokens: the tokenizer's EOS and every EOS id in the model's generation config."""
+    """End-of-turn tokens: the tokenizer's EOS, every EOS id in the model's generation config, and the token the chat
+    template ends a turn with (a base model's EOS is often another one: Qwen2.5-Math's <|endoftext|> vs <|im_end|>)."""
     ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
+    turn = end_of_turn(tokenizer)
+    if turn is not None:
+        ids.add(tokenizer.convert_tokens_to_ids(turn))
     configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
     if isinstance(configured, int):
         ids.add(configured)

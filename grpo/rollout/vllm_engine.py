@@ -37,7 +37,10 @@ import json
 import logging
 import os
 import random
+import sys
 import tempfile
+import threading
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -80,6 +83,11 @@ class EngineSettings:
     sleep: bool = False  # GPU only: release the engine's memory between rollouts
     enforce_eager: bool = True  # no torch.compile / CUDA graphs: starts in seconds; off for long GPU runs
     tensor_parallel_size: int = 1  # > 1: the model split over that many worker processes (devices / CPU cores)
+    # the model in vLLM's own worker process(es), not in this one: needed for tensor parallel, and in a process whose
+    # torch.distributed is already set up (`accelerate launch`), where vLLM would build its groups on the trainer's
+    # process group and wait forever for the other processes to join them
+    worker_processes: bool = False
+    start_timeout_s: float = 600.0  # a start that has not returned by then is refused, naming where it waits
 
 
 def available() -> bool:
@@ -117,18 +125,65 @@ def _start(model_dir: str, settings: EngineSettings) -> "LLM":
 
     states = (random.getstate(), np.random.get_state(), torch.get_rng_state())
     try:
-        return _llm(model_dir, settings)
+        return _within(settings.start_timeout_s, lambda: _llm(model_dir, settings))
     finally:
         random.setstate(states[0])
         np.random.set_state(states[1])
         torch.set_rng_state(states[2])
 
 
+def _within(seconds: float, start):
+    """`start()`, run on a thread of its own: its result, or EngineUnavailable naming where it waits when it has not
+    returned within `seconds` (a start stuck inside a collective of another process group never returns at all)."""
+    box: dict = {}
+
+    def run():
+        try:
+            box["result"] = start()
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+            box["error"] = e
+
+    thread = threading.Thread(target=run, name="vllm-start", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise EngineUnavailable(f"vLLM did not start within {seconds:g} s (rollout.vllm_start_timeout_s): "
+                                f"{_waiting_in(thread)}")
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+def _waiting_in(thread: threading.Thread) -> str:
+    """Where a thread is stuck: its innermost frame, and the innermost vLLM frame that led there."""
+    frame = sys._current_frames().get(thread.ident)
+    if frame is None:
+        return "its start thread ended without a result"
+    stack = traceback.extract_stack(frame)
+    inner, ours = stack[-1], [f for f in stack if f"{os.sep}vllm{os.sep}" in f.filename]
+    where = f"it waits in {inner.name} ({_short(inner.filename)}:{inner.lineno})"
+    if ours and ours[-1] is not inner:
+        where += f", called from vLLM's {ours[-1].name} ({_short(ours[-1].filename)}:{ours[-1].lineno})"
+    if f"{os.sep}distributed{os.sep}" in inner.filename:
+        where += ("; that is a torch.distributed collective, which waits for every process of its group: another "
+                  "process never joined it")
+    return where
+
+
+def _short(filename: str) -> str:
+    """A file path from its package on (vllm/..., torch/...)."""
+    parts = Path(filename).parts
+    for i, part in enumerate(parts):
+        if part in ("vllm", "torch", "grpo"):
+            return "/".join(parts[i:])
+    return filename
+
+
 def _llm(model_dir: str, settings: EngineSettings) -> "LLM":
     memory = ({"gpu_memory_utilization": settings.gpu_memory_utilization, "enable_sleep_mode": settings.sleep}
               if on_gpu() else {"kv_cache_memory_bytes": int(settings.cpu_kv_cache_gib * 2**30)})
     parallel, binding = {}, None
-    if settings.tensor_parallel_size > 1:  # worker processes; the weight sync goes through vllm_worker.py
+    if settings.worker_processes:  # the weight sync goes through vllm_worker.py
         parallel = {"tensor_parallel_size": settings.tensor_parallel_size, "distributed_executor_backend": "mp",
                     "worker_extension_cls": "grpo.rollout.vllm_worker.WeightSync"}
         if not on_gpu() and not os.environ.get(BIND):
@@ -169,9 +224,9 @@ class _DerivedBufferWarning(logging.Filter):
 logging.getLogger("vllm.model_executor.model_loader.reload.layerwise").addFilter(_DerivedBufferWarning())
 
 
-def _reload_weights(llm, named_tensors: Iterable[tuple[str, torch.Tensor]], *, workers: int = 1) -> None:
+def _reload_weights(llm, named_tensors: Iterable[tuple[str, torch.Tensor]], *, workers: bool = False) -> None:
     _needs(llm, "collective_rpc", "weight sync")
-    if workers > 1:  # to every worker process: names and tensors as two lists (vllm_worker.py), on the CPU
+    if workers:  # to every worker process: names and tensors as two lists (vllm_worker.py), on the CPU
         # (vLLM's message queue passes CPU tensors as buffers; a CUDA one would be pickled and rebuilt on one GPU)
         names, tensors = zip(*((k, v.detach().to("cpu")) for k, v in named_tensors))
         llm.collective_rpc("grpo_reload_weights", args=(list(names), list(tensors)))
@@ -270,8 +325,7 @@ class VLLMEngine:
     def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
         if self.asleep:
             _wake(self.llm, ["weights"])
-        _reload_weights(self.llm, with_tied_head(named_tensors, self.tied),
-                        workers=self.settings.tensor_parallel_size)
+        _reload_weights(self.llm, with_tied_head(named_tensors, self.tied), workers=self.settings.worker_processes)
         self._wake_all()
 
     def _wake_all(self) -> None:

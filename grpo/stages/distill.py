@@ -22,7 +22,7 @@ from safetensors.torch import load_file
 
 from grpo.config import DistillConfig, ModelConfig, PromptConfig
 from grpo.data.jsonl import DataError
-from grpo.data.prompts import Example, render_prompt, to_examples
+from grpo.data.prompts import Example, render_prompt, to_examples, turn_end
 from grpo.learner.supervised import Distillation
 from grpo.model import build_model, load, mixed_precision, parameter_count
 from grpo.runs.checkpoint import latest_checkpoint
@@ -36,7 +36,7 @@ DISTILL = Path("distill")  # under the run dir
 def make_student(cfg: DistillConfig, model_cfg: ModelConfig, teacher_tokenizer, seed: int):
     """(student, its tokenizer): loaded from `student_path`, or a preset built for the teacher's tokenizer."""
     if cfg.student_path:
-        student, tokenizer = load(cfg.student_path, model_cfg.dtype)
+        student, tokenizer = load(cfg.student_path, model_cfg.dtype, cfg.student_revision, key="distill.student_path")
         return mixed_precision(student, model_cfg.mixed_precision), tokenizer
     student = build_model(cfg.student_preset, teacher_tokenizer,
                           max_position_embeddings=model_cfg.max_position_embeddings, seed=seed)
@@ -44,12 +44,14 @@ def make_student(cfg: DistillConfig, model_cfg: ModelConfig, teacher_tokenizer, 
 
 
 def trace_examples(traces: list[dict], tokenizer, prompt: PromptConfig) -> list[Example]:
-    """Kept traces -> SFT examples for the student: its own prompt rendering, the teacher's completion, its EOS."""
+    """Kept traces -> SFT examples for the student: its own prompt rendering, the teacher's completion, the end of
+    its turn."""
     if not traces:
         raise DataError("filter/traces.jsonl: no trace survived the filter; nothing to distill (see "
                         "filter/report.json for why)")
-    return [Example(render_prompt(t["problem"], tokenizer, prompt), t["answer"], t["completion"] + tokenizer.eos_token,
-                    t["problem"]) for t in traces]
+    end = turn_end(tokenizer, prompt)
+    return [Example(render_prompt(t["problem"], tokenizer, prompt), t["answer"], t["completion"] + end, t["problem"])
+            for t in traces]
 
 
 def same_tokenizer(a, b) -> bool:

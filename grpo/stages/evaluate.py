@@ -23,7 +23,7 @@ from grpo.config import Config, SFTConfig
 from grpo.data.prompts import to_examples
 from grpo.model import device_of
 from grpo.rollout.factory import make_engine
-from grpo.rollout.types import SamplingParams
+from grpo.rollout.types import SamplingParams, stop_token_ids
 from grpo.stages.judge import Judge
 
 
@@ -46,6 +46,7 @@ GREEDY = EvalProtocol()
 def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int, batch_size: int = 64) -> list[str]:
     """Greedy completions (decoded, special tokens but <think> tags removed), in prompt order."""
     model.eval()
+    stops = sorted(stop_token_ids(model, tokenizer))  # the rollout engines' end-of-turn tokens
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"
     out: list[str] = []
@@ -53,8 +54,8 @@ def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int, batch
         for start in range(0, len(prompts), batch_size):
             batch = tokenizer(prompts[start : start + batch_size], return_tensors="pt", padding=True,
                               add_special_tokens=False).to(device_of(model))
-            tokens = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
-                                    eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+            tokens = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=stops,
+                                    pad_token_id=tokenizer.pad_token_id)
             new = tokens[:, batch["input_ids"].shape[1]:]  # (B, T_new)
             out.extend(tokenizer.batch_decode(new, skip_special_tokens=True))
     finally:
