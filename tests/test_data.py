@@ -7,9 +7,9 @@ import pytest
 
 from grpo.config import DataConfig, PromptConfig, TaskConfig
 from grpo.data.jsonl import DataError
-from grpo.hub import NotFound
 from grpo.data.prompts import R1_INSTRUCTION, render_prompt, to_examples
 from grpo.data.records import load_records
+from grpo.hub import NotFound
 from grpo.model import build_tokenizer
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
