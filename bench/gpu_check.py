@@ -80,7 +80,9 @@ def checks(out: Path, quick: bool) -> list[dict]:
     start, sft = time.monotonic(), out / "sft"
     ok, tail = _train(sft, "run.stages=[sft]", f"sft.steps={sft_steps}", "sft.eval_every=0", "sft.eval_size=16",
                       "task.train_size=2000", "task.heldout_size=16")
-    record("sft", ok, start, tail if not ok else f"{'cuda' if gpus else 'cpu'}", _per_step(_steps(sft, "sft")))
+    seconds = json.loads((sft / "summary.json").read_text())["stages"]["sft"]["seconds"] if ok else None
+    record("sft", ok, start, tail if not ok else f"on {'cuda' if gpus else 'cpu'}",
+           round(seconds / int(sft_steps), 3) if ok else None)
     base = sft / "final"
     if not ok:
         return results
@@ -99,7 +101,7 @@ def checks(out: Path, quick: bool) -> list[dict]:
         ok, tail = _train(run, "run.stages=[grpo]", f"model.path={base}", *small, *extra)
         rows = _steps(run, "grpo")
         gap = max((r.get("rollout/logprob_gap", 0.0) for r in rows), default=0.0)
-        skipped = sum(r.get("optim/skipped_nonfinite", 0) for r in rows)
+        skipped = int(sum(r.get("optim/skipped_nonfinite", 0) for r in rows))
         good = ok and len(rows) == int(grpo_steps) and skipped == 0 and (
             gap < (0.05 if "bf16" in name else 1e-3) or "vLLM" not in name)
         record(name, good, start, tail if not ok else f"logprob gap {gap:.1e}, non-finite steps {skipped}",

@@ -40,7 +40,6 @@ import random
 import sys
 import tempfile
 import threading
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -159,15 +158,23 @@ def _waiting_in(thread: threading.Thread) -> str:
     frame = sys._current_frames().get(thread.ident)
     if frame is None:
         return "its start thread ended without a result"
-    stack = traceback.extract_stack(frame)
-    inner, ours = stack[-1], [f for f in stack if f"{os.sep}vllm{os.sep}" in f.filename]
-    where = f"it waits in {inner.name} ({_short(inner.filename)}:{inner.lineno})"
-    if ours and ours[-1] is not inner:
-        where += f", called from vLLM's {ours[-1].name} ({_short(ours[-1].filename)}:{ours[-1].lineno})"
-    if f"{os.sep}distributed{os.sep}" in inner.filename:
+    stack = []
+    while frame is not None:
+        stack.append(frame)
+        frame = frame.f_back
+    inner, ours = stack[0], [f for f in stack if f"{os.sep}vllm{os.sep}" in f.f_code.co_filename]
+    where = f"it waits in {_place(inner)}"
+    if ours and ours[0] is not inner:
+        where += f", called from vLLM's {_place(ours[0])}"
+    if f"{os.sep}distributed{os.sep}" in inner.f_code.co_filename:
         where += ("; that is a torch.distributed collective, which waits for every process of its group: another "
                   "process never joined it")
     return where
+
+
+def _place(frame) -> str:
+    """`Class.function (package/path.py:line)` of a frame."""
+    return f"{frame.f_code.co_qualname} ({_short(frame.f_code.co_filename)}:{frame.f_lineno})"
 
 
 def _short(filename: str) -> str:
@@ -281,6 +288,8 @@ class VLLMEngine:
         self.asleep, self.tied = False, tied
         try:
             self.llm = _start(model_dir, settings)
+        except EngineUnavailable:  # the start deadline's own message
+            raise
         except Exception as e:  # noqa: BLE001 - vLLM raises many kinds; all mean "could not start"
             raise EngineUnavailable(f"vLLM could not start on model {model_dir!r} with {settings}: "
                                     f"{type(e).__name__}: {e}") from e
