@@ -85,3 +85,20 @@ def test_the_final_token_is_trained_on_when_pad_is_the_eos(name):
     for row, (ids, _) in enumerate(sequences):
         assert ids[-1] == end and batch["labels"][row, len(ids) - 1] == end  # in the loss
         assert (batch["labels"][row, len(ids):] == IGNORE).all()  # padding is not
+
+
+RECIPES = {"qwen2.5-math-1.5b_grpo.yaml": ["qwen2.5-math.jinja"], "qwen2.5-math-1.5b_sft.yaml": ["qwen2.5-math.jinja"],
+           "r1-distill-qwen-1.5b_grpo.yaml": ["deepseek-r1-distill-qwen.jinja",
+                                              "deepseek-r1-distill-qwen.first-release.jinja"]}
+
+
+@pytest.mark.parametrize("recipe, template", [(r, t) for r, ts in RECIPES.items() for t in ts])
+def test_every_real_scale_recipe_renders_its_models_prompt(recipe, template):
+    """Each recipe's prompt settings with its model's real template: accepted, the R1 instruction once, the think
+    block opened exactly once (the R1-distill recipe once set think_prefix false, which the current template
+    refuses: it opens <think> itself)."""
+    from grpo.config import load_config
+
+    config = load_config(Path(__file__).resolve().parents[1] / "configs" / recipe)
+    prompt = render_prompt(PROBLEM, family(template), config.prompt)
+    assert prompt.count(R1_INSTRUCTION) == 1 and prompt.count("<think>") == 1 and prompt.endswith("<think>\n")
