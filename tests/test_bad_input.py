@@ -52,7 +52,8 @@ ROWS = {  # row of the README table -> (arguments, message)
         lambda t, b: [f"model.path={_think_model(t, b)}", "prompt.template=chat", "prompt.think_prefix=false",
                       "reward.format_weight=0.5"],
         r"prompt\.think_prefix is false but the tokenizer's chat template already opens <think>"),
-    "missing model path": (lambda t, b: [f"model.path={t / 'no-such-model'}"], r"no-such-model.*no such local directory"),
+    "missing model path": (lambda t, b: [f"model.path={t / 'no-such-model'}"],
+                           r"no-such-model.*no such local directory"),
 }
 
 
