@@ -243,4 +243,4 @@ def test_paired_comparison_counts_each_problem_once(tmp_path, base, capsys):
     assert other["both"] + other["only_a"] == round(other["accuracy_a"] * 6)
     assert other["both"] + other["only_b"] == round(other["accuracy_b"] * 6)
     assert paired(["--config", recipe, str(base), str(tmp_path / "nope"), "--size", "6"]) == 2
-    assert "no such directory" in capsys.readouterr().err
+    assert "no such local directory" in capsys.readouterr().err

@@ -57,7 +57,7 @@ def test_saved_model_and_tokenizer_load_with_transformers_alone(tokenizer, tmp_p
 def test_unknown_preset_and_missing_path_are_clear_errors(tokenizer, tmp_path):
     with pytest.raises(ValueError, match="unknown model preset 'huge'"):
         build_model("huge", tokenizer)
-    with pytest.raises(FileNotFoundError, match="no such directory"):
+    with pytest.raises(FileNotFoundError, match="no such local directory"):
         load(str(tmp_path / "no-model"))
 
 

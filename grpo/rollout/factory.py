@@ -29,7 +29,7 @@ def make_engine(rollout: RolloutConfig, model, tokenizer) -> RolloutEngine:
         cpu_kv_cache_gib=rollout.vllm_cpu_kv_cache_gib, gpu_memory_utilization=rollout.vllm_gpu_memory_utilization,
         sleep=rollout.vllm_sleep, enforce_eager=rollout.vllm_enforce_eager,
         tensor_parallel_size=rollout.vllm_tensor_parallel_size,
-        worker_processes=rollout.vllm_tensor_parallel_size > 1 or torch.distributed.is_initialized(),
+        worker_processes=rollout.vllm_tensor_parallel_size > 1 or _other_processes(),
         start_timeout_s=rollout.vllm_start_timeout_s)
     return vllm_engine.acquire(model, tokenizer, settings)
 
@@ -41,3 +41,10 @@ def check_engine(rollout: RolloutConfig) -> None:
     from grpo.rollout import vllm_engine  # imports vllm (heavy, and absent without the cpu/gpu extra)
 
     vllm_engine.require()
+
+
+def _other_processes() -> bool:
+    """Is this process one of several in a torch.distributed group (`accelerate launch`)? vLLM started in it would
+    build its groups on that one and wait for the others; it then runs the model in a worker process of its own. (A
+    group of one, such as an in-process vLLM engine's own, does not count.)"""
+    return torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1
