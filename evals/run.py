@@ -34,6 +34,10 @@ PRESETS = {  # DeepSeek-R1's protocol (README "Usage Recommendations"), and gree
 }
 
 
+class Refused(ValueError):
+    """Nothing to evaluate with these arguments (exit code 2 with the message)."""
+
+
 def read_completions(path: Path, ids: set[str]) -> dict[str, list[str]]:
     """id -> completions, in file order; unknown ids and malformed lines are errors naming the line."""
     out: dict[str, list[str]] = defaultdict(list)
@@ -177,7 +181,9 @@ def generate(suite: Suite, rows: list[dict], args) -> dict[str, list[dict]]:
     longest = max(len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts)
     budget = min(args.max_new_tokens, context - longest)
     if budget < 1:
-        raise ValueError(f"suite {suite.name}: a prompt of {longest} tokens fills the model's context ({context})")
+        raise Refused(f"suite {suite.name}: a prompt of {longest} tokens fills the model's context ({context} tokens, "
+                      "its max_position_embeddings): evaluate a model with a longer context (for a preset built "
+                      "here, train it with model.max_position_embeddings=2048 or more)")
     engine = make_engine(RolloutConfig(engine=args.engine, max_model_len=context), model, tokenizer)
     try:
         groups = engine.generate(prompts, args.n, SamplingParams(temperature=args.temperature, top_p=args.top_p,
@@ -206,10 +212,6 @@ def _run_dir(args) -> int:
     print(f"heldout: pass@1 {results['metrics']['pass@1']:.4f} ± {results['metrics']['pass@1_se']:.4f} "
           f"over {results['problems']} problems ({params['source']})")
     return 0
-
-
-class Refused(ValueError):
-    """Nothing to evaluate with these arguments (exit code 2 with the message)."""
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -41,6 +41,7 @@ from grpo.stages.generate import run_filter, run_generate
 from grpo.stages.grpo import run_grpo
 from grpo.stages.judge import Judge
 from grpo.stages.sft import run_sft
+from verifiers import plugins
 
 
 @dataclass
@@ -130,6 +131,19 @@ def preflight(r: Run) -> None:
                       "generate.max_new_tokens / rollout.max_new_tokens")
     if "sft" in todo:
         check_targets(r.model, config.sft.lora, "sft.lora")
+    _check_plugins(config)
+
+
+def _check_plugins(config: Config) -> None:
+    """Every reward plug-in and user verifier imports and takes (completion, row): else a ConfigError naming its key."""
+    targets = [(f"reward.functions[{i}].fn", f.fn) for i, f in enumerate(config.reward.functions)]
+    targets += [(f"{s}.verifier", getattr(config, s).verifier) for s in ("data", "heldout")
+                if getattr(config, s).verifier not in ("math", "code")]
+    for key, target in targets:
+        try:
+            plugins.check(target)
+        except plugins.PluginError as e:
+            raise ConfigError(f"{key}: {e}") from None
 
 
 def run(config: Config, *, resume: bool = False) -> dict:
@@ -145,9 +159,11 @@ def run(config: Config, *, resume: bool = False) -> dict:
     mixed_precision(model, config.model.mixed_precision)
     print(f"model: {config.model.path or config.model.preset} ({parameter_count(model) / 1e6:.2f}M parameters), "
           f"run dir: {run_dir}")
-    train, report = load_records(config.data, config.task, split="train", seed=config.run.seed)
+    train, report = load_records(config.data, config.task, split="train", seed=config.run.seed,
+                                 hold_out=not config.heldout.source)
     heldout = load_heldout(config)
-    print(f"data: {report['kept']} training records ({report['left_out']} left out by data.max_rows), "
+    kept_out = f", {report['held_out']} of its rows held out (data.heldout_percent)" if report["held_out"] else ""
+    print(f"data: {report['kept']} training records ({report['left_out']} left out by data.max_rows{kept_out}), "
           f"{len(heldout)} held-out")
     r = Run(config, model, tokenizer, train, heldout, to_examples(train, tokenizer, config.prompt),
             to_examples(heldout, tokenizer, config.prompt), run_dir, summary, team,

@@ -244,3 +244,18 @@ def test_paired_comparison_counts_each_problem_once(tmp_path, base, capsys):
     assert other["both"] + other["only_b"] == round(other["accuracy_b"] * 6)
     assert paired(["--config", recipe, str(base), str(tmp_path / "nope"), "--size", "6"]) == 2
     assert "no such local directory" in capsys.readouterr().err
+
+
+def test_a_model_whose_context_cannot_hold_the_prompts_is_refused_with_the_way_out(tmp_path, capsys):
+    """`python -m evals.run --suite gsm8k --model <a 512-token tiny model>` used to end in a traceback."""
+    from grpo.model import build_model, build_tokenizer
+
+    if not (data_dir() / "gsm8k_test.jsonl").exists():
+        pytest.skip(f"no benchmark data at {data_dir()}")
+    tokenizer = build_tokenizer()
+    build_model("micro", tokenizer, max_position_embeddings=64).save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    assert run.main(["--suite", "gsm8k", "--model", str(tmp_path / "model"), "--output-dir", str(tmp_path / "o"),
+                     "--limit", "2", "--preset", "greedy", "--engine", "hf"]) == 2
+    err = capsys.readouterr().err
+    assert "fills the model's context (64 tokens" in err and "model.max_position_embeddings=2048" in err

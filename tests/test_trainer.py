@@ -12,7 +12,7 @@ import grpo.runs.checkpoint
 import grpo.stages.rollouts
 from grpo import train
 from grpo.config import ConfigError, GRPOConfig, PromptConfig, RewardConfig, RolloutConfig, load_config
-from grpo.data.prompts import to_examples
+from grpo.data.prompts import Example, to_examples
 from grpo.data.tasks import arithmetic
 from grpo.model import load
 from grpo.rollout import Completion, Group, HFEngine
@@ -116,7 +116,8 @@ def test_a_failing_verifier_gives_logged_zero_rewards(monkeypatch, capsys):
 
     monkeypatch.setattr("verifiers.math.verify_batch", broken)
     groups = [Group("Compute 1 + 1.\n", [1], [Completion([2], "2</think>\\boxed{2}", [-0.1], "stop")])]
-    (scores,) = score(groups, ["2"], Judge(think_prefix=True), RewardConfig(), max_new_tokens=8)
+    (scores,) = score(groups, [Example("Compute 1 + 1.\n", "2", None)], Judge(think_prefix=True), RewardConfig(),
+                      max_new_tokens=8)
     assert scores[0]["reward"] == 0.0 and scores[0]["reason"] == "verifier_error"
     assert "verifier failed" in capsys.readouterr().out
 

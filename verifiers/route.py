@@ -1,32 +1,53 @@
-"""One entry point to the verifiers: the gold answer says which one judges a completion.
+"""One entry point to the verifiers: each completion goes to the one its row calls for.
 
     results = judge(completions, golds, timeout_s=5.0, workers=2)   # [VerifyResult], in order
 
-A gold that is a string is a math answer (`verifiers.math`: extraction and equivalence); a gold that is a dict
-is a code problem (`verifiers.code`: the completion's program runs on the problem's tests in the sandbox).
-A batch may mix both; each kind goes to its own worker pool once.
+`kinds` (one per completion) names the verifier: "math" (`verifiers.math`: extraction and equivalence against the
+gold answer), "code" (`verifiers.code`: the gold is a problem with tests, run in the sandbox) or "module:function"
+(a user's verifier, `verifiers.plugins`: fn(completion, row) -> reward in [0, 1], correct at 1, run in the plug-in
+pool with the same deadline; `rows` are what it receives). Without `kinds` the gold's type decides: a dict is a code
+problem, anything else a math answer. A batch may mix kinds; each goes to its own worker pool once.
 """
 
 from __future__ import annotations
 
+from verifiers import VerifyResult, plugins
 
-def judge(completions: list[str], golds: list, *, timeout_s: float, workers: int, partial: bool = False) -> list:
+
+def judge(completions: list[str], golds: list, *, timeout_s: float, workers: int, partial: bool = False,
+          kinds: list[str] | None = None, rows: list[dict] | None = None) -> list:
     """`partial`: a code completion's reward is the fraction of tests passed (`correct` still needs all)."""
     if len(completions) != len(golds):
         raise ValueError(f"judge got {len(completions)} completions but {len(golds)} golds")
+    kinds = kinds or ["code" if isinstance(g, dict) else "math" for g in golds]
     results: list = [None] * len(completions)
-    code = [i for i, g in enumerate(golds) if isinstance(g, dict)]
-    math = [i for i, g in enumerate(golds) if not isinstance(g, dict)]
-    if math:
-        from verifiers.math import verify_batch  # sympy and math-verify: only when a math answer is judged
+    for kind in dict.fromkeys(kinds):
+        index = [i for i, k in enumerate(kinds) if k == kind]
+        texts, answers = [completions[i] for i in index], [golds[i] for i in index]
+        if kind == "math":
+            from verifiers.math import verify_batch  # sympy and math-verify: only when a math answer is judged
 
-        for i, r in zip(math, verify_batch([completions[i] for i in math], [golds[i] for i in math],
-                                           timeout_s=timeout_s, workers=workers)):
-            results[i] = r
-    if code:
-        from verifiers.code import verify_batch as verify_code  # the sandbox: only when a program is judged
+            verdicts = verify_batch(texts, [str(a) for a in answers], timeout_s=timeout_s, workers=workers)
+        elif kind == "code":
+            from verifiers.code import verify_batch as verify_code  # the sandbox: only when a program is judged
 
-        for i, r in zip(code, verify_code([completions[i] for i in code], [golds[i] for i in code],
-                                          timeout_s=timeout_s, workers=workers, partial=partial)):
-            results[i] = r
+            verdicts = verify_code(texts, answers, timeout_s=timeout_s, workers=workers, partial=partial)
+        else:
+            verdicts = _custom(kind, texts, [rows[i] if rows else {} for i in index], timeout_s, workers)
+        for i, verdict in zip(index, verdicts):
+            results[i] = verdict
     return results
+
+
+def _custom(target: str, completions: list[str], rows: list[dict], timeout_s: float, workers: int) -> list:
+    """A user's verifier: its value is the reward, correct when it is 1; NaN an infrastructure failure."""
+    out = []
+    for v in plugins.run(target, completions, rows, timeout_s=timeout_s, workers=workers):
+        if v.value != v.value:
+            out.append(VerifyResult(reward=float("nan"), correct=False, reason="infra_error"))
+        elif v.reason != "ok":
+            out.append(VerifyResult(reward=0.0, correct=False, reason=v.reason))
+        else:
+            out.append(VerifyResult(reward=v.value, correct=v.value >= 1.0, reason="correct" if v.value >= 1.0
+                                    else "wrong"))
+    return out

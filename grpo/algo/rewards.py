@@ -4,6 +4,7 @@ filter. Pure functions of completions and lengths (the verifier call itself live
 Total reward of a completion (weights from `RewardConfig`):
 
     r = accuracy_weight * accuracy * (format if format_gate else 1)  +  format_weight * format  +  overlong
+        + sum_i weight_i * term_i                                   (reward plug-ins, `reward.functions`)
 
 - accuracy: the verifier's reward (1 correct, 0 otherwise; a verifier timeout or error is 0 and logged by
   reason; an infrastructure failure is NaN and its group is dropped from the step, never learned from).
@@ -44,12 +45,13 @@ def overlong_penalty(length: int, max_new_tokens: int, buffer: int, penalty: flo
 
 def combine(accuracy: list[float], formats: list[float], lengths: list[int], *, accuracy_weight: float,
             format_weight: float, format_gate: bool, max_new_tokens: int, overlong_buffer: int,
-            overlong_factor: float) -> list[float]:
-    """Per-completion total reward (see the module docstring); a NaN accuracy stays NaN."""
+            overlong_factor: float, extra: list[tuple[float, list[float]]] = ()) -> list[float]:
+    """Per-completion total reward (see the module docstring); `extra`: (weight, values) of each plug-in term. A NaN
+    accuracy or term stays NaN (an infrastructure failure: the group is dropped)."""
     out = []
-    for acc, fmt, length in zip(accuracy, formats, lengths, strict=True):
+    for i, (acc, fmt, length) in enumerate(zip(accuracy, formats, lengths, strict=True)):
         gate = fmt if format_gate else 1.0
-        total = accuracy_weight * acc * gate + format_weight * fmt
+        total = accuracy_weight * acc * gate + format_weight * fmt + sum(w * values[i] for w, values in extra)
         out.append(total + overlong_penalty(length, max_new_tokens, overlong_buffer, overlong_factor))
     return out
 

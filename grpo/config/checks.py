@@ -74,6 +74,9 @@ def validate(config: Config, where: str) -> None:
         (d.source in BUILT_IN or d.solution_field or "sft" not in config.run.stages, "data.solution_field",
          "SFT on file data needs the field holding worked solutions"),
         (d.answer_format in ("plain", "gsm8k", "boxed"), "data.answer_format", "must be plain, gsm8k or boxed"),
+        *[(v in ("math", "code") or _target(v), f"{section}.verifier", f"must be math, code or module:function, got "
+           f"{v!r}") for section, v in (("data", d.verifier), ("heldout", config.heldout.verifier))],
+        (0 < d.heldout_percent < 100, "data.heldout_percent", "must be between 0 and 100 (exclusive)"),
         (config.prompt.template in ("plain", "chat", "r1"), "prompt.template", "must be plain, chat or r1"),
         (set(config.task.operators) <= set("+-*") and config.task.operators, "task.operators", "use + - *"),
         (config.task.digits >= 1 and config.task.ops >= 1, "task.digits", "digits and ops must be >= 1"),
@@ -106,6 +109,7 @@ def _grpo_checks(config: Config) -> list:
         (r.max_new_tokens >= 1 and r.batch_size >= 1, "rollout.max_new_tokens", "max_new_tokens and batch_size >= 1"),
         (w.overlong_buffer < r.max_new_tokens, "reward.overlong_buffer",
          f"must be below rollout.max_new_tokens ({r.max_new_tokens})"),
+        *_reward_function_checks(w.functions),
         (w.timeout_s > 0 and w.workers >= 1, "reward.timeout_s", "timeout_s > 0 and workers >= 1"),
         (g.steps >= 1 and g.prompts_per_step >= 1 and g.mu >= 1 and g.micro_batch_size >= 1, "grpo.steps",
          "steps, prompts_per_step, mu, micro_batch_size >= 1"),
@@ -183,3 +187,27 @@ def process_checks(config: Config, world: int, fsdp: bool) -> None:
              "(every process's workers would claim the same cores or devices)"))):
         if refused:
             raise ConfigError(f"rollout.data_parallel with {world} processes: {why}")
+
+
+def _target(text: str) -> bool:
+    """Does `text` look like module:function?"""
+    module, sep, name = text.partition(":")
+    return bool(sep and module and name)
+
+
+# reward/<name> metrics the trainer writes itself; a plug-in's name must not take one
+RESERVED_TERMS = ("mean", "correct_frac", "format_frac", "zero_std_frac", "infra_error_frac", "verifier_timeout_frac")
+
+
+def _reward_function_checks(functions: list) -> list:
+    """The rows of `reward.functions`: each names module:function, a finite weight and its own metric name."""
+    labels = [f.label() for f in functions]
+    rows = []
+    for i, f in enumerate(functions):
+        key = f"reward.functions[{i}]"
+        rows += [(_target(f.fn), f"{key}.fn", f"must be module:function, got {f.fn!r}"),
+                 (f.weight == f.weight and abs(f.weight) != float("inf"), f"{key}.weight", "must be a finite number"),
+                 (labels[i].replace("_", "").isalnum() and labels[i] not in RESERVED_TERMS, f"{key}.name",
+                  f"{labels[i]!r} must be letters, digits and _, and not one of {list(RESERVED_TERMS)}"),
+                 (labels.count(labels[i]) == 1, f"{key}.name", f"{labels[i]!r} names two reward functions")]
+    return rows

@@ -26,6 +26,10 @@ def _check_type(value, kind, key: str, where: str):
         if not isinstance(value, list):
             raise ConfigError(f"{where}: {key} must be a list, got {type(value).__name__} {value!r}")
         return [_check_type(v, item, f"{key}[{i}]", where) for i, v in enumerate(value)]
+    if dataclasses.is_dataclass(kind):  # a list item that is a section of its own (reward.functions)
+        obj = kind()
+        _fill(obj, value, f"{key}.", where)
+        return obj
     if kind is float and isinstance(value, str):  # YAML reads 3e-4 (no dot) as a string
         try:
             value = float(value)

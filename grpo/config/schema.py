@@ -103,6 +103,13 @@ class DataConfig:
     """field with a worked solution used as the SFT target (empty: the built-in tasks' own)"""
     max_rows: int = 0
     """read at most this many rows (0: all)"""
+    verifier: str = "math"
+    """what judges a row's completions: math (against answer_field), code (the row is a LiveCodeBench / HumanEval /
+    MBPP problem with its tests, run in the sandbox) or module:function (fn(completion, row) -> reward in [0, 1],
+    correct at 1); a row's own `verifier` field overrides it. Built-in tasks set their own"""
+    heldout_percent: int = 10
+    """file and hub data without a heldout section: this share of the rows (by a hash of the question, so the same
+    rows whatever the order or seed) is held out, never trained on"""
 
 
 @dataclass
@@ -213,6 +220,20 @@ class RolloutConfig:
 
 
 @dataclass
+class RewardFunction:
+    fn: str = ""
+    """module:function, called as fn(completion, row) -> float | None in the verifier's worker pool, under
+    reward.timeout_s (verifiers/plugins.py); module must be importable (on PYTHONPATH, or in the working directory)"""
+    weight: float = 1.0
+    """its weight in the total reward"""
+    name: str = ""
+    """its metric, reward/<name> (empty: the function's name)"""
+
+    def label(self) -> str:
+        return self.name or self.fn.rpartition(":")[2].rpartition(".")[2]
+
+
+@dataclass
 class RewardConfig:
     accuracy_weight: float = 1.0
     """weight of the verifier's accuracy reward (1 correct, 0 otherwise)"""
@@ -233,6 +254,8 @@ class RewardConfig:
     signal for a weak cold start; held-out pass rates still count full passes only)"""
     workers: int = 2
     """verifier worker processes"""
+    functions: list[RewardFunction] = field(default_factory=list)
+    """reward plug-ins added to the total: [{fn: "module:function", weight: 1.0, name: optional}, ...]"""
 
 
 @dataclass

@@ -23,6 +23,8 @@ class Example:
     answer: str | dict  # the gold answer for the verifier (a dict: a code problem with tests, verifiers/route.py)
     completion: str | None  # the SFT target (None when the data has no worked solution)
     problem: str = ""  # the question alone, before the prompt template
+    verifier: str = ""  # what judges it: math, code, module:function ("": by the answer's type)
+    row: dict | None = None  # the dataset row with all its fields (reward plug-ins receive it)
 
 
 def with_think_prefix(completion: str, think_prefix: bool) -> str:
@@ -92,5 +94,6 @@ def to_examples(records: list[dict], tokenizer, cfg: PromptConfig) -> list[Examp
             if cfg.think_prefix and completion.startswith(THINK_PREFIX):
                 completion = completion[len(THINK_PREFIX):]
             completion += end
-        examples.append(Example(render_prompt(r["problem"], tokenizer, cfg), r["answer"], completion, r["problem"]))
+        examples.append(Example(render_prompt(r["problem"], tokenizer, cfg), r["answer"], completion, r["problem"],
+                                r.get("verifier", ""), r.get("row")))
     return examples

@@ -1,19 +1,24 @@
 """Problem records from the built-in tasks, jsonl, parquet or the hub.
 
-A record is {"problem", "answer", "solution"} (solution may be None). Field names come from `DataConfig`;
-the answer is the field as is (`plain`), the number after "####" (`gsm8k`), or the last \\boxed{} of the
-field (`boxed`, MATH solutions). A malformed row is an error naming the file and line; nothing is dropped
-silently: rows left out (by `max_rows`, or by the SFT length limit later) are counted and reported.
+A record is {"problem", "answer", "solution", "verifier", "row"} (solution may be None). Field names come from
+`DataConfig`; the answer is the field as is (`plain`), the number after "####" (`gsm8k`), or the last \\boxed{} of
+the field (`boxed`, MATH solutions); for a code row (`verifier: code`) it is the row itself, a problem with its tests.
+`verifier` says what judges it (math, code, or a module:function), `row` is the dataset row with all its fields
+(what reward plug-ins receive). A malformed row is an error naming the file and line; nothing is dropped silently:
+rows left out (by `max_rows`, or by the SFT length limit later) are counted and reported. Without a heldout section,
+a file or hub source keeps `heldout_percent` of its rows out of training, chosen by a hash of the question.
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from grpo.config import BUILT_IN, DataConfig, TaskConfig
 from grpo.data import tasks
 from grpo.data.jsonl import DataError, read_jsonl
 from grpo.hub import NotFound, snapshot
+from verifiers.code import ProblemError, load_problem
 from verifiers.extract import boxed_contents
 
 
@@ -40,17 +45,32 @@ def _answer(row: dict, cfg: DataConfig, where: str) -> str:
     return text.strip()
 
 
-def _record(row, cfg: DataConfig, where: str) -> dict:
+def _record(row, cfg: DataConfig, where: str, section: str) -> dict:
     if not isinstance(row, dict):
         raise DataError(f"{where}: a row must be an object, got {type(row).__name__}")
     if cfg.prompt_field not in row or not str(row[cfg.prompt_field]).strip():
-        raise DataError(f"{where}: no field {cfg.prompt_field!r} (data.prompt_field); fields: {sorted(row)}")
+        raise DataError(f"{where}: no field {cfg.prompt_field!r} ({section}.prompt_field); fields: {sorted(row)}")
     solution = None
     if cfg.solution_field:
         if cfg.solution_field not in row:
-            raise DataError(f"{where}: no field {cfg.solution_field!r} (data.solution_field)")
+            raise DataError(f"{where}: no field {cfg.solution_field!r} ({section}.solution_field)")
         solution = str(row[cfg.solution_field])
-    return {"problem": str(row[cfg.prompt_field]), "answer": _answer(row, cfg, where), "solution": solution}
+    verifier = str(row.get("verifier") or cfg.verifier)
+    if verifier == "code":  # the row is the problem: its tests must load (a missing field is named here, not later)
+        answer = {k: v for k, v in row.items() if k != "verifier"}
+        try:
+            load_problem(answer)
+        except ProblemError as e:
+            raise DataError(f"{where}: not a code problem the sandbox can grade ({section}.verifier code): {e}") from e
+    else:
+        answer = _answer(row, cfg, where)
+    return {"problem": str(row[cfg.prompt_field]), "answer": answer, "solution": solution, "verifier": verifier,
+            "row": dict(row)}
+
+
+def held_out(question: str, percent: int) -> bool:
+    """Is this question in the held-out share of a file or hub source (a hash of its text: order and seed free)?"""
+    return int(hashlib.sha256(question.strip().encode()).hexdigest()[:8], 16) % 100 < percent
 
 
 def _rows(cfg: DataConfig, section: str):
@@ -103,10 +123,11 @@ def _unreachable(error: BaseException | None) -> bool:
     return False
 
 
-def load_records(cfg: DataConfig, task: TaskConfig, *, split: str, seed: int,
-                 section: str = "data") -> tuple[list[dict], dict]:
-    """Records and a report {"rows", "kept", "left_out"} for one split of the configured data (the config's `section`:
-    data or heldout)."""
+def load_records(cfg: DataConfig, task: TaskConfig, *, split: str, seed: int, section: str = "data",
+                 hold_out: bool = False) -> tuple[list[dict], dict]:
+    """Records and a report {"rows", "kept", "left_out", "held_out"} for one split of the configured data (the config's
+    `section`: data or heldout). `hold_out` (a file or hub source with no heldout section of its own): the train split
+    leaves out, and the heldout split is, the rows `held_out` picks."""
     if cfg.source in BUILT_IN:
         n = task.train_size if split == "train" else task.heldout_size
         try:
@@ -117,20 +138,28 @@ def load_records(cfg: DataConfig, task: TaskConfig, *, split: str, seed: int,
                                         answer_sign_drops=task.answer_sign_drops))
         except ValueError as e:  # more problems asked for than the task has
             raise DataError(f"task.{'train' if split == 'train' else 'heldout'}_size ({n}): {e}") from e
-        return records, {"rows": len(records), "kept": len(records), "left_out": 0}
-    records, rows = [], 0
+        for r in records:
+            r.update(verifier="code" if isinstance(r["answer"], dict) else "math", row=dict(r))
+        return records, {"rows": len(records), "kept": len(records), "left_out": 0, "held_out": 0}
+    records, rows, held = [], 0, 0
     for where, row in _rows(cfg, section):
         rows += 1
+        if hold_out:
+            question = str(row.get(cfg.prompt_field, "")) if isinstance(row, dict) else ""
+            if held_out(question, cfg.heldout_percent) != (split == "heldout"):
+                held += split != "heldout"
+                continue
         if cfg.max_rows and len(records) >= cfg.max_rows:
             continue
-        records.append(_record(row, cfg, where))
+        records.append(_record(row, cfg, where, section))
     if not records:
         raise DataError(f"{cfg.path}: no rows ({cfg.source} data, {split} split): nothing to train or evaluate on")
-    return records, {"rows": rows, "kept": len(records), "left_out": rows - len(records)}
+    return records, {"rows": rows, "kept": len(records), "left_out": rows - held - len(records), "held_out": held}
 
 
 def load_heldout(config) -> list[dict]:
-    """The held-out records of a run's `Config`: its `heldout` data when set, else the held-out split of `data`."""
+    """The held-out records of a run's `Config`: its `heldout` data when set, else the held-out split of `data` (a
+    built-in task's own, or `data.heldout_percent` of a file's rows)."""
     section = "heldout" if config.heldout.source else "data"
     return load_records(getattr(config, section), config.task, split="heldout", seed=config.run.seed,
-                        section=section)[0]
+                        section=section, hold_out=section == "data")[0]

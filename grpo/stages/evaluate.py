@@ -84,7 +84,7 @@ def heldout_accuracy(model, tokenizer, examples, *, max_new_tokens: int, judge: 
     else:
         per_problem = _sampled(engine, prompts, protocol, max_new_tokens)
     flat = [(i, e, c) for i, (e, cs) in enumerate(zip(examples, per_problem)) for c in cs]
-    results = judge([c for _, _, c in flat], [e.answer for _, e, _ in flat])
+    results = judge([c for _, _, c in flat], [e for _, e, _ in flat])
     samples = [{"problem": i, "prompt": e.prompt, "completion": c, "gold": e.answer, "reward": r.reward,
                 "reason": r.reason, "correct": bool(r.correct), "extracted": r.extracted}
                for (i, e, c), r in zip(flat, results)]

@@ -57,7 +57,7 @@ def run_generate(engine, examples, cfg: GenerateConfig, run_dir: Path, *, judge:
         first = k * cfg.shard_size
         traces = [(first + i, e, j, c) for i, (e, g) in enumerate(zip(chunk, groups))
                   for j, c in enumerate(g.completions)]
-        results = judge([c.text for *_, c in traces], [e.answer for _, e, _, _ in traces])
+        results = judge([c.text for *_, c in traces], [e for _, e, _, _ in traces])
         rows = [{"problem_id": pid, "problem": e.problem, "answer": e.answer, "sample": j, "completion": c.text,
                  "extracted": r.extracted, "correct": bool(r.correct), "reason": r.reason,
                  "length": len(c.token_ids), "finish_reason": c.finish_reason}

@@ -1,20 +1,22 @@
 """Judging completions with the run's verifier settings, and the GRPO rewards built on the verdicts.
 
-`Judge` is the one place where a completion meets the verifier: behind the think prefix its prompt opened (the
-verifier reads the answer after `</think>`), sent to the verifier its gold calls for (verifiers/route.py: math for
-a string gold, the sandbox for a code problem), in worker pools with `reward.timeout_s` per item and
-`reward.workers` processes. GRPO rewards, held-out evaluation and the generate stage all judge through it.
+`Judge` is the one place where a completion meets the verifiers: behind the think prefix its prompt opened (the
+verifier reads the answer after `</think>`), sent to the verifier its row calls for (verifiers/route.py: math, code in
+the sandbox, or a user's module:function), in worker pools with `reward.timeout_s` per item and `reward.workers`
+processes; and to the reward plug-ins (`reward.functions`, verifiers/plugins.py), under the same deadline. GRPO
+rewards, held-out evaluation and the generate stage all judge through it.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 from grpo.algo import rewards as R
 from grpo.config import PromptConfig, RewardConfig
-from grpo.data.prompts import with_think_prefix
+from grpo.data.prompts import Example, with_think_prefix
 from grpo.rollout.types import Group
-from verifiers import route
+from verifiers import plugins, route
 
 
 @dataclass(frozen=True)
@@ -33,33 +35,61 @@ class Judge:
         """The completions as the verifier reads them."""
         return [with_think_prefix(c, self.think_prefix) for c in completions]
 
-    def __call__(self, completions: list[str], golds: list) -> list:
-        """[VerifyResult] for the completions (as generated), in order."""
-        return route.judge(self.texts(completions), golds, timeout_s=self.timeout_s, workers=self.workers,
-                           partial=self.partial)
+    def __call__(self, completions: list[str], examples: list[Example]) -> list:
+        """[VerifyResult] for the completions (as generated) of `examples` (one each), in order."""
+        kinds = [e.verifier or ("code" if isinstance(e.answer, dict) else "math") for e in examples]
+        return route.judge(self.texts(completions), [e.answer for e in examples], timeout_s=self.timeout_s,
+                           workers=self.workers, partial=self.partial, kinds=kinds,
+                           rows=[e.row if e.row is not None else {} for e in examples])
+
+    def terms(self, completions: list[str], examples: list[Example], functions: list) -> dict[str, list]:
+        """Each reward plug-in's `plugins.Value` per completion, by the plug-in's name."""
+        texts, rows = self.texts(completions), [e.row if e.row is not None else {} for e in examples]
+        return {f.label(): plugins.run(f.fn, texts, rows, timeout_s=self.timeout_s, workers=self.workers)
+                for f in functions}
 
 
-def score(groups: list[Group], golds: list, judge: Judge, reward: RewardConfig, *, max_new_tokens: int,
+def score(groups: list[Group], examples: list[Example], judge: Judge, reward: RewardConfig, *, max_new_tokens: int,
           say=print) -> list[list[dict]]:
-    """GRPO's verify phase: per group, per completion {"reward", "accuracy", "format", "correct", "reason"}, the
-    total reward combined by grpo/algo/rewards.py. A verifier that raises gives zero rewards with reason
-    "verifier_error" (reported through `say`, never a crash)."""
+    """GRPO's verify phase: per group, per completion {"reward", "accuracy", "format", "correct", "reason", "terms"}:
+    the total combined by grpo/algo/rewards.py from the verifier's accuracy, the format reward, the overlong penalty
+    and each reward plug-in's value ("terms", by name). A verifier that raises gives zero rewards with reason
+    "verifier_error"; a plug-in that fails a completion gives it 0 for that term; both are reported through `say`,
+    never a crash."""
     completions = [c for g in groups for c in g.completions]
-    gold_per = [gold for g, gold in zip(groups, golds) for _ in g.completions]
+    per = [e for g, e in zip(groups, examples) for _ in g.completions]
+    texts = [c.text for c in completions]
     try:
-        results = judge([c.text for c in completions], gold_per)
+        results = judge(texts, per)
         accuracy, correct = [r.reward for r in results], [r.correct for r in results]
         reasons = [r.reason for r in results]
     except Exception as e:  # noqa: BLE001 -- the pool itself failed; the step goes on with zero rewards
         say(f"grpo: verifier failed on this batch ({type(e).__name__}: {e}); rewards are 0")
         n = len(completions)
         accuracy, correct, reasons = [0.0] * n, [False] * n, ["verifier_error"] * n
-    formats = [R.think_format(t) for t in judge.texts([c.text for c in completions])]
+    terms = judge.terms(texts, per, reward.functions)
+    _report(terms, reward.functions, say)
+    formats = [R.think_format(t) for t in judge.texts(texts)]
     totals = R.combine(accuracy, formats, [len(c.token_ids) for c in completions],
                        accuracy_weight=reward.accuracy_weight, format_weight=reward.format_weight,
                        format_gate=reward.format_gate, max_new_tokens=max_new_tokens,
-                       overlong_buffer=reward.overlong_buffer, overlong_factor=reward.overlong_penalty)
-    flat = [{"reward": t, "accuracy": a, "format": f, "correct": c, "reason": r}
-            for t, a, f, c, r in zip(totals, accuracy, formats, correct, reasons)]
+                       overlong_buffer=reward.overlong_buffer, overlong_factor=reward.overlong_penalty,
+                       extra=[(f.weight, [v.value for v in terms[f.label()]]) for f in reward.functions])
+    flat = [{"reward": t, "accuracy": a, "format": f, "correct": c, "reason": r,
+             "terms": {name: values[i].value for name, values in terms.items()},
+             **({"term_reasons": failed} if (failed := {name: values[i].reason for name, values in terms.items()
+                                                         if values[i].reason != "ok"}) else {})}
+            for i, (t, a, f, c, r) in enumerate(zip(totals, accuracy, formats, correct, reasons))]
     n = len(groups[0].completions) if groups else 0
     return [flat[i * n : (i + 1) * n] for i in range(len(groups))]
+
+
+def _report(terms: dict[str, list], functions: list, say) -> None:
+    """One line per plug-in that failed some completions: how many, why, and the first detail."""
+    for f in functions:
+        failed = [v for v in terms[f.label()] if v.reason not in ("ok", "no_opinion")]
+        if failed:
+            counts = ", ".join(f"{n} {reason}" for reason, n in Counter(v.reason for v in failed).items())
+            detail = next((v.detail for v in failed if v.detail), "")
+            say(f"grpo: reward {f.label()} ({f.fn}) failed {len(failed)} of {len(terms[f.label()])} completions "
+                f"({counts}){': ' + detail if detail else ''}; they get 0 for it")

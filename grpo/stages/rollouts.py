@@ -91,10 +91,13 @@ class Batch:
                 for i, (g, _, _) in enumerate(self.kept) for j, c in enumerate(g.completions)]
 
     def metrics(self, rollout_seconds: float) -> dict:
-        """The step's reward/* and rollout/* metrics, and the generation throughput."""
+        """The step's reward/* and rollout/* metrics (reward/<name>: each plug-in term's mean), and the generation
+        throughput."""
         completions, scores = self.seen["completions"], self.seen["scores"]
         lengths = [len(c.token_ids) for c in completions]
         n, groups = max(len(completions), 1), max(self.seen["groups"], 1)
+        names = dict.fromkeys(name for s in scores for name in s.get("terms", {}))
+        terms = {f"reward/{name}": sum(v for s in scores if (v := s["terms"][name]) == v) / n for name in names}
         return {
             "reward/mean": sum(s["reward"] for s in scores if s["reward"] == s["reward"]) / n,
             "reward/correct_frac": sum(s["correct"] for s in scores) / n,
@@ -105,6 +108,7 @@ class Batch:
                                                 for s in scores) / n,
             "rollout/len_mean": sum(lengths) / n,
             "rollout/len_max": max(lengths, default=0),
+            **terms,
             "rollout/truncated_frac": sum(c.finish_reason == "length" for c in completions) / n,
             "rollout/groups_kept": len(self.kept),
             "rollout/rounds": self.seen["rounds"],
@@ -119,6 +123,8 @@ class Batch:
             c, s = g.completions[0], scores[0]
             rows.append({"stage": "grpo", "step": step, "split": "train", "prompt": g.prompt, "completion": c.text,
                          "gold": gold, "reward": s["reward"], "reason": s["reason"],
+                         **({"terms": s["terms"]} if s.get("terms") else {}),
+                         **({"term_reasons": s["term_reasons"]} if "term_reasons" in s else {}),
                          "finish_reason": c.finish_reason, "group_rewards": [x["reward"] for x in scores]})
         return rows
 
@@ -160,7 +166,7 @@ class Rollouts:
                                               seed=(self.seed * 1_000_003 + step * 101 + round_ + rank * 7_919)
                                               & 0x7FFFFFFF)
             with timer("verify"):
-                scores = score(groups, [e.answer for e in picked], self.judge, self.reward,
+                scores = score(groups, picked, self.judge, self.reward,
                                max_new_tokens=self.sampling.max_new_tokens, say=self.say)
             rewards = torch.tensor([[s["reward"] for s in group] for group in scores])  # (B, G)
             informative = R.informative_groups(rewards)

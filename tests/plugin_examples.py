@@ -1,0 +1,45 @@
+"""Reward plug-ins that misbehave, each as a user might write it by mistake (tests/test_plugins.py)."""
+
+import math
+import os
+import time
+
+
+def length(completion: str, row: dict) -> float:
+    return float(len(completion))
+
+
+def answer_matches(completion: str, row: dict) -> bool:  # a user's verifier: the row's answer appears after </think>
+    return str(row["answer"]) in completion.rsplit("</think>", 1)[-1]
+
+
+def sleeps(completion: str, row: dict) -> float:
+    time.sleep(3600)
+    return 1.0
+
+
+def raises(completion: str, row: dict) -> float:
+    raise ValueError(f"cannot score {completion[:10]!r}")
+
+
+def crashes(completion: str, row: dict) -> float:
+    os._exit(9)
+
+
+def returns_text(completion: str, row: dict):
+    return "high"
+
+
+def returns_nan(completion: str, row: dict) -> float:
+    return math.nan
+
+
+def no_opinion(completion: str, row: dict):
+    return None
+
+
+def one_argument(completion: str) -> float:
+    return 0.0
+
+
+NOT_A_FUNCTION = 3
