@@ -43,10 +43,16 @@ class Judge:
                            rows=[e.row if e.row is not None else {} for e in examples])
 
     def terms(self, completions: list[str], examples: list[Example], functions: list) -> dict[str, list]:
-        """Each reward plug-in's `plugins.Value` per completion, by the plug-in's name."""
+        """Each reward plug-in's `plugins.Value` per completion, by the plug-in's name (a pool that cannot run at
+        all, e.g. workers that cannot import the module, fails every completion with `reward_error`)."""
         texts, rows = self.texts(completions), [e.row if e.row is not None else {} for e in examples]
-        return {f.label(): plugins.run(f.fn, texts, rows, timeout_s=self.timeout_s, workers=self.workers)
-                for f in functions}
+        out = {}
+        for f in functions:
+            try:
+                out[f.label()] = plugins.run(f.fn, texts, rows, timeout_s=self.timeout_s, workers=self.workers)
+            except Exception as e:  # noqa: BLE001 -- the step goes on; the failure is reported with the rest
+                out[f.label()] = [plugins.Value(0.0, "reward_error", f"{type(e).__name__}: {e}")] * len(texts)
+        return out
 
 
 def score(groups: list[Group], examples: list[Example], judge: Judge, reward: RewardConfig, *, max_new_tokens: int,
