@@ -25,7 +25,7 @@ def main() -> None:
     from grpo.config import load_config
     from grpo.data.jsonl import read_jsonl
     from grpo.data.prompts import to_examples
-    from grpo.data.records import load_heldout, load_records
+    from grpo.data import environments
     from grpo.learner.supervised import Distillation
     from grpo.model import build_tokenizer, load
     from grpo.stages.distill import make_student, trace_examples
@@ -49,10 +49,11 @@ def main() -> None:
                                        f"distill.sft.eval_every={args.eval_every}",
                                        f"distill.sft.warmup_steps={min(30, args.steps)}", *args.overrides])
     tokenizer = build_tokenizer()
-    heldout = to_examples(load_heldout(config), tokenizer, config.prompt)
+    records = environments.heldout(config).records("heldout", seed=config.run.seed)
+    heldout = to_examples(records, tokenizer, config.prompt)
     kd = None
     if args.source == "cold":
-        train, _ = load_records(config.data, config.task, split="train", seed=args.seed)
+        train = environments.of_data(config.data, config.task).records("train", seed=args.seed)
         examples = to_examples(train[: args.examples] if args.examples else train, tokenizer, config.prompt)
     else:
         traces = [row for _, row in read_jsonl(Path(args.run_dir) / "filter" / "traces.jsonl")]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from grpo.config import load_config
-from grpo.data.records import load_heldout
+from grpo.data import environments
 from grpo.model import load
 from grpo.stages.evaluate import EvalPlan, evaluate_heldout
 
@@ -27,7 +27,8 @@ def evaluate_run(run_dir: Path, checkpoint: str = "final") -> tuple[list[dict], 
     stage = config.run.stages[-1]
     plan = EvalPlan.of(config, "grpo" if stage == "grpo" else "sft")
     model, tokenizer = load(str(run_dir / checkpoint), config.model.dtype)
-    samples = evaluate_heldout(model, tokenizer, load_heldout(config), config, plan).last_samples
+    records = environments.heldout(config).records("heldout", seed=config.run.seed)
+    samples = evaluate_heldout(model, tokenizer, records, config, plan).last_samples
     protocol = plan.protocol
     params = {"source": str(run_dir / checkpoint), "stage": stage, "eval_size": plan.size,
               "max_new_tokens": plan.max_new_tokens, "decoding": "greedy" if protocol.greedy else "sampled",

@@ -16,14 +16,14 @@ import sys
 
 from grpo.algo.passk import mcnemar_exact
 from grpo.config import ConfigError, load_config
-from grpo.data.records import load_heldout
+from grpo.data import environments
 from grpo.model import load
 from grpo.stages.evaluate import EvalPlan, evaluate_heldout
 
 
 def compare(config_path: str, model_a: str, model_b: str, size: int = 0, overrides: list[str] | None = None) -> dict:
     config = load_config(config_path, overrides or [])
-    records = load_heldout(config)
+    records = environments.heldout(config).records("heldout", seed=config.run.seed)
     plan = EvalPlan(size or None, EvalPlan.of(config, "grpo").max_new_tokens)  # greedy, the GRPO stage's budget
     verdicts = {}
     for name, path in (("a", model_a), ("b", model_b)):

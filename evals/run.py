@@ -1,8 +1,14 @@
-"""`python -m evals.run`: score a model, or completions from anywhere, on the evaluation suites.
+"""`python -m evals.run`: score a model, or completions from anywhere, on evaluation environments.
 
     python -m evals.run --suite math500 --model PATH --output-dir DIR [--preset r1|greedy] [--n N] ...
     python -m evals.run --suite humaneval --completions FILE --output-dir DIR
+    python -m evals.run --suite rg:spell_backward --options '{"max_word_len": 6}' --model PATH --output-dir DIR
+    python -m evals.run --run-dir runs/tiny --output-dir DIR      # a run's own held-out set, as training scored it
 
+A suite is an environment (grpo/data/environments.py): a built-in suite (MATH-500, AIME 24/25, GSM8K, HumanEval,
+MBPP, LiveCodeBench; local files or the hub, grpo/data/suites.py), `rg:<name>`, the held-out problems of a
+reasoning-gym generator (the same ones a run on that generator validates on), or `module:function`, a user's factory
+returning an Environment. All are judged by `verifiers.route.judge`, as training judges them.
 `--completions FILE` grades precomputed completions: jsonl lines with `id` (the dataset's own id, see
 grpo/data/suites.py) and `completion`, several lines per id for n > 1. Every suite writes
 `DIR/<suite>/results.json` (`suite`, `n`, `metrics` with `pass@1`, the protocol and every parameter),
@@ -21,8 +27,11 @@ from evals.heldout import evaluate_run
 from grpo.algo.passk import suite_metrics
 from grpo.config import RolloutConfig
 from grpo.data.jsonl import read_jsonl
+from grpo.data import environments
+from grpo.data.environments import Environment
+from grpo.data.jsonl import DataError
 from grpo.data.prompts import THINK_PREFIX
-from grpo.data.suites import SUITES, Suite, data_dir, load_rows
+from grpo.data.suites import SUITES, data_dir
 from grpo.hub import NotFound
 from grpo.model import load
 from grpo.rollout import EngineError, EngineUnavailable, SamplingParams, make_engine
@@ -51,27 +60,27 @@ def read_completions(path: Path, ids: set[str]) -> dict[str, list[str]]:
     return dict(out)
 
 
-def grade(suite: Suite, rows: list[dict], samples: dict[str, list[dict]], *, workers: int,
-          timeout_s: float) -> list[dict]:
-    """Each problem with its samples judged: [{"id", "row", "samples": [{completion, correct, reason, extracted,
-    ...}]}]. Every problem must have the same number of samples."""
-    flat = [(suite.id_of(r, r["_index"]), r, s) for r in rows for s in samples[suite.id_of(r, r["_index"])]]
-    golds = [str(suite.gold_of(r)) if suite.kind == "math" else {k: v for k, v in r.items() if k != "_index"}
-             for _, r, _ in flat]  # a string gold goes to the math verifier, a problem dict to the sandbox
-    verdicts = judge([s["completion"] for _, _, s in flat], golds, workers=workers, timeout_s=timeout_s)
+def grade(records: list[dict], samples: dict[str, list[dict]], *, workers: int, timeout_s: float) -> list[dict]:
+    """Each problem with its samples judged by the verifier its record names: [{"id", "row", "code", "samples":
+    [{completion, correct, reason, extracted, ...}]}]. Every problem must have the same number of samples."""
+    flat = [(r, s) for r in records for s in samples[r["id"]]]
+    verdicts = judge([s["completion"] for _, s in flat], [r["answer"] for r, _ in flat], workers=workers,
+                     timeout_s=timeout_s, kinds=[r["verifier"] for r, _ in flat], rows=[r["row"] for r, _ in flat])
     by_id: dict[str, dict] = {}
-    for (pid, row, sample), v in zip(flat, verdicts):
-        entry = by_id.setdefault(pid, {"id": pid, "row": row, "samples": []})
+    for (record, sample), v in zip(flat, verdicts):
+        code = record["verifier"] == "code"
+        entry = by_id.setdefault(record["id"], {"id": record["id"], "row": record["row"], "code": code,
+                                                "samples": []})
         entry["samples"].append({**sample, "correct": bool(v.correct), "reason": v.reason,
-                                 "extracted": v.extracted if suite.kind == "math" else None})
-    return [by_id[suite.id_of(r, r["_index"])] for r in rows]
+                                 "extracted": None if code else v.extracted})
+    return [by_id[r["id"]] for r in records]
 
 
-def summarise(suite: Suite, graded: list[dict]) -> dict:
+def summarise(env: Environment, graded: list[dict]) -> dict:
     problems = [{"correct": [s["correct"] for s in p["samples"]],
                  "answers": [s["extracted"] for s in p["samples"]]} for p in graded]
     metrics = suite_metrics(problems)
-    if suite.kind != "math":  # a vote over programs is not defined here
+    if any(p.get("code") for p in graded):  # a vote over programs is not defined here
         metrics = {k: v for k, v in metrics.items() if not k.startswith("maj@")}
     every = [s for p in graded for s in p["samples"]]
     metrics["extraction_failure_rate"] = sum(s["reason"] in ("no_answer", "no_code") for s in every) / len(every)
@@ -81,7 +90,7 @@ def summarise(suite: Suite, graded: list[dict]) -> dict:
     else:
         metrics["mean_length_chars"] = sum(len(s["completion"]) for s in every) / len(every)
     breakdowns = {}
-    for fieldname in suite.breakdown:
+    for fieldname in env.breakdown:
         groups = defaultdict(list)
         for p in graded:
             groups[str(p["row"].get(fieldname))].append(sum(s["correct"] for s in p["samples"]) / len(p["samples"]))
@@ -89,18 +98,18 @@ def summarise(suite: Suite, graded: list[dict]) -> dict:
     return {"metrics": metrics, "breakdowns": breakdowns}
 
 
-def write(out: Path, suite: Suite, graded: list[dict], summary: dict, params: dict) -> dict:
+def write(out: Path, env: Environment, graded: list[dict], summary: dict, params: dict) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     n = len(graded[0]["samples"])
-    results = {"suite": suite.name, "n": n, "problems": len(graded), **summary, "params": params,
-               "note": suite.note}
+    results = {"suite": env.name, "n": n, "problems": len(graded), **summary, "params": params,
+               "note": env.note}
     (out / "results.json").write_text(json.dumps(results, indent=2))
     with (out / "samples.jsonl").open("w") as f:
         for p in graded:
             for s in p["samples"]:
                 f.write(json.dumps({"id": p["id"], **s}) + "\n")
     m = summary["metrics"]
-    lines = [f"# {suite.name}", "", f"{len(graded)} problems, n = {n} samples each. {suite.note}".rstrip(), "",
+    lines = [f"# {env.name}", "", f"{len(graded)} problems, n = {n} samples each. {env.note}".rstrip(), "",
              "| metric | value | standard error |", "|---|---:|---:|"]
     lines += [f"| {k} | {v:.4f} | {m.get(k + '_se', float('nan')):.4f} |" for k, v in m.items()
               if not k.endswith("_se")]
@@ -167,12 +176,12 @@ def _save(fig, out: Path, name: str) -> str:
     return name
 
 
-def generate(suite: Suite, rows: list[dict], args) -> dict[str, list[dict]]:
+def generate(env: Environment, records: list[dict], args) -> dict[str, list[dict]]:
     """Samples from a model through the rollout engine (`--engine`, vLLM when it imports)."""
     model, tokenizer = load(args.model, revision=args.revision, key="--model")
     prompts = []
-    for r in rows:
-        text = suite.prompt_of(r)
+    for r in records:
+        text = env.prompt(r) if args.instruction else r["problem"]
         if tokenizer.chat_template:
             text = tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
                                                  add_generation_prompt=True)
@@ -181,7 +190,7 @@ def generate(suite: Suite, rows: list[dict], args) -> dict[str, list[dict]]:
     longest = max(len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts)
     budget = min(args.max_new_tokens, context - longest)
     if budget < 1:
-        raise Refused(f"suite {suite.name}: a prompt of {longest} tokens fills the model's context ({context} tokens, "
+        raise Refused(f"suite {env.name}: a prompt of {longest} tokens fills the model's context ({context} tokens, "
                       "its max_position_embeddings): evaluate a model with a longer context (for a preset built "
                       "here, train it with model.max_position_embeddings=2048 or more)")
     engine = make_engine(RolloutConfig(engine=args.engine, max_model_len=context), model, tokenizer)
@@ -190,13 +199,17 @@ def generate(suite: Suite, rows: list[dict], args) -> dict[str, list[dict]]:
                                                                  max_new_tokens=budget), seed=args.seed)
     finally:
         engine.close()
-    return {suite.id_of(r, r["_index"]): [{"completion": c.text, "tokens": len(c.token_ids),
-                                           "finish_reason": c.finish_reason} for c in g.completions]
-            for r, g in zip(rows, groups)}
+    return {r["id"]: [{"completion": c.text, "tokens": len(c.token_ids), "finish_reason": c.finish_reason}
+                      for c in g.completions] for r, g in zip(records, groups)}
 
 
-HELDOUT = Suite("heldout", "", "math", lambda r, i: str(i), lambda r: "", lambda r: "",
-                note="the run's own held-out problems, evaluated as the run evaluated them")
+HELDOUT = Environment("heldout", lambda split, seed: ([], {}),
+                      note="the run's own held-out problems, evaluated as the run evaluated them")
+
+
+def _folder(name: str) -> str:
+    """The output folder of a suite: its name, with what a path cannot hold replaced (rg:x -> rg_x)."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
 def _run_dir(args) -> int:
@@ -216,7 +229,8 @@ def _run_dir(args) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Evaluate a model, or precomputed completions, on suites.")
-    parser.add_argument("--suite", help=f"comma-separated: {', '.join(SUITES)} (with --run-dir: heldout)")
+    parser.add_argument("--suite", help=f"comma-separated: {', '.join(SUITES)}, rg:<reasoning-gym dataset>, or "
+                        "module:function returning an Environment (with --run-dir: heldout)")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", help="a local model directory or a hub id (ORG/NAME)")
     parser.add_argument("--revision", default="", help="with a hub id: branch, tag or commit (default main)")
@@ -233,7 +247,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--engine", choices=["auto", "vllm", "hf"], default="auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=0, help="only the first N problems")
-    parser.add_argument("--data-dir")
+    parser.add_argument("--data-dir", help="local suite files (default: GRPO_EVAL_DATA, else ../shared/data); a "
+                        "suite whose file is not there loads from the hub")
+    parser.add_argument("--options", default="{}", help="rg:<name>: the generator's options as JSON")
+    parser.add_argument("--size", type=int, default=200, help="rg:<name>: held-out problems drawn")
+    parser.add_argument("--instruction", action=argparse.BooleanOptionalAction, default=True,
+                        help="append the suite's instruction to each question (--no-instruction: the question "
+                        "alone, for a model trained on plain prompts)")
     parser.add_argument("--date-from", default="", help="LiveCodeBench: contest_date >= this (ISO date)")
     parser.add_argument("--date-to", default="", help="LiveCodeBench: contest_date < this")
     parser.add_argument("--difficulty", default="", help="LiveCodeBench: comma-separated easy,medium,hard")
@@ -242,39 +262,56 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _given(suite: Suite, rows: list[dict], args) -> tuple[list[dict], dict[str, list[dict]], dict]:
-    """--completions: (the suite's rows that have completions, samples per id, parameters); an error names the file."""
-    every = {suite.id_of(r, r["_index"]) for r in load_rows(suite, data_dir(args.data_dir))}
+def _given(name: str, records: list[dict], args) -> tuple[list[dict], dict[str, list[dict]], dict]:
+    """--completions: (the records that have completions, samples per id, parameters); an error names the file."""
+    every = {r["id"] for r in _environment(name, args, filtered=False).records()}
     given = read_completions(Path(args.completions), every)  # ids outside the filters are skipped
-    rows = [r for r in rows if suite.id_of(r, r["_index"]) in given]
-    given = {suite.id_of(r, r["_index"]): given[suite.id_of(r, r["_index"])] for r in rows}
-    if not rows:
-        raise Refused(f"suite {suite.name}: no problem of {args.completions} is left after the filters")
+    records = [r for r in records if r["id"] in given]
+    given = {r["id"]: given[r["id"]] for r in records}
+    if not records:
+        raise Refused(f"suite {name}: no problem of {args.completions} is left after the filters")
     counts = {len(v) for v in given.values()}
     if len(counts) != 1:
         raise Refused(f"{args.completions}: ids have different numbers of completions {sorted(counts)}")
     samples = {k: [{"completion": c} for c in v] for k, v in given.items()}
-    return rows, samples, {"source": str(args.completions), "n": counts.pop()}
+    return records, samples, {"source": str(args.completions), "n": counts.pop()}
+
+
+def _environment(name: str, args, *, filtered: bool = True) -> Environment:
+    filters = {"date_from": args.date_from, "date_to": args.date_to, "difficulty": args.difficulty} if (
+        filtered and name in SUITES) else {}
+    try:
+        options = json.loads(args.options)
+    except json.JSONDecodeError as e:
+        raise Refused(f"--options is not JSON: {e}") from None
+    if not isinstance(options, dict):
+        raise Refused(f"--options must be a JSON object of the generator's options, got {args.options}")
+    try:
+        return environments.named(name, data_dir=data_dir(args.data_dir), options=options, size=args.size,
+                                  **filters)
+    except DataError as e:
+        raise Refused(str(e)) from None
 
 
 def _evaluate_suite(name: str, args) -> None:
-    """One suite: its rows, samples (generated or given), verdicts and the files of evals.run."""
-    suite = SUITES[name]
-    rows = load_rows(suite, data_dir(args.data_dir), limit=args.limit, date_from=args.date_from,
-                     date_to=args.date_to, difficulty=args.difficulty)
-    if not rows:
+    """One environment: its held-out records, samples (generated or given), verdicts and the files of evals.run."""
+    env = _environment(name, args)
+    records = env.records("heldout", seed=args.seed, limit=args.limit)
+    if not records:
         raise Refused(f"suite {name}: no problems left after the filters")
     if args.completions:
-        rows, samples, params = _given(suite, rows, args)
+        records, samples, params = _given(name, records, args)
     else:
-        samples = generate(suite, rows, args)
+        samples = generate(env, records, args)
         params = {"source": args.model, "preset": args.preset, "n": args.n, "temperature": args.temperature,
                   "top_p": args.top_p, "think_prefix": args.think_prefix, "max_new_tokens": args.max_new_tokens,
                   "engine": args.engine, "seed": args.seed}
     params.update({"limit": args.limit, "date_from": args.date_from, "date_to": args.date_to,
-                   "difficulty": args.difficulty})
-    graded = grade(suite, rows, samples, workers=args.workers, timeout_s=args.timeout_s)
-    results = write(Path(args.output_dir) / name, suite, graded, summarise(suite, graded), params)
+                   "difficulty": args.difficulty, "instruction": args.instruction})
+    if name not in SUITES:
+        params.update({"options": args.options, "size": args.size})
+    graded = grade(records, samples, workers=args.workers, timeout_s=args.timeout_s)
+    results = write(Path(args.output_dir) / _folder(name), env, graded, summarise(env, graded), params)
     print(f"{name}: pass@1 {results['metrics']['pass@1']:.4f} ± {results['metrics']['pass@1_se']:.4f} "
           f"over {results['problems']} problems, n = {results['n']}")
 
@@ -286,20 +323,21 @@ def main(argv: list[str] | None = None) -> int:
         return _run_dir(args)
     if not args.suite:
         parser.error("--suite is required with --model or --completions")
-    unknown = [s for s in args.suite.split(",") if s not in SUITES]
+    unknown = [s for s in args.suite.split(",") if s not in SUITES and ":" not in s]
     if unknown:
-        print(f"evals.run: unknown suite {unknown[0]!r} (known: {', '.join(SUITES)})", file=sys.stderr)
+        print(f"evals.run: unknown suite {unknown[0]!r} (known: {', '.join(SUITES)}, rg:<reasoning-gym dataset>, "
+              "or module:function)", file=sys.stderr)
         return 2
     preset = PRESETS[args.preset]
     for name in args.suite.split(","):
         suite_args = argparse.Namespace(**vars(args))  # the preset's and the suite's defaults, per suite
-        suite_args.n = args.n or preset.get("n", SUITES[name].n)
+        suite_args.n = args.n or preset.get("n", SUITES[name].n if name in SUITES else 1)
         suite_args.temperature = preset["temperature"] if args.temperature is None else args.temperature
         suite_args.top_p = preset["top_p"] if args.top_p is None else args.top_p
         suite_args.think_prefix = preset["think_prefix"] if args.think_prefix is None else args.think_prefix
         try:
             _evaluate_suite(name, suite_args)
-        except (Refused, EngineUnavailable, NotFound) as e:
+        except (Refused, EngineUnavailable, NotFound, DataError) as e:
             print(f"evals.run: {e}", file=sys.stderr)
             return 2
         except EngineError as e:

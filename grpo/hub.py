@@ -69,7 +69,7 @@ def snapshot(repo_id: str, revision: str = "", *, repo_type: str, key: str, patt
         if constants.HF_HUB_OFFLINE:
             raise NotFound(f"{key} {at}: not in the Hugging Face cache ({cache}, HF_HOME / HF_HUB_CACHE) and "
                            "HF_HUB_OFFLINE is set, so it is not downloaded: fetch it where there is network "
-                           f"(`hf download {repo_id}`{' --repo-type dataset' if repo_type == 'dataset' else ''}) or "
+                           f"(`hf download {repo_id}{' --repo-type dataset' if repo_type == 'dataset' else ''}`) or "
                            "name a local directory") from None
         raise NotFound(f"{key} {at}: the Hugging Face hub ({constants.ENDPOINT}) could not be reached and it is not "
                        f"in the cache ({cache})") from None

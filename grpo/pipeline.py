@@ -27,7 +27,7 @@ import torch
 from grpo.config import Config, ConfigError, to_yaml
 from grpo.data.jsonl import read_jsonl
 from grpo.data.prompts import Example, to_examples
-from grpo.data.records import load_heldout, load_records
+from grpo.data import environments
 from grpo.learner.lora import check_targets
 from grpo.learner.team import Team, launch
 from grpo.model import build_model, build_tokenizer, load, mixed_precision, parameter_count
@@ -138,7 +138,7 @@ def _check_plugins(config: Config) -> None:
     """Every reward plug-in and user verifier imports and takes (completion, row): else a ConfigError naming its key."""
     targets = [(f"reward.functions[{i}].fn", f.fn) for i, f in enumerate(config.reward.functions)]
     targets += [(f"{s}.verifier", getattr(config, s).verifier) for s in ("data", "heldout")
-                if getattr(config, s).verifier not in ("math", "code")]
+                if getattr(config, s).verifier not in ("math", "code", "reasoning_gym")]
     for key, target in targets:
         try:
             plugins.check(target)
@@ -159,9 +159,9 @@ def run(config: Config, *, resume: bool = False) -> dict:
     mixed_precision(model, config.model.mixed_precision)
     print(f"model: {config.model.path or config.model.preset} ({parameter_count(model) / 1e6:.2f}M parameters), "
           f"run dir: {run_dir}")
-    train, report = load_records(config.data, config.task, split="train", seed=config.run.seed,
-                                 hold_out=not config.heldout.source)
-    heldout = load_heldout(config)
+    train, report = environments.of_data(config.data, config.task, hold_out=not config.heldout.source).load(
+        "train", config.run.seed)
+    heldout = environments.heldout(config).records("heldout", seed=config.run.seed)
     kept_out = f", {report['held_out']} of its rows held out (data.heldout_percent)" if report["held_out"] else ""
     print(f"data: {report['kept']} training records ({report['left_out']} left out by data.max_rows{kept_out}), "
           f"{len(heldout)} held-out")

@@ -178,3 +178,31 @@ def test_every_shipped_recipe_resolves_its_ids_from_the_cache(tmp_path, base):
         lines = done.stdout.splitlines()
         assert any(line.startswith("model.path ") and str(home) in line for line in lines), lines
         assert sum(line.endswith(": 2 rows") for line in lines) == 2, lines
+
+
+def test_a_suite_without_local_files_loads_from_the_hub_and_names_the_way_out_when_it_cannot(tmp_path, home):
+    """GSM8K in the layout of its hub repository (a `main` configuration, README configs) in the cache: evals.run
+    reads it with no local file; MATH-500, in neither place, is refused with one message naming the dataset, the
+    split and the override (exit 2, no traceback)."""
+    from hub_cache import place
+
+    rows = [{"question": "What is 2 + 3?", "answer": "2 + 3 = 5\n#### 5"}, {"question": "What is 9 - 4?",
+                                                                           "answer": "#### 5"}]
+    readme = "---\nconfigs:\n- config_name: main\n  data_files:\n  - split: test\n    path: main/test-*\n---\n"
+    lines = "".join(json.dumps(r) + "\n" for r in rows).encode()
+    place(home, "openai/gsm8k", {"README.md": readme.encode(), "main/test-00000-of-00001.jsonl": lines},
+          repo_type="dataset")
+    empty = tmp_path / "no_suites"
+    empty.mkdir()
+    completions = tmp_path / "c.jsonl"
+    completions.write_text('{"id": "0", "completion": "\\\\boxed{5}"}\n{"id": "1", "completion": "\\\\boxed{4}"}\n')
+    args = ["--data-dir", str(empty), "--completions", str(completions), "--output-dir", str(tmp_path / "o")]
+    done = _run(home, "--suite", "gsm8k", *args, module="evals.run")
+    assert done.returncode == 0, done.stderr
+    results = json.loads((tmp_path / "o" / "gsm8k" / "results.json").read_text())
+    assert results["problems"] == 2 and results["metrics"]["pass@1"] == 0.5
+    done = _run(home, "--suite", "math500", *args, module="evals.run")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    for part in ("suite math500: no local file", "HuggingFaceH4/MATH-500, split test", "not in the Hugging Face cache",
+                 "put math500.jsonl in a directory and pass --data-dir DIR (or GRPO_EVAL_DATA)"):
+        assert part in done.stderr, done.stderr

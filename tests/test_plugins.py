@@ -16,7 +16,8 @@ from grpo import train
 from grpo.algo.rewards import combine
 from grpo.config import DataConfig, TaskConfig
 from grpo.data.jsonl import DataError
-from grpo.data.records import held_out, load_records
+from grpo.data.holdout import held_out
+from grpo.data.records import load_records
 from grpo.data.tasks import programs
 from verifiers import plugins, route
 

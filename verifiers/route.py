@@ -3,15 +3,17 @@
     results = judge(completions, golds, timeout_s=5.0, workers=2)   # [VerifyResult], in order
 
 `kinds` (one per completion) names the verifier: "math" (`verifiers.math`: extraction and equivalence against the
-gold answer), "code" (`verifiers.code`: the gold is a problem with tests, run in the sandbox) or "module:function"
+gold answer), "code" (`verifiers.code`: the gold is a problem with tests, run in the sandbox), "module:function"
 (a user's verifier, `verifiers.plugins`: fn(completion, row) -> reward in [0, 1], correct at 1, run in the plug-in
-pool with the same deadline; `rows` are what it receives). Without `kinds` the gold's type decides: a dict is a code
-problem, anything else a math answer. A batch may mix kinds; each goes to its own worker pool once.
+pool with the same deadline; `rows` are what it receives) or "reasoning_gym" (`verifiers.gym`: the row is a
+reasoning-gym entry, scored by its generator's own `score_answer`, in the same pool). Without `kinds` the gold's
+type decides: a dict is a code problem, anything else a math answer. A batch may mix kinds; each goes to its own
+worker pool once.
 """
 
 from __future__ import annotations
 
-from verifiers import VerifyResult, plugins
+from verifiers import VerifyResult, gym, plugins
 
 
 def judge(completions: list[str], golds: list, *, timeout_s: float, workers: int, partial: bool = False,
@@ -32,11 +34,24 @@ def judge(completions: list[str], golds: list, *, timeout_s: float, workers: int
             from verifiers.code import verify_batch as verify_code  # the sandbox: only when a program is judged
 
             verdicts = verify_code(texts, answers, timeout_s=timeout_s, workers=workers, partial=partial)
+        elif kind == "reasoning_gym":
+            verdicts = _gym(texts, [rows[i] if rows else {} for i in index], timeout_s, workers)
         else:
             verdicts = _custom(kind, texts, [rows[i] if rows else {} for i in index], timeout_s, workers)
         for i, verdict in zip(index, verdicts):
             results[i] = verdict
     return results
+
+
+def _gym(completions: list[str], rows: list[dict], timeout_s: float, workers: int) -> list:
+    """reasoning-gym rows: the answer is read here; only an answer goes to its generator's scorer (in the pool)."""
+    read = [gym.final_answer(c) for c in completions]
+    asked = [i for i, (answer, _) in enumerate(read) if answer is not None]
+    scored = dict(zip(asked, _custom(gym.SCORER, [read[i][0] for i in asked], [rows[i] for i in asked], timeout_s,
+                                     workers)))
+    return [VerifyResult(0.0, False, why) if i not in scored else
+            VerifyResult(scored[i].reward, scored[i].correct, scored[i].reason, extracted=answer)
+            for i, (answer, why) in enumerate(read)]
 
 
 def _custom(target: str, completions: list[str], rows: list[dict], timeout_s: float, workers: int) -> list:

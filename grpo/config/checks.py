@@ -18,6 +18,7 @@ from grpo.config.schema import (
     SFTConfig,
 )
 
+FILES = ("jsonl", "parquet", "hub")  # the sources read from a path (a file, or a hub dataset id)
 FLAWS = ("solution_slips", "sign_errors", "answer_sign_drops")  # the task's errors in cold-start solutions
 
 
@@ -68,14 +69,19 @@ def validate(config: Config, where: str) -> None:
         (config.model.mixed_precision in ("no", "bf16"), "model.mixed_precision", "must be no or bf16"),
         (config.model.mixed_precision == "no" or config.model.dtype == "float32", "model.mixed_precision",
          "bf16 autocast keeps fp32 weights; with model.dtype bfloat16 everything is bf16 already (set one)"),
-        (d.source in (*BUILT_IN, "jsonl", "parquet", "hub"), "data.source",
-         "must be arithmetic, programs, jsonl, parquet or hub"),
-        (d.source in BUILT_IN or d.path, "data.path", f"is required when data.source is {d.source}"),
-        (d.source in BUILT_IN or d.solution_field or "sft" not in config.run.stages, "data.solution_field",
+        (d.source in (*BUILT_IN, *FILES, "reasoning_gym"), "data.source",
+         "must be arithmetic, programs, jsonl, parquet, hub or reasoning_gym"),
+        *[(c.source not in FILES or c.path, f"{section}.path", f"is required when {section}.source is {c.source}")
+          for section, c in (("data", d), ("heldout", config.heldout))],
+        *[(c.source != "reasoning_gym" or c.name, f"{section}.name",
+           "is required when the source is reasoning_gym (a generator, e.g. spell_backward)")
+          for section, c in (("data", d), ("heldout", config.heldout))],
+        (d.source not in FILES or d.solution_field or "sft" not in config.run.stages, "data.solution_field",
          "SFT on file data needs the field holding worked solutions"),
         (d.answer_format in ("plain", "gsm8k", "boxed"), "data.answer_format", "must be plain, gsm8k or boxed"),
-        *[(v in ("math", "code") or _target(v), f"{section}.verifier", f"must be math, code or module:function, got "
-           f"{v!r}") for section, v in (("data", d.verifier), ("heldout", config.heldout.verifier))],
+        *[(v in ("math", "code", "reasoning_gym") or _target(v), f"{section}.verifier",
+           f"must be math, code, reasoning_gym or module:function, got {v!r}")
+          for section, v in (("data", d.verifier), ("heldout", config.heldout.verifier))],
         (0 < d.heldout_percent < 100, "data.heldout_percent", "must be between 0 and 100 (exclusive)"),
         (config.prompt.template in ("plain", "chat", "r1"), "prompt.template", "must be plain, chat or r1"),
         (set(config.task.operators) <= set("+-*") and config.task.operators, "task.operators", "use + - *"),

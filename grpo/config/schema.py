@@ -84,7 +84,13 @@ class TaskConfig:
 @dataclass
 class DataConfig:
     source: str = "arithmetic"
-    """arithmetic or programs (built-in generators: grpo/data/tasks.py), jsonl, parquet, or hub (a datasets name)"""
+    """arithmetic or programs (built-in generators: grpo/data/tasks.py), jsonl, parquet, hub (a datasets name), or
+    reasoning_gym (a generator of the reasoning-gym package: `name`, `options`; grpo/data/gym.py)"""
+    name: str = ""
+    """reasoning_gym only: the generator (e.g. spell_backward, chain_sum); task.train_size / task.heldout_size
+    problems are drawn, held out by a hash of the question (data.heldout_percent)"""
+    options: dict = field(default_factory=dict)
+    """reasoning_gym only: the generator's options (e.g. {min_word_len: 3, max_word_len: 6})"""
     path: str = ""
     """file path, or the hub dataset id (ORG/NAME), loaded by `datasets` (its cache; offline, the hub cache's files)"""
     revision: str = ""
@@ -105,7 +111,8 @@ class DataConfig:
     """read at most this many rows (0: all)"""
     verifier: str = "math"
     """what judges a row's completions: math (against answer_field), code (the row is a LiveCodeBench / HumanEval /
-    MBPP problem with its tests, run in the sandbox) or module:function (fn(completion, row) -> reward in [0, 1],
+    MBPP problem with its tests, run in the sandbox), reasoning_gym (the row is a reasoning-gym entry, scored by its
+    generator; what a reasoning_gym source sets) or module:function (fn(completion, row) -> reward in [0, 1],
     correct at 1); a row's own `verifier` field overrides it. Built-in tasks set their own"""
     heldout_percent: int = 10
     """file and hub data without a heldout section: this share of the rows (by a hash of the question, so the same

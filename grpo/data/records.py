@@ -1,4 +1,4 @@
-"""Problem records from the built-in tasks, jsonl, parquet or the hub.
+"""Problem records from the built-in tasks, jsonl, parquet, the hub or reasoning-gym (grpo/data/gym.py).
 
 A record is {"problem", "answer", "solution", "verifier", "row"} (solution may be None). Field names come from
 `DataConfig`; the answer is the field as is (`plain`), the number after "####" (`gsm8k`), or the last \\boxed{} of
@@ -11,11 +11,11 @@ a file or hub source keeps `heldout_percent` of its rows out of training, chosen
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from grpo.config import BUILT_IN, DataConfig, TaskConfig
-from grpo.data import tasks
+from grpo.data import gym, tasks
+from grpo.data.holdout import held_out
 from grpo.data.jsonl import DataError, read_jsonl
 from grpo.hub import NotFound, snapshot
 from verifiers.code import ProblemError, load_problem
@@ -45,7 +45,7 @@ def _answer(row: dict, cfg: DataConfig, where: str) -> str:
     return text.strip()
 
 
-def _record(row, cfg: DataConfig, where: str, section: str) -> dict:
+def read_row(row, cfg: DataConfig, where: str, section: str) -> dict:
     if not isinstance(row, dict):
         raise DataError(f"{where}: a row must be an object, got {type(row).__name__}")
     if cfg.prompt_field not in row or not str(row[cfg.prompt_field]).strip():
@@ -68,11 +68,6 @@ def _record(row, cfg: DataConfig, where: str, section: str) -> dict:
             "row": dict(row)}
 
 
-def held_out(question: str, percent: int) -> bool:
-    """Is this question in the held-out share of a file or hub source (a hash of its text: order and seed free)?"""
-    return int(hashlib.sha256(question.strip().encode()).hexdigest()[:8], 16) % 100 < percent
-
-
 def _rows(cfg: DataConfig, section: str):
     """(where, row) pairs from the configured source (`section`: data or heldout, for messages)."""
     if cfg.source == "jsonl":
@@ -89,7 +84,7 @@ def _rows(cfg: DataConfig, section: str):
                 raise DataError(f"{cfg.path}: no such file ({section}.path)")
             table = datasets.load_dataset("parquet", data_files=cfg.path, split="train")
         else:
-            table = _hub_table(cfg, section)
+            table = hub_table(cfg, f"{section}.path")
     except (DataError, NotFound):
         raise
     except Exception as e:
@@ -98,19 +93,22 @@ def _rows(cfg: DataConfig, section: str):
         yield f"{cfg.path} row {number}", row
 
 
-def _hub_table(cfg: DataConfig, section: str):
+def hub_table(cfg: DataConfig, key: str, *, data_files: str = ""):
     """A hub dataset's split through `datasets` (online, or from its own cache of an earlier load); when the hub
     cannot be reached, from the repository's files in the Hugging Face cache (as `hf download --repo-type dataset`
-    leaves them), or a NotFound naming the case."""
+    leaves them), or a NotFound naming the case (`key`: what the message names). `data_files`: a pattern of the
+    repository's files to read as the split (for a repository whose layout `datasets` cannot read alone)."""
     import datasets  # heavy (pyarrow): only the hub source loads it
 
+    files = {cfg.split: data_files} if data_files else None
     try:
-        return datasets.load_dataset(cfg.path, cfg.subset or None, split=cfg.split, revision=cfg.revision or None)
+        return datasets.load_dataset(cfg.path, cfg.subset or None, split=cfg.split, revision=cfg.revision or None,
+                                     data_files=files)
     except Exception as e:  # noqa: BLE001 -- only a hub that cannot be reached falls back; the rest is re-raised
         if not _unreachable(e):
             raise
-    directory = snapshot(cfg.path, cfg.revision, repo_type="dataset", key=f"{section}.path")
-    return datasets.load_dataset(str(directory), cfg.subset or None, split=cfg.split)
+    directory = snapshot(cfg.path, cfg.revision, repo_type="dataset", key=key)
+    return datasets.load_dataset(str(directory), cfg.subset or None, split=cfg.split, data_files=files)
 
 
 def _unreachable(error: BaseException | None) -> bool:
@@ -141,6 +139,11 @@ def load_records(cfg: DataConfig, task: TaskConfig, *, split: str, seed: int, se
         for r in records:
             r.update(verifier="code" if isinstance(r["answer"], dict) else "math", row=dict(r))
         return records, {"rows": len(records), "kept": len(records), "left_out": 0, "held_out": 0}
+    if cfg.source == "reasoning_gym":
+        n = task.train_size if split == "train" else task.heldout_size
+        records = gym.draw(cfg.name, cfg.options, split=split, size=n, seed=seed, percent=cfg.heldout_percent,
+                           key=section)
+        return records, {"rows": len(records), "kept": len(records), "left_out": 0, "held_out": 0}
     records, rows, held = [], 0, 0
     for where, row in _rows(cfg, section):
         rows += 1
@@ -151,15 +154,7 @@ def load_records(cfg: DataConfig, task: TaskConfig, *, split: str, seed: int, se
                 continue
         if cfg.max_rows and len(records) >= cfg.max_rows:
             continue
-        records.append(_record(row, cfg, where, section))
+        records.append(read_row(row, cfg, where, section))
     if not records:
         raise DataError(f"{cfg.path}: no rows ({cfg.source} data, {split} split): nothing to train or evaluate on")
     return records, {"rows": rows, "kept": len(records), "left_out": rows - held - len(records), "held_out": held}
-
-
-def load_heldout(config) -> list[dict]:
-    """The held-out records of a run's `Config`: its `heldout` data when set, else the held-out split of `data` (a
-    built-in task's own, or `data.heldout_percent` of a file's rows)."""
-    section = "heldout" if config.heldout.source else "data"
-    return load_records(getattr(config, section), config.task, split="heldout", seed=config.run.seed,
-                        section=section, hold_out=section == "data")[0]

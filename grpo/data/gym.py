@@ -1,0 +1,84 @@
+"""reasoning-gym (the `reasoning-gym` package: procedural generators with their own scorers) as a data source.
+
+    data: {source: reasoning_gym, name: spell_backward, options: {min_word_len: 3, max_word_len: 6}}
+
+`draw(name, options, split=..., size=..., seed=...)` gives records (grpo/data/records.py) whose row is the
+generator's entry {"question", "answer", "metadata"} and whose verifier is `reasoning_gym` (verifiers/gym.py: the
+generator's own `score_answer`). Train and held-out draws are disjoint by construction: a question is held out when a
+hash of its text says so (grpo/data/holdout.py, the rule file sources use), the training draw skips those and the
+held-out draw keeps only those. The training draw follows the run's seed; the held-out draw is one fixed stream, so
+runs at every seed, and `python -m evals.run --suite rg:<name>`, score the same held-out problems. The worked
+solution (the cold-start target) is the answer alone: a think block, then the boxed answer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+
+from grpo.data.holdout import held_out
+from grpo.data.jsonl import DataError
+from grpo.data.prompts import THINK_PREFIX
+
+HELDOUT_SEED = 2_147_483_629  # the held-out stream's seed, whatever the run's
+DRAWS_PER_ITEM = 50  # give up after this many draws per problem asked for (a generator with too few questions)
+
+
+def dataset(name: str, options: dict, *, seed: int, size: int, key: str = "data", name_key: str = "",
+            options_key: str = ""):
+    """The reasoning-gym generator `name` with `options`; a DataError naming the key (`name_key`, `options_key`;
+    default `key`.name, `key`.options) for an unknown name or option."""
+    name_key, options_key = name_key or f"{key}.name", options_key or f"{key}.options"
+    try:
+        import reasoning_gym
+        from reasoning_gym.factory import DATASETS
+    except ImportError as e:
+        raise DataError(f"{key}.source reasoning_gym needs the reasoning-gym package (pip install reasoning-gym): "
+                        f"{e}") from None
+    if name not in DATASETS:
+        near = difflib.get_close_matches(name, list(DATASETS), n=3)
+        hint = f" (did you mean {', '.join(near)}?)" if near else f" ({len(DATASETS)} known, e.g. spell_backward)"
+        raise DataError(f"{name_key}: {name!r} is not a reasoning-gym dataset{hint}")
+    fields = [f.name for f in dataclasses.fields(DATASETS[name][1]) if f.name not in ("seed", "size")]
+    unknown = [k for k in options if k not in fields]
+    if unknown:
+        raise DataError(f"{options_key}: reasoning-gym {name} has no option {unknown[0]!r} "
+                        f"(its options: {', '.join(fields)})")
+    try:
+        return reasoning_gym.create_dataset(name, seed=seed, size=size, **options)
+    except (AssertionError, ValueError, TypeError) as e:
+        raise DataError(f"{options_key} {json.dumps(options)}: reasoning-gym {name} refuses them: "
+                        f"{e or type(e).__name__}") from None
+
+
+def solution(answer: str) -> str:
+    """The cold-start target: the answer alone, boxed after an empty think block."""
+    return f"{THINK_PREFIX}</think>\n\\boxed{{{answer}}}"
+
+
+def draw(name: str, options: dict, *, split: str, size: int, seed: int, percent: int,
+         key: str = "data") -> list[dict]:
+    """`size` records of one split (train: duplicates allowed, as a generator repeats itself; heldout: distinct)."""
+    if not 0 < percent < 100:
+        raise DataError(f"{key}.heldout_percent must be between 1 and 99 for reasoning_gym data, got {percent}")
+    heldout = split == "heldout"
+    limit = size * DRAWS_PER_ITEM
+    source = dataset(name, options, seed=HELDOUT_SEED if heldout else seed, size=limit, key=key)
+    records: list[dict] = []
+    seen: set[str] = set()
+    for index in range(limit):
+        entry = source[index]
+        question = entry["question"]
+        if held_out(question, percent) != heldout or (heldout and question in seen):
+            continue
+        seen.add(question)
+        records.append({"id": f"{name}/{split}/{index}", "problem": question, "answer": str(entry["answer"]),
+                        "solution": solution(str(entry["answer"])), "verifier": "reasoning_gym",
+                        "row": json.loads(json.dumps(entry, default=str))})
+        if len(records) == size:
+            return records
+    what = "distinct held-out" if heldout else "training"
+    raise DataError(f"reasoning-gym {name} with {key}.options {json.dumps(options)}: only {len(records)} {what} "
+                    f"problems in {limit} draws, {size} asked for: widen the options or ask for fewer "
+                    f"(task.{'heldout' if heldout else 'train'}_size)")

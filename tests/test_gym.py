@@ -1,0 +1,124 @@
+"""reasoning-gym as a source, a verifier and an evaluation environment (grpo/data/gym.py, verifiers/gym.py,
+grpo/data/environments.py), with the real package: disjoint seeded draws, the generator's own scorer run in the
+plug-in pool, refusals that name the key, and `python -m evals.run --suite rg:<name>`."""
+
+import json
+import math
+
+import pytest
+
+from evals import run
+from grpo.config import ConfigError, DataConfig, TaskConfig, load_config
+from grpo.data import environments, gym
+from grpo.data.jsonl import DataError
+from grpo.data.records import load_records
+from verifiers.route import judge
+
+pytest.importorskip("reasoning_gym")
+
+WORDS = {"min_word_len": 3, "max_word_len": 6}
+
+
+def _draw(split, size=100, seed=0, name="spell_backward", options=WORDS):
+    return gym.draw(name, options, split=split, size=size, seed=seed, percent=10)
+
+
+def test_train_and_heldout_draws_are_disjoint_seeded_and_the_heldout_one_is_fixed():
+    train, heldout = _draw("train", 500), _draw("heldout", 50)
+    assert len(train) == 500 and len(heldout) == 50
+    assert not {r["problem"] for r in train} & {r["problem"] for r in heldout}
+    assert len({r["problem"] for r in heldout}) == 50  # distinct
+    assert [r["problem"] for r in _draw("train", 500)] == [r["problem"] for r in train]  # seeded
+    assert [r["problem"] for r in _draw("train", 500, seed=1)] != [r["problem"] for r in train]
+    assert [r["id"] for r in _draw("heldout", 50, seed=1)] == [r["id"] for r in heldout]  # one held-out set
+    r = heldout[0]
+    assert r["verifier"] == "reasoning_gym" and r["row"]["answer"] == r["answer"]
+    assert r["solution"] == "<think>\n</think>\n\\boxed{" + r["answer"] + "}"
+    assert json.loads(json.dumps(r["row"])) == r["row"]  # plain JSON: samples.jsonl and the worker pool carry it
+
+
+def test_a_generator_with_too_few_questions_is_refused_with_the_way_out():
+    with pytest.raises(DataError, match=r"only \d+ distinct held-out problems in 10000 draws, 200 asked for: widen the "
+                                        r"options or ask for fewer \(task.heldout_size\)"):
+        _draw("heldout", 200, name="chain_sum", options={"min_terms": 2, "max_terms": 2, "min_digits": 1,
+                                                         "max_digits": 1})
+
+
+@pytest.mark.parametrize("name, options, message", [
+    ("spell_backwards", {}, r"data.name: 'spell_backwards' is not a reasoning-gym dataset \(did you mean "
+                            r"spell_backward\?\)"),
+    ("spell_backward", {"max_len": 5}, r"data.options: reasoning-gym spell_backward has no option 'max_len' \(its "
+                                       r"options: min_word_len, max_word_len, data_file\)"),
+    ("spell_backward", {"min_word_len": 9, "max_word_len": 3}, r"data.options .*refuses them: max_word_len must be "
+                                                               r">= min_word_len"),
+])
+def test_an_unknown_dataset_or_option_names_the_key(name, options, message):
+    with pytest.raises(DataError, match=message):
+        load_records(DataConfig(source="reasoning_gym", name=name, options=options), TaskConfig(train_size=10),
+                     split="train", seed=0)
+
+
+def test_a_reasoning_gym_source_needs_a_name():
+    with pytest.raises(ConfigError, match="data.name is required when the source is reasoning_gym"):
+        load_config(None, ["data.source=reasoning_gym"])
+
+
+def test_the_generators_scorer_judges_in_the_pool():
+    rows = [r["row"] for r in _draw("heldout", 3)]
+    right, other = rows[0]["answer"], rows[1]["answer"]
+    completions = [f"<think>\nx\n</think>\n\\boxed{{{right}}}",  # right
+                   f"<think>\nx\n</think>\n\\boxed{{{right}}}",  # wrong: judged against another row
+                   "<think>\nx\n</think>\n<answer>" + right + "</answer>",  # an answer block
+                   f"<think>\nx\n</think>\n\\boxed{{{right}}} or \\boxed{{{other}}}",  # a hedge
+                   "<think>\nstill thinking",  # no answer
+                   f"<think>\nx\n</think>\n\\boxed{{{right}}}"]  # a row whose generator does not exist
+    broken = {**rows[0], "metadata": {**rows[0]["metadata"], "source_dataset": "no_such_generator"}}
+    verdicts = judge(completions, [r["answer"] for r in (rows[0], rows[1], rows[0], rows[0], rows[0], broken)],
+                     timeout_s=10, workers=1, kinds=["reasoning_gym"] * 6,
+                     rows=[rows[0], rows[1], rows[0], rows[0], rows[0], broken])
+    assert [(v.correct, v.reason) for v in verdicts] == [
+        (True, "correct"), (False, "wrong"), (True, "correct"), (False, "multiple_answers"), (False, "no_answer"),
+        (False, "reward_error")]
+    assert verdicts[0].reward == 1.0 and verdicts[0].extracted == right and verdicts[1].reward < 1
+    assert not math.isnan(verdicts[5].reward) and verdicts[5].reward == 0.0
+
+
+def test_evals_run_scores_a_reasoning_gym_environment_and_refuses_bad_names(tmp_path, capsys):
+    env = environments.named("rg:spell_backward", data_dir=tmp_path, options=WORDS, size=20)
+    records = env.records("heldout")
+    assert [r["id"] for r in records] == [r["id"] for r in _draw("heldout", 20)]  # what a run validates on
+    path = tmp_path / "c.jsonl"
+    path.write_text("".join(json.dumps({"id": r["id"], "completion": "<think>\n</think>\n\\boxed{" +
+                                        (r["answer"] if i % 4 else "no") + "}"}) + "\n" for i, r in enumerate(records)))
+    args = ["--suite", "rg:spell_backward", "--options", json.dumps(WORDS), "--size", "20", "--completions", str(path),
+            "--output-dir", str(tmp_path / "o")]
+    assert run.main(args) == 0
+    results = json.loads((tmp_path / "o" / "rg_spell_backward" / "results.json").read_text())
+    assert results["problems"] == 20 and results["metrics"]["pass@1"] == 0.75
+    assert results["params"]["options"] == json.dumps(WORDS)
+    assert run.main(["--suite", "rg:spell_backwards", *args[2:]]) == 2
+    assert "'spell_backwards' is not a reasoning-gym dataset (did you mean spell_backward?)" in capsys.readouterr().err
+    assert run.main([*args[:2], "--options", '{"max_len": 3}', *args[4:]]) == 2
+    assert "--options: reasoning-gym spell_backward has no option 'max_len'" in capsys.readouterr().err
+    assert run.main([*args[:2], "--options", "[1]", *args[4:]]) == 2
+    assert "--options must be a JSON object" in capsys.readouterr().err
+
+
+def test_evals_run_takes_a_users_environment_factory(tmp_path, monkeypatch):
+    (tmp_path / "my_env.py").write_text(
+        "from grpo.data.environments import from_rows\n"
+        "def make():\n"
+        "    return from_rows('doubling', lambda split, seed: [{'problem': f'2 * {i}?', 'answer': str(2 * i)}\n"
+        "                                                      for i in range(10)])\n"
+        "def not_an_environment():\n"
+        "    return [1, 2]\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path = tmp_path / "c.jsonl"
+    path.write_text("".join(json.dumps({"id": f"heldout/{i}", "completion": f"\\boxed{{{2 * i if i < 5 else 0}}}"})
+                            + "\n" for i in range(10)))
+    assert run.main(["--suite", "my_env:make", "--completions", str(path), "--output-dir", str(tmp_path / "o")]) == 0
+    results = json.loads((tmp_path / "o" / "my_env_make" / "results.json").read_text())
+    assert results["suite"] == "doubling" and results["metrics"]["pass@1"] == 0.5
+    assert run.main(["--suite", "my_env:not_an_environment", "--completions", str(path), "--output-dir",
+                     str(tmp_path / "o")]) == 2
+    assert run.main(["--suite", "my_env:nothing", "--completions", str(path), "--output-dir", str(tmp_path / "o")]) == 2
