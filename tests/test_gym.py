@@ -79,8 +79,14 @@ def test_the_generators_scorer_judges_in_the_pool():
     assert [(v.correct, v.reason) for v in verdicts] == [
         (True, "correct"), (False, "wrong"), (True, "correct"), (False, "multiple_answers"), (False, "no_answer"),
         (False, "reward_error")]
-    assert verdicts[0].reward == 1.0 and verdicts[0].extracted == right and verdicts[1].reward < 1
+    assert verdicts[0].reward == 1.0 and verdicts[0].extracted == right and verdicts[1].reward == 0.0
     assert not math.isnan(verdicts[5].reward) and verdicts[5].reward == 0.0
+    near = right[:-1] + ("a" if right[-1] != "a" else "b")  # one letter off: partial credit, only when asked for
+    partial = judge([f"\\boxed{{{near}}}"] * 2, [right] * 2, timeout_s=10, workers=1, kinds=["reasoning_gym"] * 2,
+                    rows=[rows[0]] * 2, partial=True)
+    assert 0 < partial[0].reward < 1 and not partial[0].correct
+    assert judge([f"\\boxed{{{near}}}"], [right], timeout_s=10, workers=1, kinds=["reasoning_gym"],
+                 rows=[rows[0]])[0].reward == 0.0
 
 
 def test_evals_run_scores_a_reasoning_gym_environment_and_refuses_bad_names(tmp_path, capsys):
@@ -122,3 +128,31 @@ def test_evals_run_takes_a_users_environment_factory(tmp_path, monkeypatch):
     assert run.main(["--suite", "my_env:not_an_environment", "--completions", str(path), "--output-dir",
                      str(tmp_path / "o")]) == 2
     assert run.main(["--suite", "my_env:nothing", "--completions", str(path), "--output-dir", str(tmp_path / "o")]) == 2
+
+
+def test_the_gym_recipe_trains_and_its_run_dir_scores_what_evals_run_scores(tmp_path, capsys):
+    """configs/tiny_gym.yaml for a few steps: SFT on the answers, GRPO with the generator's scorer as the reward; the
+    samples carry the verifier's verdicts, and `evals.run --suite rg:...` on the final model scores the held-out
+    problems the run validated on, as the run scored them."""
+    from grpo import train
+
+    run_dir = tmp_path / "run"
+    assert train.main(["--config", "configs/tiny_gym.yaml", f"run.dir={run_dir}", "sft.steps=30", "sft.eval_every=0",
+                       "grpo.steps=2", "grpo.warmup_steps=1", "grpo.eval_every=2", "grpo.eval_size=16",
+                       "grpo.prompts_per_step=4", "grpo.group_size=4", "rollout.engine=hf", "task.train_size=500",
+                       "task.heldout_size=16"]) == 0
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in lines if "reward/mean" in r]
+    assert len(steps) == 2 and all(0 <= r["reward/mean"] <= 1 for r in steps)
+    samples = [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines()]
+    train_samples = [s for s in samples if s.get("split") == "train"]
+    assert train_samples and {s["reason"] for s in train_samples} <= {"correct", "wrong", "no_answer",
+                                                                      "multiple_answers"}
+    summary = json.loads((run_dir / "summary.json").read_text())
+    out = tmp_path / "o"
+    assert run.main(["--suite", "rg:spell_backward", "--options", json.dumps(WORDS), "--size", "16", "--model",
+                     str(run_dir / "final"), "--no-instruction", "--preset", "greedy", "--think-prefix", "--max-new-tokens", "24",
+                     "--engine", "hf", "--output-dir", str(out)]) == 0
+    results = json.loads((out / "rg_spell_backward" / "results.json").read_text())
+    assert results["problems"] == 16
+    assert results["metrics"]["pass@1"] == summary["stages"]["grpo"]["heldout_accuracy"]

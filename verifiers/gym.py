@@ -10,6 +10,8 @@ completion a zero and a reason, never the run.
 
 from __future__ import annotations
 
+import functools
+
 from verifiers.extract import answer_section, boxed_contents
 
 SCORER = "verifiers.gym:score"  # what the plug-in pool runs, worker side
@@ -31,8 +33,14 @@ def final_answer(completion: str) -> tuple[str | None, str]:
     return None, "no_answer"
 
 
-def score(answer: str, row: dict) -> float:
-    """Worker side: the generator's score for an extracted answer against its entry."""
+@functools.lru_cache(maxsize=None)
+def _scorer(name: str):
+    """A generator's score_answer, made once per worker (building a generator can read a word list: 40 ms)."""
     from reasoning_gym.factory import get_score_answer_fn  # only in the workers that score reasoning-gym rows
 
-    return float(get_score_answer_fn(row["metadata"]["source_dataset"])(answer, row))
+    return get_score_answer_fn(name)
+
+
+def score(answer: str, row: dict) -> float:
+    """Worker side: the generator's score for an extracted answer against its entry."""
+    return float(_scorer(row["metadata"]["source_dataset"])(answer, row))

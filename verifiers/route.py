@@ -18,7 +18,8 @@ from verifiers import VerifyResult, gym, plugins
 
 def judge(completions: list[str], golds: list, *, timeout_s: float, workers: int, partial: bool = False,
           kinds: list[str] | None = None, rows: list[dict] | None = None) -> list:
-    """`partial`: a code completion's reward is the fraction of tests passed (`correct` still needs all)."""
+    """`partial`: a code completion's reward is the fraction of tests passed, a reasoning-gym one its generator's
+    partial credit (`correct` still needs all / a full score)."""
     if len(completions) != len(golds):
         raise ValueError(f"judge got {len(completions)} completions but {len(golds)} golds")
     kinds = kinds or ["code" if isinstance(g, dict) else "math" for g in golds]
@@ -35,7 +36,7 @@ def judge(completions: list[str], golds: list, *, timeout_s: float, workers: int
 
             verdicts = verify_code(texts, answers, timeout_s=timeout_s, workers=workers, partial=partial)
         elif kind == "reasoning_gym":
-            verdicts = _gym(texts, [rows[i] if rows else {} for i in index], timeout_s, workers)
+            verdicts = _gym(texts, [rows[i] if rows else {} for i in index], timeout_s, workers, partial)
         else:
             verdicts = _custom(kind, texts, [rows[i] if rows else {} for i in index], timeout_s, workers)
         for i, verdict in zip(index, verdicts):
@@ -43,14 +44,17 @@ def judge(completions: list[str], golds: list, *, timeout_s: float, workers: int
     return results
 
 
-def _gym(completions: list[str], rows: list[dict], timeout_s: float, workers: int) -> list:
-    """reasoning-gym rows: the answer is read here; only an answer goes to its generator's scorer (in the pool)."""
+def _gym(completions: list[str], rows: list[dict], timeout_s: float, workers: int, partial: bool) -> list:
+    """reasoning-gym rows: the answer is read here; only an answer goes to its generator's scorer (in the pool). The
+    reward is 1 for a right answer, else 0; `partial`: the scorer's own partial credit (e.g. spell_backward's 0.2 for
+    a near miss)."""
     read = [gym.final_answer(c) for c in completions]
     asked = [i for i, (answer, _) in enumerate(read) if answer is not None]
     scored = dict(zip(asked, _custom(gym.SCORER, [read[i][0] for i in asked], [rows[i] for i in asked], timeout_s,
                                      workers)))
     return [VerifyResult(0.0, False, why) if i not in scored else
-            VerifyResult(scored[i].reward, scored[i].correct, scored[i].reason, extracted=answer)
+            VerifyResult(scored[i].reward if partial or scored[i].reward != scored[i].reward else
+                         float(scored[i].correct), scored[i].correct, scored[i].reason, extracted=answer)
             for i, (answer, why) in enumerate(read)]
 
 

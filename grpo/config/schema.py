@@ -257,8 +257,9 @@ class RewardConfig:
     timeout_s: float = 5.0
     """verifier deadline per completion (a timeout is a zero reward, logged)"""
     code_partial: bool = False
-    """code tasks: the accuracy reward is the fraction of tests passed instead of 1 only when all pass (a denser
-    signal for a weak cold start; held-out pass rates still count full passes only)"""
+    """code tasks: the accuracy reward is the fraction of tests passed instead of 1 only when all pass; reasoning-gym
+    tasks: the generator's partial credit (a denser signal for a weak cold start; held-out accuracy still counts
+    full passes / full scores only)"""
     workers: int = 2
     """verifier worker processes"""
     functions: list[RewardFunction] = field(default_factory=list)
