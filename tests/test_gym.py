@@ -4,6 +4,7 @@ plug-in pool, refusals that name the key, and `python -m evals.run --suite rg:<n
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +18,7 @@ from verifiers.route import judge
 pytest.importorskip("reasoning_gym")
 
 WORDS = {"min_word_len": 3, "max_word_len": 6}
+RECIPE = str(Path(__file__).resolve().parents[1] / "configs" / "tiny_gym.yaml")
 
 
 def _draw(split, size=100, seed=0, name="spell_backward", options=WORDS):
@@ -137,7 +139,7 @@ def test_the_gym_recipe_trains_and_its_run_dir_scores_what_evals_run_scores(tmp_
     from grpo import train
 
     run_dir = tmp_path / "run"
-    assert train.main(["--config", "configs/tiny_gym.yaml", f"run.dir={run_dir}", "sft.steps=30", "sft.eval_every=0",
+    assert train.main(["--config", RECIPE, f"run.dir={run_dir}", "sft.steps=30", "sft.eval_every=0",
                        "grpo.steps=2", "grpo.warmup_steps=1", "grpo.eval_every=2", "grpo.eval_size=16",
                        "grpo.prompts_per_step=4", "grpo.group_size=4", "rollout.engine=hf", "task.train_size=500",
                        "task.heldout_size=16"]) == 0
@@ -149,10 +151,10 @@ def test_the_gym_recipe_trains_and_its_run_dir_scores_what_evals_run_scores(tmp_
     assert train_samples and {s["reason"] for s in train_samples} <= {"correct", "wrong", "no_answer",
                                                                       "multiple_answers"}
     summary = json.loads((run_dir / "summary.json").read_text())
-    out = tmp_path / "o"
-    assert run.main(["--suite", "rg:spell_backward", "--options", json.dumps(WORDS), "--size", "16", "--model",
-                     str(run_dir / "final"), "--no-instruction", "--preset", "greedy", "--think-prefix", "--max-new-tokens", "24",
-                     "--engine", "hf", "--output-dir", str(out)]) == 0
-    results = json.loads((out / "rg_spell_backward" / "results.json").read_text())
+    out, data = tmp_path / "o", load_config(RECIPE).data
+    assert run.main(["--suite", f"rg:{data.name}", "--options", json.dumps(data.options), "--size", "16", "--model",
+                     str(run_dir / "final"), "--no-instruction", "--preset", "greedy", "--think-prefix",
+                     "--max-new-tokens", "24", "--engine", "hf", "--output-dir", str(out)]) == 0
+    results = json.loads((out / f"rg_{data.name}" / "results.json").read_text())
     assert results["problems"] == 16
     assert results["metrics"]["pass@1"] == summary["stages"]["grpo"]["heldout_accuracy"]
