@@ -53,7 +53,8 @@ def main() -> None:
     heldout = to_examples(records, tokenizer, config.prompt)
     kd = None
     if args.source == "cold":
-        train = environments.of_data(config.data, config.task).records("train", seed=args.seed)
+        train = environments.of_data(config.data, config.task, hold_out=not config.heldout.source).records(
+            "train", seed=args.seed)
         examples = to_examples(train[: args.examples] if args.examples else train, tokenizer, config.prompt)
     else:
         traces = [row for _, row in read_jsonl(Path(args.run_dir) / "filter" / "traces.jsonl")]

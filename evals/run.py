@@ -3,6 +3,7 @@
     python -m evals.run --suite math500 --model PATH --output-dir DIR [--preset r1|greedy] [--n N] ...
     python -m evals.run --suite humaneval --completions FILE --output-dir DIR
     python -m evals.run --suite rg:spell_backward --options '{"max_word_len": 6}' --model PATH --output-dir DIR
+        [--template plain]      # the question alone, for a model trained with prompt.template plain
     python -m evals.run --run-dir runs/tiny --output-dir DIR      # a run's own held-out set, as training scored it
 
 A suite is an environment (grpo/data/environments.py): a built-in suite (MATH-500, AIME 24/25, GSM8K, HumanEval,
@@ -12,7 +13,8 @@ returning an Environment. All are judged by `verifiers.route.judge`, as training
 `--completions FILE` grades precomputed completions: jsonl lines with `id` (the dataset's own id, see
 grpo/data/suites.py) and `completion`, several lines per id for n > 1. Every suite writes
 `DIR/<suite>/results.json` (`suite`, `n`, `metrics` with `pass@1`, the protocol and every parameter),
-`DIR/<suite>/samples.jsonl` (each sample with its verdict) and `DIR/<suite>/report.md`.
+`DIR/<suite>/samples.jsonl` (each sample with its verdict) and `DIR/<suite>/report.md` (`<suite>` with what a folder
+name cannot hold replaced: `rg:spell_backward` -> `rg_spell_backward`).
 """
 
 from __future__ import annotations
@@ -26,11 +28,11 @@ from pathlib import Path
 from evals.heldout import evaluate_run
 from grpo.algo.passk import suite_metrics
 from grpo.config import RolloutConfig
-from grpo.data.jsonl import read_jsonl
 from grpo.data import environments
 from grpo.data.environments import Environment
-from grpo.data.jsonl import DataError
-from grpo.data.prompts import THINK_PREFIX
+from grpo.data.jsonl import DataError, read_jsonl
+from grpo.config import PromptConfig
+from grpo.data.prompts import THINK_PREFIX, render_prompt
 from grpo.data.suites import SUITES, data_dir
 from grpo.hub import NotFound
 from grpo.model import load
@@ -181,7 +183,10 @@ def generate(env: Environment, records: list[dict], args) -> dict[str, list[dict
     model, tokenizer = load(args.model, revision=args.revision, key="--model")
     prompts = []
     for r in records:
-        text = env.prompt(r) if args.instruction else r["problem"]
+        if args.template != "r1":  # a run's own template (grpo/data/prompts.py): the question alone, as it trained
+            prompts.append(render_prompt(r["problem"], tokenizer, PromptConfig(args.template, args.think_prefix)))
+            continue
+        text = env.prompt(r)
         if tokenizer.chat_template:
             text = tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
                                                  add_generation_prompt=True)
@@ -251,9 +256,11 @@ def _parser() -> argparse.ArgumentParser:
                         "suite whose file is not there loads from the hub")
     parser.add_argument("--options", default="{}", help="rg:<name>: the generator's options as JSON")
     parser.add_argument("--size", type=int, default=200, help="rg:<name>: held-out problems drawn")
-    parser.add_argument("--instruction", action=argparse.BooleanOptionalAction, default=True,
-                        help="append the suite's instruction to each question (--no-instruction: the question "
-                        "alone, for a model trained on plain prompts)")
+    parser.add_argument("--heldout-percent", type=int, default=10,
+                        help="rg:<name>: the share held out (a run's data.heldout_percent)")
+    parser.add_argument("--template", choices=["r1", "chat", "plain"], default="r1",
+                        help="r1: the question and the suite's instruction in the model's chat template (default); "
+                        "chat, plain: the question alone, as a run with that prompt.template rendered it")
     parser.add_argument("--date-from", default="", help="LiveCodeBench: contest_date >= this (ISO date)")
     parser.add_argument("--date-to", default="", help="LiveCodeBench: contest_date < this")
     parser.add_argument("--difficulty", default="", help="LiveCodeBench: comma-separated easy,medium,hard")
@@ -264,7 +271,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _given(name: str, records: list[dict], args) -> tuple[list[dict], dict[str, list[dict]], dict]:
     """--completions: (the records that have completions, samples per id, parameters); an error names the file."""
-    every = {r["id"] for r in _environment(name, args, filtered=False).records()}
+    every = {r["id"] for r in _environment(name, args, filtered=False).records(seed=args.seed)}
     given = read_completions(Path(args.completions), every)  # ids outside the filters are skipped
     records = [r for r in records if r["id"] in given]
     given = {r["id"]: given[r["id"]] for r in records}
@@ -288,14 +295,13 @@ def _environment(name: str, args, *, filtered: bool = True) -> Environment:
         raise Refused(f"--options must be a JSON object of the generator's options, got {args.options}")
     try:
         return environments.named(name, data_dir=data_dir(args.data_dir), options=options, size=args.size,
-                                  **filters)
+                                  percent=args.heldout_percent, **filters)
     except DataError as e:
         raise Refused(str(e)) from None
 
 
-def _evaluate_suite(name: str, args) -> None:
+def _evaluate_suite(name: str, env: Environment, args) -> None:
     """One environment: its held-out records, samples (generated or given), verdicts and the files of evals.run."""
-    env = _environment(name, args)
     records = env.records("heldout", seed=args.seed, limit=args.limit)
     if not records:
         raise Refused(f"suite {name}: no problems left after the filters")
@@ -307,9 +313,9 @@ def _evaluate_suite(name: str, args) -> None:
                   "top_p": args.top_p, "think_prefix": args.think_prefix, "max_new_tokens": args.max_new_tokens,
                   "engine": args.engine, "seed": args.seed}
     params.update({"limit": args.limit, "date_from": args.date_from, "date_to": args.date_to,
-                   "difficulty": args.difficulty, "instruction": args.instruction})
-    if name not in SUITES:
-        params.update({"options": args.options, "size": args.size})
+                   "difficulty": args.difficulty, "template": args.template})
+    if name.startswith(environments.GYM_PREFIX):
+        params.update({"options": args.options, "size": args.size, "heldout_percent": args.heldout_percent})
     graded = grade(records, samples, workers=args.workers, timeout_s=args.timeout_s)
     results = write(Path(args.output_dir) / _folder(name), env, graded, summarise(env, graded), params)
     print(f"{name}: pass@1 {results['metrics']['pass@1']:.4f} ± {results['metrics']['pass@1_se']:.4f} "
@@ -331,12 +337,13 @@ def main(argv: list[str] | None = None) -> int:
     preset = PRESETS[args.preset]
     for name in args.suite.split(","):
         suite_args = argparse.Namespace(**vars(args))  # the preset's and the suite's defaults, per suite
-        suite_args.n = args.n or preset.get("n", SUITES[name].n if name in SUITES else 1)
         suite_args.temperature = preset["temperature"] if args.temperature is None else args.temperature
         suite_args.top_p = preset["top_p"] if args.top_p is None else args.top_p
         suite_args.think_prefix = preset["think_prefix"] if args.think_prefix is None else args.think_prefix
         try:
-            _evaluate_suite(name, suite_args)
+            env = _environment(name, suite_args)
+            suite_args.n = args.n or preset.get("n", env.n)
+            _evaluate_suite(name, env, suite_args)
         except (Refused, EngineUnavailable, NotFound, DataError) as e:
             print(f"evals.run: {e}", file=sys.stderr)
             return 2

@@ -45,6 +45,12 @@ ROWS = {  # row of the README table -> (arguments, message)
     "empty dataset": (lambda t, b: ["data.source=jsonl", f"data.path={_data(t, [])}"], r"data\.jsonl: no rows"),
     "unknown config key": (lambda t, b: ["grpo.learning_rate=1e-6"], r"unknown key grpo\.learning_rate"),
     "wrong type": (lambda t, b: ["grpo.steps=many"], r"grpo\.steps must be int, got str 'many'"),
+    "unknown reasoning-gym dataset": (lambda t, b: ["data.source=reasoning_gym", "data.name=spell_backwards"],
+                                      r"data\.name: 'spell_backwards' is not a reasoning-gym dataset \(did you mean "
+                                      r"spell_backward\?\)"),
+    "unknown reasoning-gym option": (lambda t, b: ["data.source=reasoning_gym", "data.name=spell_backward",
+                                                   "data.options={max_len: 3}"],
+                                     r"data\.options: reasoning-gym spell_backward has no option 'max_len'"),
     "max tokens above the context": (lambda t, b: [f"model.path={b}", "rollout.max_new_tokens=600"],
                                      r"rollout\.max_new_tokens .*\(600\) plus the longest prompt .* exceed the "
                                      r"context .*\(512 tokens\)"),

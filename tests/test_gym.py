@@ -36,7 +36,7 @@ def test_train_and_heldout_draws_are_disjoint_seeded_and_the_heldout_one_is_fixe
     r = heldout[0]
     assert r["verifier"] == "reasoning_gym" and r["row"]["answer"] == r["answer"]
     assert r["solution"] == "<think>\n</think>\n\\boxed{" + r["answer"] + "}"
-    assert json.loads(json.dumps(r["row"])) == r["row"]  # plain JSON: samples.jsonl and the worker pool carry it
+    assert r["row"]["metadata"]["source_dataset"] == "spell_backward"  # the entry itself, tuples and all
 
 
 def test_a_generator_with_too_few_questions_is_refused_with_the_way_out():
@@ -60,9 +60,14 @@ def test_an_unknown_dataset_or_option_names_the_key(name, options, message):
                      split="train", seed=0)
 
 
-def test_a_reasoning_gym_source_needs_a_name():
+def test_a_reasoning_gym_source_needs_a_name_and_a_heldout_section_cannot_overlap_training():
     with pytest.raises(ConfigError, match="data.name is required when the source is reasoning_gym"):
         load_config(None, ["data.source=reasoning_gym"])
+    same = ["data.source=reasoning_gym", "data.name=chain_sum", "heldout.source=reasoning_gym", "heldout.name=chain_sum"]
+    with pytest.raises(ConfigError, match=r"heldout.heldout_percent \(20\) above data.heldout_percent \(10\) would "
+                                          r"draw held-out problems that training also draws"):
+        load_config(None, [*same, "heldout.heldout_percent=20"])
+    assert load_config(None, [*same, "heldout.heldout_percent=5"]).heldout.heldout_percent == 5
 
 
 def test_the_generators_scorer_judges_in_the_pool():
@@ -112,14 +117,16 @@ def test_evals_run_scores_a_reasoning_gym_environment_and_refuses_bad_names(tmp_
     assert "--options must be a JSON object" in capsys.readouterr().err
 
 
-def test_evals_run_takes_a_users_environment_factory(tmp_path, monkeypatch):
+def test_evals_run_takes_a_users_environment_factory(tmp_path, monkeypatch, capsys):
     (tmp_path / "my_env.py").write_text(
         "from grpo.data.environments import from_rows\n"
         "def make():\n"
         "    return from_rows('doubling', lambda split, seed: [{'problem': f'2 * {i}?', 'answer': str(2 * i)}\n"
         "                                                      for i in range(10)])\n"
         "def not_an_environment():\n"
-        "    return [1, 2]\n")
+        "    return [1, 2]\n"
+        "def raises():\n"
+        "    raise RuntimeError('no data today')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     path = tmp_path / "c.jsonl"
     path.write_text("".join(json.dumps({"id": f"heldout/{i}", "completion": f"\\boxed{{{2 * i if i < 5 else 0}}}"})
@@ -130,6 +137,10 @@ def test_evals_run_takes_a_users_environment_factory(tmp_path, monkeypatch):
     assert run.main(["--suite", "my_env:not_an_environment", "--completions", str(path), "--output-dir",
                      str(tmp_path / "o")]) == 2
     assert run.main(["--suite", "my_env:nothing", "--completions", str(path), "--output-dir", str(tmp_path / "o")]) == 2
+    assert run.main(["--suite", "my_env:raises", "--completions", str(path), "--output-dir", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "my_env:not_an_environment: the factory returned a list" in err
+    assert "has no 'nothing'" in err and "my_env:raises: the factory raised RuntimeError: no data today" in err
 
 
 def test_the_gym_recipe_trains_and_its_run_dir_scores_what_evals_run_scores(tmp_path, capsys):
@@ -153,7 +164,7 @@ def test_the_gym_recipe_trains_and_its_run_dir_scores_what_evals_run_scores(tmp_
     summary = json.loads((run_dir / "summary.json").read_text())
     out, data = tmp_path / "o", load_config(RECIPE).data
     assert run.main(["--suite", f"rg:{data.name}", "--options", json.dumps(data.options), "--size", "16", "--model",
-                     str(run_dir / "final"), "--no-instruction", "--preset", "greedy", "--think-prefix",
+                     str(run_dir / "final"), "--template", "plain", "--preset", "greedy", "--think-prefix",
                      "--max-new-tokens", "24", "--engine", "hf", "--output-dir", str(out)]) == 0
     results = json.loads((out / f"rg_{data.name}" / "results.json").read_text())
     assert results["problems"] == 16

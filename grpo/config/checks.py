@@ -82,14 +82,19 @@ def validate(config: Config, where: str) -> None:
         *[(v in ("math", "code", "reasoning_gym") or _target(v), f"{section}.verifier",
            f"must be math, code, reasoning_gym or module:function, got {v!r}")
           for section, v in (("data", d.verifier), ("heldout", config.heldout.verifier))],
-        (0 < d.heldout_percent < 100, "data.heldout_percent", "must be between 0 and 100 (exclusive)"),
         (config.prompt.template in ("plain", "chat", "r1"), "prompt.template", "must be plain, chat or r1"),
         (set(config.task.operators) <= set("+-*") and config.task.operators, "task.operators", "use + - *"),
         (config.task.digits >= 1 and config.task.ops >= 1, "task.digits", "digits and ops must be >= 1"),
         *[(0 <= getattr(config.task, key) <= 1, f"task.{key}", "is a share: 0 to 1")
           for key in FLAWS],
-        (not any(getattr(config.task, key) for key in FLAWS) or d.source == "arithmetic",
-         "task." + ", task.".join(FLAWS), "apply to the built-in arithmetic task only"),
+        (not any(getattr(config.task, key) for key in FLAWS) or d.source != "programs",
+         "task." + ", task.".join(FLAWS), "apply to the built-in arithmetic task only (set them to 0 for programs)"),
+        *[(c.source not in (*FILES, "reasoning_gym") or 0 < c.heldout_percent < 100, f"{section}.heldout_percent",
+           "must be between 0 and 100 (exclusive)") for section, c in (("data", d), ("heldout", config.heldout))],
+        (not (d.source == config.heldout.source == "reasoning_gym" and d.name == config.heldout.name)
+         or config.heldout.heldout_percent <= d.heldout_percent, "heldout.heldout_percent",
+         f"({config.heldout.heldout_percent}) above data.heldout_percent ({d.heldout_percent}) would draw held-out "
+         "problems that training also draws (the same generator): keep it at or below data's"),
         *_sft_checks("sft", s, config.model.max_position_embeddings, built=not config.model.path),
     ]
     checks += _grpo_checks(config) + _pipeline_checks(config)

@@ -72,13 +72,16 @@ class TaskConfig:
     """held-out problems (never equal to a training problem)"""
     solution_slips: float = 0.0
     """share of the training worked solutions (the cold-start data) with one careless slip: a step's result off by
-    1 to 3, carried on to a wrong boxed answer. Arithmetic task only; gold answers stay right"""
+    1 to 3, carried on to a wrong boxed answer. Arithmetic task only (other sources ignore it); gold answers stay
+    right"""
     sign_errors: float = 0.0
     """share of the negative step results in the training worked solutions written without their minus sign (a
-    systematic misconception, carried on). Arithmetic task only; gold answers stay right"""
+    systematic misconception, carried on). Arithmetic task only (other sources ignore it); gold answers stay
+    right"""
     answer_sign_drops: float = 0.0
     """share of the training worked solutions with a negative answer whose boxed answer is copied without its minus
-    sign from a right last line (a transcription error; the think lines stay right). Arithmetic task only"""
+    sign from a right last line (a transcription error; the think lines stay right). Arithmetic task only (other
+    sources ignore it)"""
 
 
 @dataclass

@@ -50,9 +50,24 @@ class Environment:
     note: str = ""
 
     def records(self, split: str = "heldout", *, seed: int = 0, limit: int = 0) -> list[dict]:
+        """One split's records (the first `limit`); a DataError naming the environment for one that is not a record
+        (a user's factory may build anything): each needs `id`, `problem` and `answer`; `verifier` defaults to
+        math, `solution` to None and `row` to {}."""
         if split not in SPLITS:
             raise ValueError(f"environment {self.name}: split must be one of {SPLITS}, got {split!r}")
-        records = self.load(split, seed)[0]
+        loaded = self.load(split, seed)
+        records = loaded[0] if isinstance(loaded, tuple) else None
+        if not isinstance(records, list):
+            raise DataError(f"environment {self.name}: load(split, seed) must return (records, report), got "
+                            f"{type(loaded).__name__}")
+        for number, r in enumerate(records):
+            missing = [k for k in ("id", "problem", "answer") if not isinstance(r, dict) or k not in r]
+            if missing:
+                raise DataError(f"environment {self.name}: {split} record {number + 1} has no {missing[0]!r} "
+                                "(a record: id, problem, answer, and optionally solution, verifier, row)")
+            r.setdefault("verifier", "math")
+            r.setdefault("solution", None)
+            r.setdefault("row", {})
         return records[:limit] if limit else records
 
     def prompt(self, record: dict) -> str:
@@ -96,26 +111,30 @@ def suite(name: str, directory: Path, *, date_from: str = "", date_to: str = "",
 
 
 def gym(name: str, options: dict | None = None, *, size: int = 200, percent: int = 10) -> Environment:
-    """A reasoning-gym generator: `size` problems per split, disjoint by a hash of the question (grpo/data/gym.py)."""
+    """A reasoning-gym generator: `size` problems per split, disjoint by a hash of the question (grpo/data/gym.py);
+    with a run's options and `percent` (its data.heldout_percent), the held-out problems the run validates on. The
+    errors name evals.run's flags."""
     options = dict(options or {})
     gym_data.dataset(name, options, seed=0, size=1, name_key=f"--suite {GYM_PREFIX}{name}",
                      options_key="--options")  # an unknown name or option: refused here, before any model loads
 
     def load(split: str, seed: int):
-        records = gym_data.draw(name, options, split=split, size=size, seed=seed, percent=percent, key="data")
+        records = gym_data.draw(name, options, split=split, size=size, seed=seed, percent=percent,
+                                key="--heldout-percent", options_key="--options", size_key="--size")
         return records, {"rows": len(records), "kept": len(records), "left_out": 0, "held_out": 0}
 
     note = f"reasoning-gym {name}" + (f" with options {json.dumps(options)}" if options else "")
     return Environment(f"{GYM_PREFIX}{name}", load, breakdown=(), note=note)
 
 
-def named(text: str, *, data_dir: Path, options: dict | None = None, size: int = 200, **filters) -> Environment:
+def named(text: str, *, data_dir: Path, options: dict | None = None, size: int = 200, percent: int = 10,
+          **filters) -> Environment:
     """What `python -m evals.run --suite` names: a built-in suite, `rg:<generator>` (with `options`, `size`
-    held-out problems), or a user's factory `module:function` returning an Environment."""
+    held-out problems, `percent` held out), or a user's factory `module:function` returning an Environment."""
     if text in SUITES:
         return suite(text, data_dir, **filters)
     if text.startswith(GYM_PREFIX):
-        return gym(text[len(GYM_PREFIX):], options, size=size)
+        return gym(text[len(GYM_PREFIX):], options, size=size, percent=percent)
     if ":" in text:
         from verifiers.plugins import PluginError, load
 
@@ -123,6 +142,8 @@ def named(text: str, *, data_dir: Path, options: dict | None = None, size: int =
             made = load(text)()
         except PluginError as e:
             raise DataError(f"--suite {text}: {e}") from None
+        except Exception as e:  # noqa: BLE001 -- whatever the user's factory raises is theirs to read, in one line
+            raise DataError(f"--suite {text}: the factory raised {type(e).__name__}: {e}") from None
         if not isinstance(made, Environment):
             raise DataError(f"--suite {text}: the factory returned a {type(made).__name__}, not an "
                             "grpo.data.environments.Environment")
@@ -133,15 +154,20 @@ def named(text: str, *, data_dir: Path, options: dict | None = None, size: int =
 
 def from_rows(name: str, rows: Callable[[str, int], list[dict]], cfg: DataConfig | None = None) -> Environment:
     """A user's environment from a function (split, seed) -> rows, each read by `cfg`'s field names (prompt_field,
-    answer_field, solution_field, verifier) as a file's rows are: what a `module:function` factory may return."""
+    answer_field, solution_field, verifier; by default `problem`, `answer`, and `solution` when a row has one) as a
+    file's rows are: what a `module:function` factory may return. A row's own `id` is kept."""
     from grpo.data.records import read_row
 
     cfg = cfg or DataConfig(source="jsonl")
 
     def load(split: str, seed: int):
-        records = [read_row(row, cfg, f"{name} {split} row {i + 1}", "data") for i, row in enumerate(rows(split, seed))]
-        for number, r in enumerate(records):
-            r.setdefault("id", f"{split}/{number}")
+        records = []
+        for number, row in enumerate(rows(split, seed)):
+            record = read_row(row, cfg, f"environment {name}, {split} row {number + 1}", "data")
+            if not cfg.solution_field and row.get("solution"):
+                record["solution"] = str(row["solution"])
+            record["id"] = str(row.get("id", f"{split}/{number}"))
+            records.append(record)
         return records, {"rows": len(records), "kept": len(records), "left_out": 0, "held_out": 0}
 
     return Environment(name, load, instruction="" if cfg.verifier == "code" else R1_INSTRUCTION)

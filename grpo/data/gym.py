@@ -34,8 +34,8 @@ def dataset(name: str, options: dict, *, seed: int, size: int, key: str = "data"
         import reasoning_gym
         from reasoning_gym.factory import DATASETS
     except ImportError as e:
-        raise DataError(f"{key}.source reasoning_gym needs the reasoning-gym package (pip install reasoning-gym): "
-                        f"{e}") from None
+        raise DataError(f"{name_key}: reasoning-gym problems need the reasoning-gym package (pip install "
+                        f"reasoning-gym): {e}") from None
     if name not in DATASETS:
         near = difflib.get_close_matches(name, list(DATASETS), n=3)
         hint = f" (did you mean {', '.join(near)}?)" if near else f" ({len(DATASETS)} known, e.g. spell_backward)"
@@ -57,14 +57,18 @@ def solution(answer: str) -> str:
     return f"{THINK_PREFIX}</think>\n\\boxed{{{answer}}}"
 
 
-def draw(name: str, options: dict, *, split: str, size: int, seed: int, percent: int,
-         key: str = "data") -> list[dict]:
-    """`size` records of one split (train: duplicates allowed, as a generator repeats itself; heldout: distinct)."""
+def draw(name: str, options: dict, *, split: str, size: int, seed: int, percent: int, key: str = "data",
+         options_key: str = "", size_key: str = "") -> list[dict]:
+    """`size` records of one split (train: duplicates allowed, as a generator repeats itself; heldout: distinct).
+    The row is the generator's entry itself (its metadata may hold tuples its scorer relies on)."""
+    heldout = split == "heldout"
+    options_key = options_key or f"{key}.options"
+    size_key = size_key or f"task.{'heldout' if heldout else 'train'}_size"
     if not 0 < percent < 100:
         raise DataError(f"{key}.heldout_percent must be between 1 and 99 for reasoning_gym data, got {percent}")
-    heldout = split == "heldout"
     limit = size * DRAWS_PER_ITEM
-    source = dataset(name, options, seed=HELDOUT_SEED if heldout else seed, size=limit, key=key)
+    source = dataset(name, options, seed=HELDOUT_SEED if heldout else seed, size=limit, key=key,
+                     options_key=options_key)
     records: list[dict] = []
     seen: set[str] = set()
     for index in range(limit):
@@ -74,11 +78,9 @@ def draw(name: str, options: dict, *, split: str, size: int, seed: int, percent:
             continue
         seen.add(question)
         records.append({"id": f"{name}/{split}/{index}", "problem": question, "answer": str(entry["answer"]),
-                        "solution": solution(str(entry["answer"])), "verifier": "reasoning_gym",
-                        "row": json.loads(json.dumps(entry, default=str))})
+                        "solution": solution(str(entry["answer"])), "verifier": "reasoning_gym", "row": entry})
         if len(records) == size:
             return records
     what = "distinct held-out" if heldout else "training"
-    raise DataError(f"reasoning-gym {name} with {key}.options {json.dumps(options)}: only {len(records)} {what} "
-                    f"problems in {limit} draws, {size} asked for: widen the options or ask for fewer "
-                    f"(task.{'heldout' if heldout else 'train'}_size)")
+    raise DataError(f"reasoning-gym {name} with {options_key} {json.dumps(options)}: only {len(records)} {what} "
+                    f"problems in {limit} draws, {size} asked for: widen the options or ask for fewer ({size_key})")

@@ -16,7 +16,7 @@ split and the override.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -65,12 +65,6 @@ class Suite:
     breakdown: tuple[str, ...] = ()
     n: int = 1  # samples per problem under the R1 protocol (open-r1's choices)
     note: str = ""  # what the report must say about this suite (e.g. public tests only)
-    filters: dict = field(default_factory=dict)
-
-    def prompt_of(self, row: dict) -> str:
-        """The R1 prompt's text (before the chat template): the question, then the instruction."""
-        question = self.question_of(row)
-        return f"{question}\n{self.instruction}" if self.instruction else question
 
 
 SUITES = {s.name: s for s in [
