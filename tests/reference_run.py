@@ -15,10 +15,12 @@ from pathlib import Path
 
 REFERENCE = Path(__file__).with_name("data") / "reference_run.json"
 # a tiny model after a short cold start: it writes think blocks and ends its turn, so rewards vary within groups
-BASE = ["run.stages=[sft]", "task.answer_sign_drops=0", "sft.steps=80", "sft.warmup_steps=5", "sft.eval_every=0", "sft.eval_size=4",
-        "sft.max_new_tokens=8", "task.train_size=2000", "task.heldout_size=4"]
-GRPO = ["run.stages=[grpo]", "task.answer_sign_drops=0", "task.train_size=300", "task.heldout_size=8", "rollout.max_new_tokens=40",
-        "rollout.engine=hf", "grpo.steps=5", "grpo.prompts_per_step=4", "grpo.group_size=4", "grpo.mu=2",
+# the default recipe's transcription error off: the pinned figures are the flawless task's
+BASE = ["run.stages=[sft]", "task.answer_sign_drops=0", "sft.steps=80", "sft.warmup_steps=5", "sft.eval_every=0",
+        "sft.eval_size=4", "sft.max_new_tokens=8", "task.train_size=2000", "task.heldout_size=4"]
+GRPO = ["run.stages=[grpo]", "task.answer_sign_drops=0", "task.train_size=300", "task.heldout_size=8",
+        "rollout.max_new_tokens=40", "rollout.engine=hf", "grpo.steps=5", "grpo.prompts_per_step=4",
+        "grpo.group_size=4", "grpo.mu=2",
         "grpo.kl_coef=0.05", "grpo.lr=1e-3", "grpo.warmup_steps=0", "grpo.eval_every=0", "grpo.eval_size=8",
         "grpo.save_every=2", "reward.format_weight=0.5"]
 

@@ -63,7 +63,8 @@ def test_an_unknown_dataset_or_option_names_the_key(name, options, message):
 def test_a_reasoning_gym_source_needs_a_name_and_a_heldout_section_cannot_overlap_training():
     with pytest.raises(ConfigError, match="data.name is required when the source is reasoning_gym"):
         load_config(None, ["data.source=reasoning_gym"])
-    same = ["data.source=reasoning_gym", "data.name=chain_sum", "heldout.source=reasoning_gym", "heldout.name=chain_sum"]
+    same = ["data.source=reasoning_gym", "data.name=chain_sum", "heldout.source=reasoning_gym",
+            "heldout.name=chain_sum"]
     with pytest.raises(ConfigError, match=r"heldout.heldout_percent \(20\) above data.heldout_percent \(10\) would "
                                           r"draw held-out problems that training also draws"):
         load_config(None, [*same, "heldout.heldout_percent=20"])
