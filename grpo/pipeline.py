@@ -19,10 +19,11 @@ import copy
 import json
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+import yaml
 
 from grpo.config import Config, ConfigError, to_yaml
 from grpo.data.jsonl import read_jsonl
@@ -35,6 +36,7 @@ from grpo.rollout.factory import check_engine, make_engine
 from grpo.runs.checkpoint import latest_checkpoint
 from grpo.runs.files import write_atomic
 from grpo.runs.log import RunLog
+from grpo.runs.sinks import Sinks, check as check_trackers
 from grpo.stages.distill import run_distill
 from grpo.stages.evaluate import EvalPlan, evaluate_heldout
 from grpo.stages.generate import run_filter, run_generate
@@ -61,6 +63,7 @@ class Run:
     team: Team
     judge: Judge
     checkpoint: Path | None = None
+    sinks: Sinks = field(default_factory=Sinks)  # the trackers of run.report_to (main process only)
 
     def continues(self, stage: str) -> Path | None:
         """The checkpoint `stage` continues from, if this is a resumed run stopped inside it."""
@@ -115,7 +118,7 @@ def preflight(r: Run) -> None:
     """What can be refused before anything trains, for the stages still to run: the sampling budgets against the
     model's context, a rollout engine that cannot be imported here (`rollout.engine: vllm` without vllm; one that
     imports but refuses its settings is refused when its stage starts it), and the LoRA layers named on the run's
-    model (a distill student loaded by path is checked when it is loaded)."""
+    model (a distill student loaded by path is checked when it is loaded), the trackers of run.report_to installed."""
     config, todo = r.config, [s for s in r.config.run.stages if s not in r.summary["stages"]]
     sampled_eval = not EvalPlan.of(config, "eval").protocol.greedy  # the eval stage and teacher accuracy sample
     if {"grpo", "generate"} & set(todo) or (sampled_eval and {"generate", "filter", "distill", "eval"} & set(todo)):
@@ -132,6 +135,10 @@ def preflight(r: Run) -> None:
     if "sft" in todo:
         check_targets(r.model, config.sft.lora, "sft.lora")
     _check_plugins(config)
+    try:
+        check_trackers(config.run.report_to)
+    except (ImportError, ValueError) as e:
+        raise ConfigError(f"run.report_to: {e}") from None
 
 
 def _check_plugins(config: Config) -> None:
@@ -170,16 +177,23 @@ def run(config: Config, *, resume: bool = False) -> dict:
             Judge.of(config.reward, config.prompt), checkpoint)
     preflight(r)
     summary["run_dir"] = str(run_dir)
-    for stage in config.run.stages:
-        if stage in summary["stages"]:
-            print(f"{stage}: already done (summary.json), skipped")
-            continue
-        if resume and stage != "distill" and r.continues(stage) is None:  # it restarts: forget an interrupted attempt
-            RunLog(run_dir, stage, total=0, enabled=team.is_main).forget_after(-1)
-        result = PIPELINE[stage](r)
-        if team.is_main:
-            summary["stages"][stage] = result
-            write_atomic(run_dir / "summary.json", json.dumps(summary, indent=2))
+    if team.is_main and config.run.report_to:
+        name = Path(config.run.dir).name if config.run.dir else config.run.name
+        r.sinks = Sinks.open(config.run.report_to, run_dir, project=config.run.project, name=name,
+                             config=yaml.safe_load(to_yaml(config)), resume=resume)
+    try:
+        for stage in config.run.stages:
+            if stage in summary["stages"]:
+                print(f"{stage}: already done (summary.json), skipped")
+                continue
+            if resume and stage != "distill" and r.continues(stage) is None:  # it restarts: forget an attempt
+                RunLog(run_dir, stage, total=0, enabled=team.is_main, sinks=r.sinks).forget_after(-1)
+            result = PIPELINE[stage](r)
+            if team.is_main:
+                summary["stages"][stage] = result
+                write_atomic(run_dir / "summary.json", json.dumps(summary, indent=2))
+    finally:
+        r.sinks.close()
     return summary
 
 
@@ -190,7 +204,7 @@ def cold_start(train: list, config: Config) -> list:
 
 def _sft(r: Run) -> dict:
     result = run_sft(r.model, r.tokenizer, cold_start(r.train_examples, r.config), r.heldout_examples, r.config.sft,
-                     r.dir, seed=r.config.run.seed, judge=r.judge, resume_from=r.continues("sft"))
+                     r.dir, seed=r.config.run.seed, judge=r.judge, resume_from=r.continues("sft"), sinks=r.sinks)
     if result["left_out_too_long"]:
         print(f"sft: {result['left_out_too_long']} examples longer than sft.max_length were left out")
     print(f"sft: held-out accuracy {result['heldout_accuracy']:.3f} after {result['steps']} steps "
@@ -210,7 +224,8 @@ def _grpo(r: Run) -> dict:
     try:
         result = run_grpo(r.model, r.tokenizer, engine, r.train_examples, r.heldout_examples, config.grpo,
                           config.rollout, config.reward, r.dir, seed=config.run.seed, judge=r.judge, plan=plan,
-                          resume_from=r.continues("grpo"), start_accuracy=known, team=team, full_model=full)
+                          resume_from=r.continues("grpo"), start_accuracy=known, team=team, full_model=full,
+                          sinks=r.sinks)
     finally:
         if engine is not None:
             engine.close()
@@ -253,7 +268,7 @@ def _distill(r: Run) -> dict:
         raise FileNotFoundError(f"{kept}: no filtered traces; run the generate and filter stages first")
     traces = [row for _, row in read_jsonl(kept)]
     entry = run_distill(r.model, r.tokenizer, traces, cold_start(r.train, config), r.heldout, config.distill,
-                        config.model, config.prompt, r.dir, seed=config.run.seed, judge=r.judge)
+                        config.model, config.prompt, r.dir, seed=config.run.seed, judge=r.judge, sinks=r.sinks)
     entry["teacher_heldout_accuracy"] = _teacher_accuracy(r)
     base = entry.get("baseline_heldout_accuracy")
     print(f"distill: student ({entry['parameters'] / 1e6:.2f}M parameters, teacher "
@@ -284,7 +299,7 @@ def _eval(r: Run) -> dict:
     for name in ("student", "baseline"):
         if (r.dir / "distill" / name / "result.json").exists():
             models[name] = load(str(r.dir / "distill" / name), r.config.model.dtype)
-    start, log = time.monotonic(), RunLog(r.dir, "eval", total=0)
+    start, log = time.monotonic(), RunLog(r.dir, "eval", total=0, sinks=r.sinks)
     results = {name: evaluate_model(r, name, m, tok, log) for name, (m, tok) in models.items()}
     (r.dir / "eval").mkdir(exist_ok=True)
     write_atomic(r.dir / "eval" / "heldout.json", json.dumps(results, indent=2))

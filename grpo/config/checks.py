@@ -12,6 +12,7 @@ from grpo.config.schema import (
     PRESET_NAMES,
     STAGES,
     SUITE_NAMES,
+    TRACKERS,
     Config,
     ConfigError,
     LoraConfig,
@@ -63,6 +64,10 @@ def validate(config: Config, where: str) -> None:
     checks = [
         (all(stage in STAGES for stage in config.run.stages), "run.stages",
          f"unknown stage in {config.run.stages}; this build runs {list(STAGES)}"),
+        (all(t in TRACKERS for t in config.run.report_to), "run.report_to",
+         f"unknown tracker in {config.run.report_to}; one of {list(TRACKERS)}"),
+        (len(set(config.run.report_to)) == len(config.run.report_to), "run.report_to",
+         f"names a tracker twice: {config.run.report_to}"),
         (config.model.path or config.model.preset in PRESET_NAMES, "model.preset",
          f"{config.model.preset!r} is not a preset {PRESET_NAMES} and model.path is empty"),
         (config.model.dtype in ("float32", "bfloat16"), "model.dtype", "must be float32 or bfloat16"),

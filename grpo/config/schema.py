@@ -13,6 +13,8 @@ STAGES = ("sft", "grpo", "generate", "filter", "distill", "eval")  # the DeepSee
 BUILT_IN = ("arithmetic", "programs")
 PRESET_NAMES = ("micro", "tiny", "small")  # grpo/model.py PRESETS (kept here so config needs no torch import)
 # the evaluation suites (grpo/data/suites.py SUITES; kept here so config does not import data; a test checks they agree)
+# the trackers a run can report to (grpo/runs/sinks NAMES; kept here so config imports none of them)
+TRACKERS = ("tensorboard", "wandb", "trackio")
 SUITE_NAMES = ("math500", "aime24", "aime25", "gsm8k", "humaneval", "mbpp", "livecodebench")
 
 
@@ -34,6 +36,14 @@ class RunConfig:
     """torch CPU threads (0: torch's default)"""
     collective_timeout_s: int = 1800
     """several processes: longest wait for another process (a broadcast, a gradient reduction) before failing"""
+    report_to: list[str] = field(default_factory=list)
+    """trackers that get every metrics line, a few samples and the config, besides metrics.jsonl: any of
+    tensorboard, wandb, trackio (each an extra: pip install 'grpo-reasoner[wandb]'); grpo/runs/sinks/"""
+    project: str = ""
+    """the W&B / Trackio project (empty: WANDB_PROJECT / TRACKIO_PROJECT, else grpo-reasoner)"""
+    verbose: bool = False
+    """show third-party start-up logs (vLLM's warnings, library deprecation notices) in the terminal; otherwise
+    they go to <run dir>/logs/engine.log and only errors reach the terminal"""
 
     def path(self) -> Path:
         return Path(self.dir) if self.dir else Path("runs") / self.name

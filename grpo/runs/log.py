@@ -1,6 +1,10 @@
 """What a training stage shows and writes as it goes: the progress bar, the phase timer, and its lines in the run
-dir's `metrics.jsonl` and `samples.jsonl` (each tagged with the stage and step). Only the main process writes; on
-the others every call is a no-op.
+dir's `metrics.jsonl` and `samples.jsonl` (each tagged with the stage and step), which also go to the run's
+trackers (`sinks`: TensorBoard, W&B, Trackio; grpo/runs/sinks/). Only the main process writes; on the others every
+call is a no-op.
+
+The progress bar shows the stage's `show` metrics, the newest held-out accuracy (`heldout`, with the step it was
+measured at) and tqdm's elapsed<remaining time.
 
 Timing: a stage that times its phases (GRPO) gets, on each metrics line, `perf/<phase>_s` for every phase timed in
 the step and `perf/step_s` for the whole step. A phase that runs after the step's line is written (the checkpoint) is
@@ -17,6 +21,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from grpo.runs.files import append_jsonl, drop_after
+from grpo.runs.sinks import Sinks
 
 
 class Timer:
@@ -39,10 +44,12 @@ class RunLog:
     with it, the progress bar (showing the `show` metrics), and (`timed`) the per-phase seconds of each step."""
 
     def __init__(self, run_dir: Path, stage: str, *, total: int, every: int = 1, timed: bool = False,
-                 enabled: bool = True, show: dict[str, tuple[str, str]] | None = None):
+                 enabled: bool = True, show: dict[str, tuple[str, str]] | None = None, sinks: Sinks | None = None):
         self.metrics_path, self.samples_path = run_dir / "metrics.jsonl", run_dir / "samples.jsonl"
         self.stage, self.total, self.every, self.timed, self.enabled = stage, total, every, timed, enabled
         self.show = show or {}  # progress bar label -> (metric key, format spec)
+        self.sinks = sinks if sinks is not None and enabled else Sinks()
+        self._heldout = ""  # the newest held-out accuracy, for the progress bar
         self.timer = Timer()
         self._bar = None
         self._carried: dict[str, float] = {}
@@ -77,14 +84,18 @@ class RunLog:
             row = {"stage": self.stage, "step": step, **metrics}
             if due and samples:
                 append_jsonl(self.samples_path, samples)
+                self.sinks.samples(samples)
         if self.timed:
             row.update({f"perf/{phase}_s": round(s, 4) for phase, s in self.timer.seconds.items()})
             row["perf/step_s"] = round(time.perf_counter() - self._step_start, 4)
         if due:
             append_jsonl(self.metrics_path, [row])
+            self.sinks.metrics(row)
         shown = {label: format(row[key], spec) for label, (key, spec) in self.show.items() if key in row}
+        if self._heldout:
+            shown["heldout"] = self._heldout
         if shown and self._bar is not None:
-            self._bar.set_postfix(**shown)
+            self._bar.set_postfix(shown)
 
     def carry(self, phase: str, seconds: float) -> None:
         """`seconds` of a phase run after the step's line (0: it did not run), reported on the next step's line."""
@@ -94,11 +105,16 @@ class RunLog:
     def line(self, row: dict) -> None:
         """A metrics line of this stage outside the step's own (a held-out evaluation)."""
         if self.enabled:
-            append_jsonl(self.metrics_path, [{"stage": self.stage, **row}])
+            row = {"stage": self.stage, **row}
+            append_jsonl(self.metrics_path, [row])
+            self.sinks.metrics(row)
+            if "eval/heldout_accuracy" in row:
+                self._heldout = f"{row['eval/heldout_accuracy']:.3f}@{row['step']}"
 
     def samples(self, rows: list[dict]) -> None:
         if self.enabled:
             append_jsonl(self.samples_path, rows)
+            self.sinks.samples(rows)
 
     def say(self, text: str) -> None:
         """A line for the person watching (above the progress bar while it runs)."""
@@ -111,3 +127,4 @@ class RunLog:
         if self.enabled:
             for path in (self.metrics_path, self.samples_path):
                 drop_after(path, self.stage, step)
+            self.sinks.rewind(self.stage, step)

@@ -34,6 +34,7 @@ from grpo.learner.team import ONE, Team
 from grpo.learner.update import UpdateSettings
 from grpo.runs.checkpoint import Checkpointer
 from grpo.runs.log import RunLog
+from grpo.runs.sinks import Sinks
 from grpo.stages.evaluate import EvalPlan, Evaluator
 from grpo.stages.judge import Judge
 from grpo.stages.rollouts import Rollouts
@@ -44,16 +45,18 @@ CHECKPOINTS = Path("checkpoints") / "grpo"  # under the run dir
 def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout: RolloutConfig,
              reward: RewardConfig, run_dir: Path, *, seed: int, judge: Judge, plan: EvalPlan,
              resume_from: Path | None = None, start_accuracy: float | None = None, team: Team = ONE,
-             full_model=None) -> dict:
+             full_model=None, sinks: Sinks | None = None) -> dict:
     """Train `model` with GRPO on `train` examples; return {"heldout_accuracy", "seconds", "steps", "evals",
     "final"} ({} on processes other than the main one). `judge`: the run's verifier settings (rewards and held-out
     accuracy); `plan`: the stage's held-out protocol; `start_accuracy`: the starting model's held-out accuracy when
     the caller measured it under the same plan (else measured at step 0). `engine`: None on a process that does
-    not sample; under FSDP the main process's engine samples from `full_model`, an unsharded copy of `model`."""
+    not sample; under FSDP the main process's engine samples from `full_model`, an unsharded copy of `model`.
+    `sinks`: the run's trackers, which get every metrics line too."""
     start = time.monotonic()
     log = RunLog(run_dir, "grpo", total=cfg.steps, every=cfg.log_every, timed=True, enabled=team.is_main,
                  show={"reward": ("reward/mean", ".2f"), "correct": ("reward/correct_frac", ".2f"),
-                       "len": ("rollout/len_mean", ".0f")})
+                       "len": ("rollout/len_mean", ".0f"), "gen_tok/s": ("perf/rollout_tokens_per_s", ".0f")},
+                 sinks=sinks)
     policy = Policy(model, cfg, stage="grpo", section="grpo.lora", team=team, reference=cfg.kl_coef > 0,
                     full_model=full_model, resume=resume_from, say=log.say,
                     updates=UpdateSettings.of(cfg, rollout, tokenizer.pad_token_id),

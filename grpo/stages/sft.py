@@ -28,6 +28,7 @@ from grpo.learner.supervised import IGNORE, Distillation
 from grpo.learner.team import ONE
 from grpo.runs.checkpoint import Checkpointer
 from grpo.runs.log import RunLog
+from grpo.runs.sinks import Sinks
 from grpo.stages.evaluate import EvalPlan, Evaluator
 from grpo.stages.judge import Judge
 
@@ -88,20 +89,20 @@ class Throughput:
 
 def run_sft(model, tokenizer, train, heldout, cfg: SFTConfig, run_dir: Path, *, seed: int, judge: Judge,
             stage: str = "sft", section: str = "sft.lora", final: Path | None = None, kd: Distillation | None = None,
-            resume_from: Path | None = None) -> dict:
+            resume_from: Path | None = None, sinks: Sinks | None = None) -> dict:
     """Train `model` on `train` examples; return {"heldout_accuracy", "seconds", "steps", ...}. Metrics and
     samples go to the run dir's files tagged with `stage`; the model to `final` (default: <run dir>/final).
     `section`: the config keys of the LoRA settings (`sft.lora`, `distill.sft.lora`); under LoRA a stopped run
     restarts (its checkpoints hold the merged model only). `resume_from`: a checkpoint of this stage whose weights
     `model` already holds; the run continues from its step exactly as if it had not stopped (optimizer, schedule,
-    batch order, RNG, logs)."""
+    batch order, RNG, logs). `sinks`: the run's trackers, which get every metrics line too."""
     start = time.monotonic()
     sequences, too_long = tokenize(train, tokenizer, cfg.max_length)
     if not sequences:
         raise ValueError(f"no training example fits sft.max_length={cfg.max_length} ({too_long} too long)")
     stream = batches(sequences, cfg.batch_size, random.Random(seed))
     log = RunLog(run_dir, stage, total=cfg.steps, every=cfg.log_every,
-                 show={"loss": ("loss/sft", ".3f"), "tok_s": ("perf/train_tokens_per_s", ".0f")})
+                 show={"loss": ("loss/sft", ".3f"), "tok/s": ("perf/train_tokens_per_s", ".0f")}, sinks=sinks)
     policy = Policy(model, cfg, stage=stage, section=section, keep_adapters=False, say=log.say)
     evaluator = Evaluator(model, tokenizer, heldout, EvalPlan.sft(cfg), judge, log=log, every=cfg.eval_every,
                           total=cfg.steps, n_samples=8)
