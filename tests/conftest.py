@@ -1,6 +1,7 @@
 """Fixtures shared across test files: built once per test session."""
 
 import os
+import tempfile
 
 import pytest
 
@@ -9,6 +10,10 @@ import pytest
 # GRPO_TEST_GPU=1, which the FSDP cases of tests/test_distributed.py need (2 GPUs).
 if os.environ.get("GRPO_TEST_GPU") != "1":
     os.environ["CUDA_VISIBLE_DEVICES"] = ""
+# the trackers' tests (tests/test_trackers.py) write locally only: W&B offline, Trackio's database in a temporary
+# directory (read when trackio is imported, so set before any test imports it)
+os.environ["WANDB_MODE"] = "offline"
+os.environ["TRACKIO_DIR"] = tempfile.mkdtemp(prefix="trackio-")
 
 from reference_run import BASE  # noqa: E402 (after the GPUs are hidden)
 

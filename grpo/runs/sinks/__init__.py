@@ -21,7 +21,7 @@ TensorBoard drops the stage's points after the checkpoint instead (`purge_step`)
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import math
 import sys
@@ -39,9 +39,11 @@ def check(names: list[str]) -> None:
     for name in names:
         if name not in NAMES:
             raise ValueError(f"unknown tracker {name!r}; one of {', '.join(NAMES)}")
-        if importlib.util.find_spec(name) is None:
-            raise ImportError(f"{name} is not installed here: pip install 'grpo-reasoner[{name}]' (or pip install "
-                              f"{name})")
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            raise ImportError(f"{name} does not import here ({e}): pip install 'grpo-reasoner[{name}]' (or pip "
+                              f"install {name})") from None
 
 
 def numbers(row: dict) -> tuple[str, dict[str, float]]:
