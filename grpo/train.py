@@ -3,8 +3,10 @@
 With no argument it runs the embedded default, `configs/tiny.yaml`: a tiny model built from scratch here,
 cold-start SFT on the built-in arithmetic task, then GRPO with the math verifier's reward, held-out accuracy
 after each stage. The run dir gets the resolved `config.yaml`, `metrics.jsonl`, `samples.jsonl`,
-`checkpoints/`, `final/` (Hugging Face format) and `summary.json`
-({"stages": {"sft": {"heldout_accuracy", "seconds", ...}, "grpo": {...}}}). The stages and how a run resumes:
+`checkpoints/`, `final/` (Hugging Face format), `summary.json`
+({"stages": {"sft": {"heldout_accuracy", "seconds", ...}, "grpo": {...}}}) and, written at the end, `report/`
+(report.md and its plots: grpo/report/). The run ends with a short summary: each stage's held-out accuracy, wall
+time, and where the report, the model and the next commands are. The stages and how a run resumes:
 grpo/pipeline.py.
 
 `--resume RUN_DIR` continues a stopped run: it reads the run's own `config.yaml` (overrides still apply),
@@ -28,6 +30,7 @@ from grpo.config import ConfigError, load_config
 from grpo.data.jsonl import DataError
 from grpo.learner.policy import TrainingStopped
 from grpo.pipeline import run
+from grpo.report import write_report
 from grpo.rollout.types import EngineError, EngineUnavailable
 from grpo.runs.checkpoint import CheckpointError
 
@@ -56,15 +59,49 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     start = time.monotonic()
     try:
-        run(config, resume=args.resume is not None)
+        summary = run(config, resume=args.resume is not None)
     except (DataError, FileNotFoundError, ConfigError, EngineUnavailable) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except (TrainingStopped, CheckpointError, EngineError) as e:
-        print(f"stopped: {e}", file=sys.stderr)
+        print(f"stopped: {e}\nresume with: python -m grpo.train --resume {config.run.path()}", file=sys.stderr)
         return 1
-    print(f"done in {time.monotonic() - start:.0f} s")
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(closing(summary, config, report(config.run.path()), time.monotonic() - start))
     return 0
+
+
+def report(run_dir: Path) -> Path | None:
+    """The run's report (grpo/report/); a report that cannot be drawn is said, never fails the finished run."""
+    try:
+        return write_report([run_dir])
+    except Exception as e:  # noqa: BLE001 - the run is done and saved; the report is a view of it
+        print(f"warning: the report could not be written ({type(e).__name__}: {e}); try python -m grpo.report "
+              f"{run_dir}", file=sys.stderr)
+        return None
+
+
+def closing(summary: dict, config, report_path: Path | None, seconds: float) -> str:
+    """What the run leaves the terminal with: held-out accuracy per stage and the change, wall time, and where the
+    report, the final model and the next commands are."""
+    run_dir = config.run.path()
+    accuracy = [(s, v["heldout_accuracy"]) for s, v in summary["stages"].items()
+                if isinstance(v, dict) and isinstance(v.get("heldout_accuracy"), (int, float))]
+    lines = [f"done in {seconds // 60:.0f} min {seconds % 60:.0f} s: {run_dir}"]
+    if accuracy:
+        change = f" ({100 * (accuracy[-1][1] - accuracy[0][1]):+.1f} points)" if len(accuracy) > 1 else ""
+        lines.append("  held-out accuracy  " + " -> ".join(f"{s} {a:.3f}" for s, a in accuracy) + change)
+    if report_path is not None:
+        lines.append(f"  report             {report_path}")
+    if (run_dir / "final").is_dir():
+        lines.append(f"  final model        {run_dir / 'final'}")
+        lines.append(f"  evaluate           python -m evals.run --run-dir {run_dir} --suite heldout "
+                     f"--output-dir {run_dir / 'evals'}")
+    lines.append(f"  resume             python -m grpo.train --resume {run_dir}   (a stopped run continues; a done "
+                 "one runs only stages added with run.stages=[...])")
+    if "tensorboard" in config.run.report_to:
+        lines.append(f"  watch              tensorboard --logdir {run_dir / 'tensorboard'}")
+    return "\n".join(lines)
 
 
 def leave(code: int) -> None:

@@ -11,6 +11,7 @@ far). Written to RUN_DIR/report for one run (what `python -m grpo.train` does at
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from grpo.report.plots import plot
@@ -19,7 +20,8 @@ from grpo.report.runs import TRAINING, RunData, config_differences, name_runs, r
 
 def write_report(run_dirs: list[Path], out: Path | None = None) -> Path:
     """Write the report of the runs in `run_dirs` into `out` (default: RUN_DIR/report for one run, ./report for
-    several); return the path of report.md. NotARun for a directory without metrics.jsonl."""
+    several); return the path of report.md. NotARun for a directory without metrics.jsonl. The figures drawn (file,
+    title, runs in it) are listed in the report's `figures.json`."""
     runs = [read_run(Path(d)) for d in run_dirs]
     name_runs(runs)
     out = Path(out) if out is not None else (Path(run_dirs[0]) / "report" if len(runs) == 1 else Path("report"))
@@ -43,8 +45,10 @@ def write_report(run_dirs: list[Path], out: Path | None = None) -> Path:
             lines += [f"| {k} | " + " | ".join(f"`{v}`" for v in values) + " |" for k, values in differences.items()]
         else:
             lines += ["The runs have the same config (other than where they write)."]
-    for file, title in figures:
+    for file, title, _ in figures:
         lines += ["", f"## {title}", "", f"![{title}]({file})"]
+    (out / "figures.json").write_text(json.dumps([{"file": f, "title": t, "runs": r} for f, t, r in figures],
+                                                 indent=2))
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path

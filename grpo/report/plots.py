@@ -38,8 +38,9 @@ SMOOTH = 0.8  # ema weight for per-step metrics (held-out accuracy is not smooth
 PHASES = ("rollout", "verify", "advantages", "update", "sync", "eval", "log", "checkpoint")  # GRPO's, in order
 
 
-def plot(runs: list[RunData], out: Path) -> list[tuple[str, str]]:
-    """Draw every figure some run has data for into `out`; [(file name, title)] in report order."""
+def plot(runs: list[RunData], out: Path) -> list[tuple[str, str, list[str]]]:
+    """Draw every figure some run has data for into `out`; [(file name, title, the runs drawn in it)] in report
+    order."""
     import matplotlib  # only when a report is drawn
 
     matplotlib.use("Agg")
@@ -52,12 +53,14 @@ def plot(runs: list[RunData], out: Path) -> list[tuple[str, str]]:
         if not panels:
             continue
         fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+        drawn = []
         for ax, (stage, key, panel_title) in zip(axes[0], panels):
             for i, run in enumerate(runs):
                 steps, values = run.series(stage, key)
                 if not steps:
                     continue
                 colour = colours[i % len(colours)]
+                drawn += [run.name] if run.name not in drawn else []
                 if key.startswith("eval/"):
                     ax.plot(steps, values, marker="o", color=colour, label=run.name)
                 else:
@@ -74,12 +77,12 @@ def plot(runs: list[RunData], out: Path) -> list[tuple[str, str]]:
             ax.grid(alpha=0.3)
         axes[0][0].legend(fontsize=8)
         fig.suptitle(title)
-        made.append((_save(fig, out, name), title))
+        made.append((_save(fig, out, name), title, drawn))
     made += _phases(runs, out, plt, colours)
     return made
 
 
-def _phases(runs: list[RunData], out: Path, plt, colours) -> list[tuple[str, str]]:
+def _phases(runs: list[RunData], out: Path, plt, colours) -> list[tuple[str, str, list[str]]]:
     """Seconds per GRPO step by phase, stacked: one panel per run."""
     timed = [r for r in runs if r.series("grpo", "perf/step_s")[0]]
     if not timed:
@@ -105,7 +108,7 @@ def _phases(runs: list[RunData], out: Path, plt, colours) -> list[tuple[str, str
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0, 1 - 1.1 / fig.get_figwidth(), 1))
     fig.legend(handles[::-1], labels[::-1], fontsize=8, loc="center right")  # top of the stack first
-    return [(_save(fig, out, "time"), title)]
+    return [(_save(fig, out, "time"), title, [r.name for r in timed])]
 
 
 def _save(fig, out: Path, name: str) -> str:
