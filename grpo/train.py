@@ -31,6 +31,7 @@ from grpo.data.jsonl import DataError
 from grpo.learner.policy import TrainingStopped
 from grpo.pipeline import run
 from grpo.report import write_report
+from grpo.runs import console
 from grpo.rollout.types import EngineError, EngineUnavailable
 from grpo.runs.checkpoint import CheckpointError
 
@@ -58,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"config error: {e}", file=sys.stderr)
         return 2
     start = time.monotonic()
+    if not (config.run.verbose or console.user_asked()):
+        console.quiet(config.run.path())
     try:
         summary = run(config, resume=args.resume is not None)
     except (DataError, FileNotFoundError, ConfigError, EngineUnavailable) as e:

@@ -32,6 +32,7 @@ section below; an installed vLLM without them fails there with a message that na
 from __future__ import annotations
 
 import atexit
+import contextlib
 import gc
 import json
 import logging
@@ -59,7 +60,9 @@ from grpo.rollout.types import (
 )
 
 os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # in-process engine: weight sync passes tensors directly
-os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # our logs, not vLLM's per-call INFO lines
+if "VLLM_LOGGING_LEVEL" not in os.environ:  # our logs, not vLLM's per-call INFO lines
+    os.environ["VLLM_LOGGING_LEVEL"] = "WARNING"
+    os.environ["GRPO_VLLM_LEVEL_DEFAULTED"] = "1"  # set here, not by the user (grpo/runs/console.py)
 
 try:
     import vllm
@@ -124,11 +127,40 @@ def _start(model_dir: str, settings: EngineSettings) -> "LLM":
 
     states = (random.getstate(), np.random.get_state(), torch.get_rng_state())
     try:
-        return _within(settings.start_timeout_s, lambda: _llm(model_dir, settings))
+        with _stderr_to(os.environ.get("GRPO_THIRD_PARTY_LOG")):
+            return _within(settings.start_timeout_s, lambda: _llm(model_dir, settings))
     finally:
         random.setstate(states[0])
         np.random.set_state(states[1])
         torch.set_rng_state(states[2])
+
+
+@contextlib.contextmanager
+def _stderr_to(path: str | None):
+    """While vLLM starts, what is written to the process's stderr (fd 2: torch's C++ NUMA warning, the weight
+    loading bar) goes to the run's third-party log at `path` (set by grpo/runs/console.py; None: left as is).
+    Errors raised by the start reach the caller as exceptions, said after stderr is back."""
+    if not path:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "a") as log:
+        os.dup2(log.fileno(), 2)
+    try:
+        yield
+    except BaseException:
+        _restore(saved)
+        print(f"(vLLM's start-up output is in {path})", file=sys.stderr)
+        raise
+    else:
+        _restore(saved)
+
+
+def _restore(saved_fd: int) -> None:
+    sys.stderr.flush()
+    os.dup2(saved_fd, 2)
+    os.close(saved_fd)
 
 
 def _within(seconds: float, start):
