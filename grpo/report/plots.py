@@ -87,8 +87,12 @@ def _phases(runs: list[RunData], out: Path, plt, colours) -> list[tuple[str, str
     timed = [r for r in runs if r.series("grpo", "perf/step_s")[0]]
     if not timed:
         return []
-    fig, axes = plt.subplots(1, len(timed), figsize=(5.5 * len(timed) + 1.1, 3.6), squeeze=False, sharey=True)
-    for ax, run in zip(axes[0], timed):
+    cols = min(3, len(timed))
+    rows = -(-len(timed) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols + 1.1, 3.4 * rows + 0.3), squeeze=False, sharey=True)
+    for ax in axes.flat[len(timed):]:
+        ax.set_visible(False)
+    for ax, run in zip(axes.flat, timed):
         steps, total = run.series("grpo", "perf/step_s")
         stacked, labels = [], []
         for i, phase in enumerate(PHASES + ("other",)):
