@@ -118,6 +118,13 @@ def test_unknown_or_repeated_trackers_are_config_errors(value, message, capsys):
     assert "run.report_to" in capsys.readouterr().err
 
 
+def test_the_config_knows_every_tracker():
+    from grpo.config.schema import TRACKERS
+    from grpo.runs.sinks import NAMES
+
+    assert TRACKERS == NAMES
+
+
 def test_a_line_becomes_numbers_under_its_stage_and_tags():
     assert numbers({"stage": "eval", "step": 0, "model": "final", "eval/heldout_accuracy": 0.5, "n": 3,
                     "ok": True, "list": [1]}) == ("eval.final", {"eval/heldout_accuracy": 0.5, "n": 3.0, "ok": 1.0})

@@ -9,7 +9,7 @@ which are then left to vLLM.
 
 vLLM configures its loggers when it is imported, in this process and in any worker process it starts, from
 VLLM_LOGGING_CONFIG_PATH: `quiet` writes such a config (logs/vllm_logging.json) and points that variable at it,
-and applies it at once for a vLLM already imported. GRPO_THIRD_PARTY_LOG names the log file for the rollout
+and sets this process's loggers the same way at once (for a vLLM already imported). GRPO_THIRD_PARTY_LOG names the log file for the rollout
 engine, which sends what C++ code writes to stderr while vLLM starts there too (grpo/rollout/vllm_engine.py).
 """
 
@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import json
 import logging
-import logging.config
 import os
+import sys
 from pathlib import Path
 
 LIBRARIES = ("vllm", "transformers", "huggingface_hub", "accelerate", "peft", "datasets", "torch")
@@ -52,18 +52,47 @@ def logging_config(log_file: Path) -> dict:
     }
 
 
+class _Stderr(logging.StreamHandler):
+    """A handler writing to whatever sys.stderr is when a record comes (it may be swapped after setup)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
 def quiet(run_dir: Path) -> Path:
     """Send third-party noise to <run_dir>/logs/third_party.log (returned) from now on, in this process and the
-    engine's worker processes."""
+    engine's worker processes. In this process the library loggers are set up directly (a whole dictConfig would
+    close every other handler of the process); a later call moves them to its own run's file."""
     logs = run_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    log_file = logs / "third_party.log"
-    config = logging_config(log_file.resolve())
+    log_file = (logs / "third_party.log").resolve()
+    config = logging_config(log_file)
     config_file = logs / "vllm_logging.json"
     config_file.write_text(json.dumps(config, indent=2))
     os.environ["VLLM_LOGGING_CONFIG_PATH"] = str(config_file.resolve())
-    os.environ[LOG_ENV] = str(log_file.resolve())
-    logging.config.dictConfig(config)
+    os.environ[LOG_ENV] = str(log_file)
+
+    to_file = logging.FileHandler(log_file)
+    to_file.setFormatter(logging.Formatter(config["formatters"]["line"]["format"]))
+    errors = _Stderr()
+    errors.setLevel(logging.ERROR)
+    errors.setFormatter(logging.Formatter(config["formatters"]["short"]["format"]))
+    for name, settings in config["loggers"].items():
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+            if getattr(handler, "grpo_quiet", False):  # a previous run's: its file is done with
+                handler.close()
+        for handler in (to_file, errors) if "errors" in settings["handlers"] else (to_file,):
+            handler.grpo_quiet = True
+            logger.addHandler(handler)
+        logger.setLevel(settings["level"])
+        logger.propagate = False
     logging.captureWarnings(True)  # warnings.warn from any library: to py.warnings, the file
     try:
         from transformers.utils import logging as transformers_logging
