@@ -37,6 +37,7 @@ from grpo.data.suites import SUITES, data_dir
 from grpo.hub import NotFound
 from grpo.model import load
 from grpo.rollout import EngineError, EngineUnavailable, SamplingParams, make_engine
+from grpo.runs import console
 from verifiers.route import judge
 
 PRESETS = {  # DeepSeek-R1's protocol (README "Usage Recommendations"), and greedy decoding
@@ -243,6 +244,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", default="final", help="with --run-dir: final or checkpoints/grpo/step_N")
     source.add_argument("--completions", help="jsonl of {id, completion}: grade these instead of generating")
     parser.add_argument("--output-dir", required=True)
+    parser.add_argument("--verbose", action="store_true",
+                        help="show vLLM's start-up warnings here (default: OUTPUT_DIR/logs/third_party.log)")
     parser.add_argument("--preset", choices=list(PRESETS), default="r1")
     parser.add_argument("--n", type=int, help="samples per problem (default: the suite's, 1 for greedy)")
     parser.add_argument("--temperature", type=float)
@@ -325,6 +328,8 @@ def _evaluate_suite(name: str, env: Environment, args) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if not (args.verbose or console.user_asked()):
+        console.quiet(Path(args.output_dir))
     if args.run_dir:
         return _run_dir(args)
     if not args.suite:

@@ -73,7 +73,9 @@ def quiet(run_dir: Path) -> Path:
     log_file = (logs / "third_party.log").resolve()
     config = logging_config(log_file)
     config_file = logs / "vllm_logging.json"
-    config_file.write_text(json.dumps(config, indent=2))
+    tmp = config_file.with_name(f"{config_file.name}.{os.getpid()}.tmp")  # each process of a run writes it: whole
+    tmp.write_text(json.dumps(config, indent=2))
+    os.replace(tmp, config_file)
     os.environ["VLLM_LOGGING_CONFIG_PATH"] = str(config_file.resolve())
     os.environ[LOG_ENV] = str(log_file)
 
