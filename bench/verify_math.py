@@ -8,8 +8,10 @@ extraction, `verify(gold, pred)`, one case after another in this process (its ow
 It is run twice: with the gold wrapped in `\\boxed{}` first (what verl and TRL recipes do, and its better
 setting), then with the gold string as given (a bare `(2, 12)` or `\\text{Evelyn}` does not parse that way).
 Figures: accuracy, false-positive rate (wrongly accepted / cases labeled wrong), false-negative rate (wrongly
-rejected / cases labeled correct), cases per second, and the slowest single case. The last line printed is
-one JSON object with both sides' figures.
+rejected / cases labeled correct), cases per second, the slowest single case, and per category of the set the
+false negatives and false positives of each side (`by_category`; the recall families of issue 25: scientific,
+spaced_thousands, infinity_words, zero_imaginary, python_operators, named_tuples, several_tuples, plus_minus,
+scaled_matrices, chains, closings). The last line printed is one JSON object with both sides' figures.
 """
 
 from __future__ import annotations
@@ -36,6 +38,17 @@ def scores(expected: list[bool], got: list[bool]) -> dict:
         "false_positives": fp,
         "false_negatives": fn,
     }
+
+
+def by_category(rows: list[dict], got: list[bool]) -> dict:
+    """{category: "FN/FP of n"} for one side."""
+    out: dict[str, list[int]] = {}
+    for r, g in zip(rows, got):
+        fn_fp_n = out.setdefault(r["category"], [0, 0, 0])
+        fn_fp_n[0] += r["expected"] and not g
+        fn_fp_n[1] += g and not r["expected"]
+        fn_fp_n[2] += 1
+    return {c: f"{fn}/{fp} of {n}" for c, (fn, fp, n) in out.items()}
 
 
 def run_ours(rows: list[dict], workers: int, timeout_s: float) -> tuple[list[bool], dict]:
@@ -90,6 +103,7 @@ def main() -> None:
 
     got, ours = run_ours(rows, args.workers, args.timeout)
     ours.update(scores(expected, got), workers=args.workers)
+    ours["by_category"] = by_category(rows, got)
     missed = [(r["id"], r["category"]) for r, e, g in zip(rows, expected, got) if e != g]
     print(f"ours: {ours}")
     print(f"ours, disagreements with the labels: {missed}")
@@ -99,6 +113,7 @@ def main() -> None:
         for name, wrap in (("math_verify", True), ("math_verify_gold_as_given", False)):
             got_mv, baseline = run_math_verify(rows, wrap_gold=wrap)
             baseline.update(scores(expected, got_mv))
+            baseline["by_category"] = by_category(rows, got_mv)
             print(f"{name}: {baseline}")
             result[name] = baseline
         result["speedup"] = round(ours["cases_per_s"] / result["math_verify"]["cases_per_s"], 1)

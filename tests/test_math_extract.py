@@ -71,3 +71,28 @@ def test_linear_time_on_huge_input():
     start = time.perf_counter()
     extract(text)
     assert time.perf_counter() - start < 2.0
+
+
+def test_minerva_closings_that_name_the_quantity_give_what_follows_is():
+    assert extract("Final Answer: The largest $n$ is 34. I hope it is correct.").answers == ["34"]
+    assert extract("Final Answer: The volume of $ABCDEFGH$ is 120.").answers == ["120"]
+    assert extract("Final Answer: The sum of the roots is equal to $-3$.").answers == ["-3"]
+    assert extract("Final Answer: The values are 3 or 4.").answers == ["3 or 4"]  # a hedge stays one
+    # only after "Answer:": a phrase "the answer is" already says where the answer is
+    assert extract("so the answer is the number that is 5").answers == ["the number that is 5"]
+
+
+def test_bare_math_with_no_prose_word_is_an_answer():
+    found = extract("\\frac{x^2}{16} + \\frac{y^2}{12} = \\frac14")
+    assert (found.answers, found.source) == (["\\frac{x^2}{16} + \\frac{y^2}{12} = \\frac14"], "bare")
+    assert extract("the ellipse x^2/16 + y^2/12 = 1/4 is what we wanted to find").answers == []
+
+
+def test_a_last_line_that_is_one_display_of_math_is_the_answer():
+    for text in ("Substituting back we find\n$$x = 7$$", "Substituting back we find\n\\[\nx = 7\n\\]",
+                 "Substituting back we find\n\\[ x = 7 \\].", "Thus:\n$x = 7$"):
+        found = extract(text)
+        assert (found.answers, found.source) == (["x = 7"], "last_math"), text
+    assert extract("We find $x = 7$ and then stop to check the other case.").answers == []  # prose on the line
+    assert extract("So\n$$\\text{the total is } 7$$").answers == []  # prose inside the display
+    assert extract("First $x = 1$\n$$ and $$ y = 2 $$").answers == []  # not one block

@@ -86,7 +86,7 @@ class Text:
 Value = Num | Expr | Seq | Union | Matrix | Rel | Based | Text
 
 _REL_OPS = [("\\leq", "<="), ("\\le", "<="), ("\\geq", ">="), ("\\ge", ">="), ("\\neq", "!="), ("\\ne", "!="),
-            ("\\lt", "<"), ("\\gt", ">"), ("<=", "<="), (">=", ">="), ("=", "="), ("<", "<"), (">", ">"),
+            ("\\lt", "<"), ("\\gt", ">"), ("<=", "<="), (">=", ">="), ("!=", "!="), ("=", "="), ("<", "<"), (">", ">"),
             ("\\approx", "~")]
 _OPENERS = {"(": ")", "[": "]", "\\{": "\\}", "\\langle": "\\rangle"}
 _INT_RE = re.compile(r"[+-]?\d+(?:\.0+)?")
@@ -236,6 +236,8 @@ def _leaf(s: str) -> Value:
         return Text(canonical_text(s))  # a word ("Evelyn", "odd"), not a product of symbols
     if (why := refusal(s)) is not None:
         raise Refused(why)
+    if ":" in s:  # a time (12:00) or a ratio (7:32) is compared as written, never divided
+        return Text(canonical_text(s))
     try:
         expr = latex2sympy(s, **_PARSE_CONFIG)
     except Exception:
@@ -243,6 +245,8 @@ def _leaf(s: str) -> Value:
     if not isinstance(expr, sympy.Expr):
         return Text(canonical_text(s))
     expr = _to_rational(expr.subs({sympy.Symbol("i"): sympy.I, sympy.Symbol("e"): sympy.E}))
+    if expr.has(sympy.zoo, sympy.nan):  # a division by zero is no number: 1/0 never equals 2/0
+        return Text(canonical_text(s))
     if expr.free_symbols:
         return Expr(expr, s)
     return Num(expr, s)
@@ -265,6 +269,25 @@ def _approximates(approx: Value, exact: Value) -> bool:
         return bool(abs(sympy.N(exact.value - approx.value, 30)) <= sympy.Rational(1, 2) / 10**places)
     except (TypeError, ValueError):
         return False
+
+
+def _plus_minus(a: str, b: str) -> list[Value]:
+    """a + b and a - b. Of integers written out (`\\pm 1`, `3 \\pm 2`) the results count as written integers: the
+    sign says which two numbers, nothing is left to evaluate."""
+    plus, minus = _parse(f"{a}+({b})" if a else b), _parse(f"{a}-({b})" if a else f"-({b})")
+    operands = [_parse(x) for x in (a, b) if x]
+    if all(isinstance(v, Num) and v.int_literal for v in operands):
+        return [Num(v.value, v.text, int_literal=True) if isinstance(v, Num) and v.value.is_integer else v
+                for v in (plus, minus)]
+    return [plus, minus]
+
+
+def _semicolon_items(s: str) -> list[str]:
+    """Top-level `;`-separated items (`-12;-11;-10`, groups `p=5,q=2;p=7,q=2`); [s] when there is none."""
+    if ";" not in s:
+        return [s]
+    groups = split_top(s, ";")
+    return groups if len(groups) > 1 and all(groups) else [s]
 
 
 def _relation(ops: list[str], parts: list[str]) -> Value:
@@ -290,14 +313,41 @@ def _matrix(s: str) -> Matrix | None:
     return Matrix(tuple(tuple(_parse(c) for c in r.split("&")) for r in rows))
 
 
+def _scaled_matrix(s: str) -> Matrix | None:
+    """`c \\begin{pmatrix}...\\end{pmatrix}` (a number times a matrix or vector): the matrix of the products, each
+    entry as if written out (the factor was taken out, nothing is left unevaluated)."""
+    start = s.find("\\begin{")
+    factor = s[:start].strip().removesuffix("\\cdot").removesuffix("\\times").strip()
+    if start <= 0 or not factor or (matrix := _matrix(s[start:])) is None:
+        return None
+    c = _parse(factor)
+    if not isinstance(c, Num) or c.value == 0:
+        return None
+
+    def times(v: Value) -> Value | None:
+        if isinstance(v, Num):
+            product = sympy.nsimplify(c.value * v.value) if v.value.is_Rational else c.value * v.value
+            return Num(product, f"{factor}*{v.text}", int_literal=bool(product.is_Integer))
+        if isinstance(v, Expr):
+            return Expr(c.value * v.value, f"{factor}*({v.text})")
+        return None
+
+    rows = tuple(tuple(times(v) for v in row) for row in matrix.rows)
+    return None if any(v is None for row in rows for v in row) else Matrix(rows)
+
+
 def _parse(s: str) -> Value:
     s = s.strip()
     if s in _REALS or s.replace(" ", "") in ("(-\\infty,\\infty)", "(-\\infty,+\\infty)"):
         return Seq((Num(-sympy.oo, "-\\infty"), Num(sympy.oo, "\\infty")), "tuple", "(", ")")
     if "\\begin{" in s[:8] and (matrix := _matrix(s)) is not None:
         return matrix
+    if "\\begin{" in s and s.endswith("}") and (matrix := _scaled_matrix(s)) is not None:
+        return matrix
     if len(parts := split_top(s, "\\cup")) > 1:
         return Union(tuple(_parse(p) for p in parts))
+    if len(groups := _semicolon_items(s)) > 1:  # `;` between answers: a group with commas is one tuple
+        return Seq(_flat(_parse(f"({g})" if len(split_top(g, ",")) > 1 else g) for g in groups), "list")
     if len(items := split_top(s, ",")) > 1:
         items = [i for i in items if i]
         return Seq(_flat(_parse(i) for i in items), "list") if items else Text("")
@@ -305,11 +355,12 @@ def _parse(s: str) -> Value:
     if ops and all(parts):
         return _relation(ops, parts)
     if len(parts := split_top(s, "\\pm")) == 2 and parts[1]:  # a \pm b is the list a + b, a - b
-        a, b = parts
-        return Seq(_flat([_parse(f"{a}+({b})" if a else b), _parse(f"{a}-({b})" if a else f"-({b})")]), "list")
+        return Seq(_flat(_plus_minus(*parts)), "list")
     if (wrapped := _wrapped(s)) is not None:
         left, inner, right = wrapped
         items = split_top(inner, ",")
+        if len(items) == 1 and len(semi := _semicolon_items(inner)) > 1:
+            items = semi  # (0;-2;6): semicolons where there is no comma
         if left == "\\{":
             return Seq(_flat(_parse(i) for i in items), "set")
         if len(items) == 1 and left == "(" and right == ")":
@@ -323,6 +374,17 @@ def _parse(s: str) -> Value:
 def is_assignment_lhs(text: str) -> bool:
     """`x`, `x_1`, `\\theta`, `f(x)`: a left side that names one variable, so `x = 3` means `3`."""
     return bool(_ASSIGN_LHS.fullmatch(text))
+
+
+def tuple_lhs_size(text: str) -> int:
+    """How many variables a left side like `(p,q)` or `(x,y,z)` names (distinct single variables, in brackets); 0
+    for any other left side."""
+    wrapped = _wrapped(text)
+    if wrapped is None or wrapped[0] != "(":
+        return 0
+    names = split_top(wrapped[1], ",")
+    ok = len(names) > 1 and len(set(names)) == len(names) and all(_ASSIGN_LHS.fullmatch(n) for n in names)
+    return len(names) if ok else 0
 
 
 @functools.lru_cache(maxsize=4096)

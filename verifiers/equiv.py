@@ -17,7 +17,20 @@ from typing import Callable
 
 import sympy
 
-from verifiers.answer import Based, Expr, Matrix, Num, Rel, Seq, Text, Union, Value, canonical_text, is_assignment_lhs
+from verifiers.answer import (
+    Based,
+    Expr,
+    Matrix,
+    Num,
+    Rel,
+    Seq,
+    Text,
+    Union,
+    Value,
+    canonical_text,
+    is_assignment_lhs,
+    tuple_lhs_size,
+)
 
 _REL_TOL = sympy.Rational(1, 10**40)
 _POINTS = 7
@@ -202,9 +215,22 @@ def _multiset_equal(gold: tuple, pred: tuple) -> bool:
     return True
 
 
+def _without_repeats(items: tuple) -> tuple:
+    kept: list = []
+    for v in items:
+        if not any(equal(k, v) and equal(v, k) for k in kept):
+            kept.append(v)
+    return tuple(kept)
+
+
 def _seq_equal(g: Seq, p: Seq) -> bool:
     if g.kind in ("list", "set"):
-        return p.kind in ("list", "set") and _multiset_equal(g.items, p.items)
+        if p.kind not in ("list", "set"):
+            return False
+        if _multiset_equal(g.items, p.items):
+            return True
+        # the same solution listed twice adds nothing (a gold that lists none twice is matched as a set)
+        return len(_without_repeats(g.items)) == len(g.items) and _multiset_equal(g.items, _without_repeats(p.items))
     return (p.kind == "tuple" and (g.left, g.right) == (p.left, p.right) and len(g.items) == len(p.items)
             and all(equal(a, b) for a, b in zip(g.items, p.items)))
 
@@ -231,20 +257,43 @@ _SAME_KIND: dict[type, Callable] = {
 }
 
 
+def _agree(values) -> bool:
+    last = values[-1]
+    return all(equal(last, r) or equal(r, last) for r in values[:-1])
+
+
 def _unwrap_assignment(v: Value) -> Value | None:
-    """`x = 3` -> 3; a chain `x = 5 + 6 = 11` -> 11 only when every right side agrees (`x = 4 = 3` -> nothing)."""
-    if isinstance(v, Rel) and set(v.ops) == {"="} and is_assignment_lhs(v.lhs_text):
+    """What an equation states as the answer, or None when it is not such a statement:
+    `x = 3` -> 3; a chain `x = 5 + 6 = 11` -> 11 only when every right side agrees (`x = 4 = 3` -> nothing);
+    `(p, q) = (3, 2)` -> the tuple (3, 2); a numeric chain `5 + 5 + 1 = 11` -> 11 when every part agrees;
+    `x = 4, y = -2` (assignments to distinct variables) -> the tuple (4, -2), single letters in alphabetical order
+    (a point's coordinates: `y = -2, x = 4` is the same), other names in the order written."""
+    if isinstance(v, Rel) and set(v.ops) == {"="}:
         rights = v.parts[1:]
-        if all(equal(rights[-1], r) or equal(r, rights[-1]) for r in rights[:-1]):
-            return rights[-1]
-        return Text("\u2260")  # an inconsistent chain answers nothing
+        if is_assignment_lhs(v.lhs_text):
+            return rights[-1] if _agree(rights) else Text("\u2260")  # an inconsistent chain answers nothing
+        size = tuple_lhs_size(v.lhs_text)
+        if size and all(isinstance(r, Seq) and r.kind == "tuple" and len(r.items) == size for r in rights):
+            return rights[-1] if _agree(rights) else Text("\u2260")
+        if all(isinstance(p, Num) for p in v.parts):  # arithmetic shown on the way to the answer
+            return v.parts[-1] if _agree(v.parts) else Text("\u2260")
+    if isinstance(v, Seq) and v.kind == "list" and len(v.items) > 1 and all(
+            isinstance(i, Rel) and i.ops == ("=",) and is_assignment_lhs(i.lhs_text) for i in v.items):
+        names = [i.lhs_text for i in v.items]
+        if len(set(names)) == len(names):
+            items = list(v.items)
+            if all(len(n) == 1 and n.isalpha() for n in names):  # x, y, z: a point's coordinates in their order
+                items.sort(key=lambda i: i.lhs_text)
+            return Seq(tuple(i.parts[1] for i in items), "tuple", "(", ")")
     return None
 
 
 def equal(gold: Value, pred: Value) -> bool:
     """Whether `pred` answers `gold` (see the module docstring and docs/math_policy.md)."""
-    if type(gold) is type(pred):
-        return _SAME_KIND[type(gold)](gold, pred)
+    if type(gold) is type(pred) and _SAME_KIND[type(gold)](gold, pred):
+        return True
+    if type(gold) is type(pred) and not isinstance(gold, (Rel, Seq)):
+        return False
     if (inner := _unwrap_assignment(pred)) is not None:  # x = 3 answers 3
         return equal(gold, inner)
     if (inner := _unwrap_assignment(gold)) is not None:  # 3 answers x = 3

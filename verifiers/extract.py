@@ -4,10 +4,14 @@ The contract, in order (docs/math_policy.md, "Where the answer is read"):
 1. only the text after the last ``</think>`` is judged; an opened but never closed ``<think>`` leaves nothing;
 2. inside it, only the last ``<answer>...</answer>`` block, when there is one;
 3. every brace-matched ``\\boxed{}`` / ``\\fbox{}`` (or ``\\boxed 5``) there; the caller decides what several
-   boxes mean (hedging);
-4. else the last explicit phrase ("final answer is", "the answer is", "Answer:", GSM8K ``#### n``);
-5. else the whole judged text when it is nothing but a short answer;
-6. else nothing. The last number in the text is used only when the caller opts in.
+   boxes mean (hedging). "Final Answer: ..." after the last box (boxed steps, then the statement) wins over them;
+4. else the last explicit phrase ("final answer is", "the answer is", "Answer:", "Answer $...$", GSM8K ``#### n``),
+   or a math span stated as the answer ("$7$ is our answer"; closing the text: "$x \\geq 5$ is the solution.",
+   "The solution is $x \\neq 5$"); after
+   "Answer:" a sentence naming the quantity ("The largest $n$ is 34") gives what follows its last "is" / "are";
+5. else the whole judged text when it is nothing but a short answer (or math with no prose word in it);
+6. else its last line when that is one delimited math block with no prose word in it;
+7. else nothing. The last number in the text is used only when the caller opts in.
 
 An empty or unclosed last box means no answer: a truncated completion must not score.
 Everything here is linear-time: no regex with nested quantifiers runs over the long completion.
@@ -19,12 +23,23 @@ import re
 from dataclasses import dataclass, field
 
 _PHRASES = re.compile(
-    r"(?:final\s+answer\s*(?:is|:)|the\s+answer\s+is|\banswer\s*:|\*\*answer:?\*\*:?|\*\*final\s+answer:?\*\*:?|"
-    r"####)", re.IGNORECASE
+    r"(?:final\s+answer\s*(?:is|:)|the\s+answer\s+is|\banswer\s*:|\banswer(?=\s*(?:\$|\\\[|\\\())|"
+    r"\*\*answer:?\*\*:?|\*\*final\s+answer:?\*\*:?|####)", re.IGNORECASE
 )
+# "Final Answer:" after the last box: boxed steps, then the stated answer (weaker phrases never override boxes)
+_FINAL = re.compile(r"final\s+answer\s*(?:is|:)|\*\*final\s+answer", re.IGNORECASE)
+# "$7$ is our answer", and as the closing sentence "$x \geq 5$ is the solution.": the math just before the phrase
+_ANSWER_AFTER = re.compile(r"\$([^$]{1,200})\$\s+is\s+(?:the|our)\s+(?:final\s+)?(?:answer\b|solution\s*[.!]?\s*$)|"
+                           r"\bthe\s+solution\s+is\s+\$([^$]{1,200})\$\s*[.!]?\s*$", re.IGNORECASE)
+# where a completion's turn ends when the stop token was not honoured: nothing after it is the model's answer
+_TURN_END = re.compile(r"<\|(?:im_start|im_end|endoftext|eot_id|end_of_text|start_header_id)\|>")
 # words that end the answer and start a justification: "The answer is 18 because ..."
 _JUSTIFICATION = re.compile(r"\s+(?:because|since|as|which|so|given|due to|for)\b.*$", re.IGNORECASE)
 _LAST_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+# a closing sentence that names the quantity: "The volume of ABCDEFGH is 120" (the answer after the last is / are)
+_NAMED = re.compile(r"the\s+[^=]*\s+(?:is|are)\s+(?:equal\s+to\s+)?(\S(?:(?!\s+(?:is|are)\s).)*)", re.IGNORECASE)
+# prose: a word of three letters or more that is not a LaTeX command
+_WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}")
 _MAX_BARE_CHARS = 80
 _MAX_BARE_TOKENS = 4
 
@@ -34,11 +49,14 @@ class Extraction:
     """The answers found: several only when several boxes stand in the judged text."""
 
     answers: list[str] = field(default_factory=list)
-    source: str = "none"  # boxed | phrase | bare | last_number | none
+    source: str = "none"  # boxed | phrase | bare | last_math | last_number | none
 
 
 def answer_section(text: str) -> str:
-    """The part of a completion that is judged: after the last </think>, inside the last <answer>."""
+    """The part of a completion that is judged: after the last </think>, inside the last <answer>, before a chat
+    template's turn marker (`<|im_start|>` ...) that the generation ran past."""
+    if (end := _TURN_END.search(text)) is not None:
+        text = text[: end.start()]
     if "</think>" in text:
         text = text.rsplit("</think>", 1)[1]
     elif "<think>" in text:
@@ -108,26 +126,74 @@ def _phrase_answer(text: str) -> str | None:
         pass
     if last is None:
         return None
-    lines = text[last.end() :].lstrip(" :*\t").split("\n")
+    rest = text[last.end() :].lstrip(" :*\t\n")
+    for left, right in (("\\[", "\\]"), ("$$", "$$")):  # a display block over several lines: its content
+        if rest.startswith(left) and (close := rest.find(right, len(left))) != -1:
+            rest = " ".join(rest[len(left):close].split()) + rest[close + len(right):]
+            break
+    lines = rest.split("\n")
     line = next((candidate.strip() for candidate in lines[:4] if candidate.strip()), "")
     line = re.sub(r"\.?\s*I hope it is correct\.?$", "", line, flags=re.IGNORECASE)
     line = line.replace("\\$", "").replace("$", " ").replace("\\(", " ").replace("\\)", " ")
     line = line.replace("\\[", " ").replace("\\]", " ")
     line = re.sub(r"(?<!\d)\.(\s|$).*$|\.\s+[A-Z].*$", "", line)  # the sentence ends here
     line = _JUSTIFICATION.sub("", line).strip().rstrip(".").strip("* ")
+    line = re.sub(r'^(?:\\?")+\s*|\s*(?:\\?")+$', "", line)  # the answer in quotes: "$12$ and $13$"
+    if last.group(0).rstrip("*").endswith(":") and (named := _NAMED.fullmatch(line)):
+        line = named.group(1).strip()  # Minerva's "Final Answer: The largest $n$ is 34."
     return line or None
 
 
+def _after_every_box(section: str, phrase: re.Match) -> bool:
+    """Whether the phrase starts after the last box has closed (a box after it, or around it, keeps the boxes)."""
+    last_box = _last_match(_BOX, section)
+    if last_box is None:
+        return True
+    close = _brace_pairs(section).get(section.find("{", last_box.end()), len(section))
+    return phrase.start() > close and "\\boxed" not in section[phrase.end():]
+
+
+def _last_match(pattern: re.Pattern, text: str):
+    last = None
+    for last in pattern.finditer(text):
+        pass
+    return last
+
+
 def _looks_like_answer(text: str) -> bool:
-    """A bare short answer: one or two words, or a few tokens of math (a digit, a command, a relation)."""
+    """A bare short answer: one or two words, a few tokens of math (a digit, a command, a relation), or math with
+    no prose word in it (`\\frac{x^2}{16} + \\frac{y^2}{12} = \\frac14`)."""
     tokens = len(text.split())
-    return tokens <= 2 or (tokens <= _MAX_BARE_TOKENS and bool(re.search(r"[\d\\=<>^_]", text)))
+    mathy = bool(re.search(r"[\d\\=<>^_]", text))
+    return tokens <= 2 or (mathy and (tokens <= _MAX_BARE_TOKENS or not _WORD.search(_no_commands(text))))
+
+
+def _no_commands(text: str) -> str:
+    """The text without LaTeX commands and the joining words of a list ("19, 46, and 82")."""
+    return re.sub(r"\\[A-Za-z]+|\b(?:and|or)\b", " ", text)
+
+
+def _last_math_line(section: str) -> str | None:
+    """The last line when it is nothing but one delimited math block ($...$, $$...$$, \\[...\\], \\(...\\)) with no
+    prose in it: a closing display of the result."""
+    lines = [line.strip() for line in section.strip().split("\n") if line.strip()]
+    if not lines:
+        return None
+    last = lines[-1]
+    if len(lines) >= 3 and lines[-1] in ("\\]", "$$") and lines[-3] in ("\\[", "$$"):  # \[ on its own line
+        last = f"{lines[-3]}{lines[-2]}{lines[-1]}"
+    inner = _strip_delimiters(last.rstrip("."))
+    if inner == last.rstrip(".") or not inner or len(inner) > 2 * _MAX_BARE_CHARS or "$" in inner:
+        return None
+    return None if _WORD.search(_no_commands(inner)) else inner.rstrip(".,")
 
 
 def extract(completion: str, *, last_number_fallback: bool = False) -> Extraction:
     """Find the final answer(s) in `completion` by the contract in the module docstring."""
     section = answer_section(completion)
     boxes = boxed_contents(section)
+    if boxes and (final := _last_match(_FINAL, section)) is not None and _after_every_box(section, final):
+        boxes = []  # boxed steps, then "Final Answer: The final answer is $10,455$": the statement at the end wins
     if boxes:
         if boxes[-1] is None:
             return Extraction()
@@ -135,9 +201,13 @@ def extract(completion: str, *, last_number_fallback: bool = False) -> Extractio
     phrase = _phrase_answer(section)
     if phrase:
         return Extraction([phrase], "phrase")
+    if (stated := _last_match(_ANSWER_AFTER, section.strip())) is not None:
+        return Extraction([(stated.group(1) or stated.group(2)).strip()], "phrase")
     bare = _strip_delimiters(section.strip())
     if bare and len(bare) <= _MAX_BARE_CHARS and "\n" not in bare and _looks_like_answer(bare):
         return Extraction([bare.rstrip(".")], "bare")
+    if (line := _last_math_line(section)) is not None:
+        return Extraction([line], "last_math")
     if last_number_fallback:
         numbers = _LAST_NUMBER.findall(section)
         if numbers:

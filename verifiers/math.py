@@ -27,13 +27,15 @@ import threading
 from verifiers import VerifyResult
 from verifiers.answer import Refused, Seq, Value, parse, split_top
 from verifiers.equiv import equal
-from verifiers.extract import extract
+from verifiers.extract import boxed_contents, extract
 from verifiers.pool import CRASH, ERROR, MEMORY, OK, TIMEOUT, WorkerPool
 
 DEFAULT_TIMEOUT_S = 5.0
 DEFAULT_MEMORY_MB = 2048
+_LONG_GOLD = 200  # characters: a gold longer than this is a solution text, not an answer
 _MAX_DISTINCT_BOXES = 32  # more different boxed answers than any gold list has: a hedge, not worth parsing
 _OR = re.compile(r"\\(?:text|textrm|mbox|mathrm)\{\s*or\s*\}")
+_OR_BETWEEN_BRACKETS = re.compile(r"(?<=[)\]])\s*or\s*(?=[(\[])")
 
 
 def _result(reason: str, extracted: str | None = None) -> VerifyResult:
@@ -77,17 +79,32 @@ def _prediction(answers: list[str], gold: Value) -> Value | None:
 
 
 def _value(answer: str) -> Value:
-    """An answer's value; "a or b" (also `\\text{ or }`) is the list of its alternatives."""
-    alternatives = [a for a in split_top(_OR.sub(" or ", answer), " or ") if a]
+    """An answer's value; "a or b" (also `\\text{ or }`, `(11,7)or(7,11)`) is the list of its alternatives."""
+    answer = _OR_BETWEEN_BRACKETS.sub(" or ", _OR.sub(" or ", answer))
+    alternatives = [a for a in split_top(answer, " or ") if a]
     if len(alternatives) <= 1:
         return parse(answer)
     return Seq(tuple(item for a in alternatives for item in _items(parse(a))), "list")
+
+
+def _gold_answer(gold: str) -> str:
+    """The answer a gold holds: a gold with boxes (a worked solution, `\\boxed{6 \\text{ and } 8}`) is its boxed
+    answers, several joined as a list; a long gold with no box (a solution text) is the answer its final phrase
+    states ("Final Answer: The final answer is $28\\%$"), read as a completion's would be; any other gold is
+    itself."""
+    if "\\boxed" in gold or "\\fbox" in gold:
+        boxes = [b for b in boxed_contents(gold) if b is not None]
+        return ", ".join(dict.fromkeys(boxes)) if boxes else gold
+    if len(gold) > _LONG_GOLD and (found := extract(gold)).answers and found.source == "phrase":
+        return found.answers[-1]
+    return gold
 
 
 def judge(completion: str, gold: str, *, last_number_fallback: bool = False) -> VerifyResult:
     """The verdict on one completion, computed in this process (no deadline: use `verify` for that)."""
     if not gold.strip():
         return _result("bad_gold")
+    gold = _gold_answer(gold)
     try:
         gold_value = _value(gold)  # a gold "-2 or -12" is the list of both
     except Refused:

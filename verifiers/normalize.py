@@ -4,12 +4,15 @@ What is removed is decoration that never changes the value: math delimiters, spa
 ``\\right``, the dollar sign, a degree sign, a percent sign, thousands separators, and unit *words* from an
 explicit list that follow a number. Single letters are never taken for units: ``4t`` stays ``4t``.
 What is rewritten is notation with one meaning: ``\\dfrac`` -> ``\\frac``, unicode symbols -> LaTeX,
-``\\textbf{}``/``\\mathrm{}`` -> ``\\text{}``, "and" between answers -> a comma.
+``\\textbf{}``/``\\mathrm{}`` -> ``\\text{}``, "and" between answers -> a comma, scientific notation
+(``3.2 \\times 10^{4}``, ``6.02e23``) -> the decimal it is, Python's ``**`` and ``*`` -> ``^`` and ``\\cdot``,
+"infinity" -> ``\\infty``, a zero imaginary part (``5 + 0i``) dropped.
 """
 
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 
 # Unit words stripped after a number. Never a single letter (t, m, s, g ... are variables far more often).
 UNIT_WORDS = (
@@ -46,11 +49,37 @@ _AFTER_NUMBER = r"(?<=[\d.}])\s*"
 _SIGN_END = r"(?=\s*(?:$|,|\)|\]|\\\}))"
 _DEGREE = re.compile(_AFTER_NUMBER + r"(?:\^\s*\{?\s*\\circ\s*\}?|\\degree|\\text\{\s*degrees?\s*\}|degrees?\b)"
                      + _SIGN_END, re.IGNORECASE)
-_PERCENT = re.compile(_AFTER_NUMBER + r"(?:\\%|%|\\text\{\s*(?:percent|pct)\s*\}|(?:percent|pct)\b)" + _SIGN_END,
+_PERCENT = re.compile(_AFTER_NUMBER + r"(?:\\%|%|\\text\{\s*(?:percent(?:age)?|pct)\s*\}|(?:percent(?:age)?|pct)\b)" + _SIGN_END,
                       re.IGNORECASE)
 _NEVER = re.compile(r"(?!)")
 # a whole answer that is one number with comma thousands separators (inside brackets a comma separates items)
 _THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+# ... or with spaces (a plain, thin or non-breaking one, the same throughout): "1 000 000", never "1 \quad 2"
+_SPACED_THOUSANDS = re.compile(r"[+-]?\d{1,3}(?P<sep> |\\ |~|\\,|\\;|\u00a0|\u202f)\d{3}(?:(?P=sep)\d{3})*(?:\.\d+)?")
+# scientific notation, 3.2 \times 10^{4} or 6.02e23, written out as the decimal it is (exponents up to 100)
+_SCIENTIFIC = re.compile(r"(?<![\w.])([+-]?\d+(?:\.\d+)?)\s*(?:\\times|\\cdot|\*)\s*10\s*\^\s*(?:\{\s*([+-]?\d{1,3})\s*\}|([+-]?\d))"
+                         r"(?![\w.])|(?<![\w.])(\d+(?:\.\d+)?)[eE]([+-]?\d{1,3})(?![\w.])")
+_INFINITY_WORD = re.compile(r"(?<![\\A-Za-z])infinity(?![A-Za-z])", re.IGNORECASE)
+_INFINITY = re.compile(r"([+-]?)\s*(?:\\text\{\s*)?(?:infinity|inf)\s*\}?", re.IGNORECASE)
+# a real number written as a complex one with no imaginary part: "5 + 0i"
+_ZERO_IMAGINARY = re.compile(r"([+-]?\d+(?:\.\d+)?)\s*[+-]\s*0\s*(?:\\cdot\s*)?i")
+
+
+def _scientific(m: re.Match) -> str:
+    mantissa, exponent = (m.group(1), m.group(2) or m.group(3)) if m.group(1) else (m.group(4), m.group(5))
+    if abs(int(exponent)) > 100:
+        return m.group(0)
+    value = Decimal(mantissa).scaleb(int(exponent))
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def python_operators(s: str) -> str:
+    """Python-style powers and products as LaTeX: x**3 - 3*x -> x^{3} - 3 \\cdot x."""
+    if "*" not in s:
+        return s
+    s = re.sub(r"\*\*\s*(\([^()]*\)|[A-Za-z0-9.]+)", r"^{\1}", s)
+    return re.sub(r"(?<=[\w)}])\s*\*\s*(?=[\w(\\])", r" \\cdot ", s)
 
 
 def _unicode(s: str) -> str:
@@ -92,7 +121,9 @@ def normalize(answer: str) -> str:
     s = re.sub(r"\\(?:displaystyle|textstyle)\b", "", s)
     s = re.sub(r"(\d),\\!\s*(?=\d{3}(?!\d))", r"\1", s)  # 10,\!080 (MATH's thousands separator)
     s = re.sub(r"(\d)\\,(?=\d{3}(?!\d))", r"\1", s)  # 12\,345
-    s = re.sub(r"(\d)\{,\}(?=\d{3})", r"\1", s)  # 12{,}345
+    s = re.sub(r"(\d)\s*\{\s*,\s*\}\s*(?=\d{3})", r"\1", s)  # 12{,}345
+    if _SPACED_THOUSANDS.fullmatch(s.strip()):
+        s = re.sub(r"\\[ ,;]|[ ~\u00a0\u202f]", "", s)
     s = _SPACING.sub(" ", s)
     s = re.sub(r"\\[dtc]frac", r"\\frac", s)
     s = re.sub(r"\\[dt]binom", r"\\binom", s)
@@ -106,4 +137,10 @@ def normalize(answer: str) -> str:
     s = re.sub(r"\\text\{\s*(and|,)\s*\}|\s+and\s+", ",", s).strip()
     if signs <= 1 and _THOUSANDS.fullmatch(s):  # "12,345%" is one number; "60°,120°" is two
         s = s.replace(",", "")
+    s = _SCIENTIFIC.sub(_scientific, python_operators(s))
+    if m := _INFINITY.fullmatch(s):
+        s = m.group(1) + "\\infty"
+    s = _INFINITY_WORD.sub(r"\\infty ", s)  # inside an interval: (-infinity, 3)
+    if m := _ZERO_IMAGINARY.fullmatch(s):
+        s = m.group(1)
     return re.sub(r"\s+", " ", s).strip()
