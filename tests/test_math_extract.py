@@ -96,3 +96,35 @@ def test_a_last_line_that_is_one_display_of_math_is_the_answer():
     assert extract("We find $x = 7$ and then stop to check the other case.").answers == []  # prose on the line
     assert extract("So\n$$\\text{the total is } 7$$").answers == []  # prose inside the display
     assert extract("First $x = 1$\n$$ and $$ y = 2 $$").answers == []  # not one block
+
+
+def test_final_answer_after_boxed_steps_wins_over_them():
+    text = "Interest: $\\boxed{255}$. Total $10,200 + 255$. Final Answer: The final answer is $10,455$."
+    assert extract(text).answers == ["10,455"]
+    # any weaker phrase after the boxes ("check our answer: ...") leaves the boxes as the answer
+    checked = "So $17^{-1} \\equiv \\boxed{44}$. We may check our answer: $17 \\cdot 44 = 748$."
+    assert extract(checked).answers == ["44"]
+    assert extract("Final Answer: see below. \\boxed{7}").answers == ["7"]  # a box after the phrase
+
+
+def test_answer_followed_by_math_and_answers_stated_after_the_math():
+    assert extract("Answer \\[ \n 9 \n \\]").answers == ["9"]
+    assert extract("Answer $ 9 $").answers == ["9"]
+    assert extract("Checking every case, $7$ is our answer, as claimed.").answers == ["7"]
+    assert extract("Therefore $x \\geq 5$ is the solution.").answers == ["x \\geq 5"]
+    assert extract("The solution is $x != 5$").answers == ["x != 5"]
+    # "is the solution" inside the reasoning is not a final statement
+    assert extract("Here $x = -3$ is the solution of the first equation, and we go on with the second.").answers == []
+
+
+def test_a_chat_turn_marker_ends_the_answer():
+    text = "Final Answer: The final answer is $19$. <|im_start|>user\nNew question: \\boxed{3}"
+    assert extract(text).answers == ["19"]
+
+
+def test_quotes_around_a_stated_answer_are_dropped():
+    from verifiers.math import judge
+
+    found = extract('Final Answer: The final answer is "$12$ and $13$".').answers
+    assert len(found) == 1 and '"' not in found[0]
+    assert judge('Final Answer: The final answer is "$12$ and $13$".', "12, 13").correct

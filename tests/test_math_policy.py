@@ -59,3 +59,19 @@ def test_mismatched_and_mistyped_inputs_are_clear_errors():
         verify_batch(["a", "b"], ["1"])
     with pytest.raises(TypeError, match=r"golds\[0\] is int"):
         verify_batch(["\\boxed{1}"], [1])
+
+
+@pytest.mark.parametrize("gold, completion, expected", [
+    # a gold that is a worked solution: its boxes are the answer (several: the list of them)
+    ("Hence the domain is $x \\in \\boxed{(2,12) \\cup (12,102)}$.", "\\boxed{(12,102) \\cup (2,12)}", True),
+    ("\\(\\boxed{6 \\text{ and } 8}\\)", "\\boxed{6, 8}", True),
+    ("\\boxed{1} papers and \\boxed{2} bins", "\\boxed{1, 2}", True),
+    ("\\boxed{1} papers and \\boxed{2} bins", "\\boxed{2}", False),
+    # a long gold with no box: the answer its final phrase states
+    ("We lose 10% then 20%. " * 12 + "Final Answer: The final answer is $28\\%$. I hope it is correct.",
+     "\\boxed{28\\%}", True),
+    ("We lose 10% then 20%. " * 12 + "Final Answer: The final answer is $28\\%$. I hope it is correct.",
+     "\\boxed{72\\%}", False),
+])
+def test_a_gold_that_is_a_solution_is_read_for_its_answer(gold, completion, expected):
+    assert judge(completion, gold).correct is expected
