@@ -6,7 +6,8 @@ import copy
 import pytest
 import torch
 
-from grpo.learner.update import Sample, micro_batches, step_size, token_logprobs, update
+from grpo.learner.logprobs import token_logprobs
+from grpo.learner.update import Sample, micro_batches, step_size, update
 from grpo.model import build_model, build_tokenizer
 
 LOSS = dict(clip_low=0.2, clip_high=0.28, level="token", aggregation="token-mean", kl_coef=0.0, is_cap=None)
@@ -113,3 +114,58 @@ def test_engine_gap_and_kl_are_reported(tiny):
     assert stats["rollout/logprob_gap"] == pytest.approx(expected, abs=1e-5)
     largest = float(((logprobs + 2.0).abs() * batch.mask).max())
     assert stats["rollout/logprob_gap_max"] == pytest.approx(largest, abs=1e-5)
+
+
+def test_chunked_logprobs_equal_the_full_ones_with_their_gradient(tiny):
+    """The output head a few positions at a time under checkpointing: the same logprobs, entropy and gradient."""
+    model, _ = tiny
+    ids = torch.tensor([[3, 4, 5, 6, 7, 8, 9], [3, 9, 9, 4, 0, 0, 0]])
+    attention = torch.tensor([[1] * 7, [1] * 4 + [0] * 3])
+    results = []
+    for chunk in (0, 1, 5, 1000):
+        learner = copy.deepcopy(model)
+        logprobs, entropy = token_logprobs(learner, ids, attention, 0.7, chunk_tokens=chunk)
+        (logprobs * attention[:, 1:]).sum().backward()
+        grads = torch.cat([p.grad.flatten() for p in learner.parameters() if p.grad is not None])
+        results.append((logprobs.detach(), entropy, grads))
+    full = results[0]
+    for logprobs, entropy, grads in results[1:]:
+        assert torch.allclose(logprobs, full[0], atol=1e-6, rtol=0)
+        assert torch.allclose(entropy, full[1], atol=1e-6, rtol=0)
+        assert ((grads - full[2]).norm() / full[2].norm()).item() < 1e-5  # float summation order only
+
+
+@pytest.mark.parametrize("loss", [dict(aggregation="token-mean"), dict(aggregation="seq-mean-token-mean"),
+                                  dict(aggregation="constant"), dict(kl_coef=0.1), dict(level="sequence"),
+                                  dict(is_cap=2.0)], ids=["token-mean", "seq-mean", "constant", "kl", "gspo", "tis"])
+def test_a_chunked_update_equals_the_full_one(tiny, loss):
+    """Every aggregation, with KL to a reference, GSPO's sequence ratio and truncated IS; two passes (mu = 2)."""
+    model, tokenizer = tiny
+    samples = _samples(tokenizer)
+    reference = copy.deepcopy(model) if loss.get("kl_coef") else None
+
+    def updated(chunk):
+        learner = copy.deepcopy(model)
+        optimizer = torch.optim.SGD(learner.parameters(), lr=0.1)
+        stats = update(learner, optimizer, reference, samples, mu=2, micro_batch_size=3,
+                       pad_id=tokenizer.pad_token_id, temperature=0.9, max_new_tokens=32, max_grad_norm=1e9,
+                       loss_kwargs=dict(LOSS, **loss), logprob_chunk_tokens=chunk)
+        return torch.cat([p.detach().flatten() for p in learner.parameters()]), stats
+
+    full, full_stats = updated(0)
+    chunked, chunked_stats = updated(7)
+    before = torch.cat([p.detach().flatten() for p in model.parameters()])
+    change, chunked_change = full - before, chunked - before
+    assert ((chunked_change - change).norm() / change.norm()).item() < 1e-5  # float summation order only
+    for key in ("loss/policy", "loss/kl", "policy/entropy", "rollout/logprob_gap", "loss/ratio_mean"):
+        assert chunked_stats[key] == pytest.approx(full_stats[key], rel=1e-6, abs=1e-6), key
+
+
+def test_a_head_that_is_not_a_plain_linear_layer_uses_full_logits(tiny):
+    from grpo.learner.logprobs import output_head
+
+    model, _ = tiny
+    assert output_head(model) is model.lm_head
+    wrapped = copy.deepcopy(model)
+    wrapped.config.final_logit_softcapping = 30.0  # logits transformed after the head: chunking would skip it
+    assert output_head(wrapped) is None

@@ -14,7 +14,7 @@ from engines import learner_logprobs
 
 from grpo import train
 from grpo.config import RolloutConfig
-from grpo.learner.update import token_logprobs
+from grpo.learner.logprobs import token_logprobs
 from grpo.model import build_model, build_tokenizer, load
 from grpo.rollout import HFEngine, SamplingParams, make_engine
 

@@ -291,6 +291,10 @@ class GRPOConfig:
     """optimizer passes over each rollout batch (old logprobs fixed before the first pass)"""
     micro_batch_size: int = 64
     """completions per forward/backward (memory knob; the update does not depend on it)"""
+    logprob_chunk_tokens: int = 0
+    """>0: the learner applies the output head to this many positions at a time, recomputing each chunk's logits
+    in the backward pass, so a micro-batch's (rows, length, vocabulary) logits never exist whole (memory knob for
+    large vocabularies, e.g. 2048 with Qwen2.5's 151,936 tokens; exact gradient); 0: full logits"""
     lr: float = 1.0e-6
     """peak learning rate (AdamW)"""
     warmup_steps: int = 0

@@ -7,6 +7,10 @@ logprobs there. Rows are sorted by length before they are cut into micro-batches
 computed; the loss is normalised by the whole optimizer step (`StepSize`), so the cut does not change the
 update (tests/test_learner.py checks it).
 
+Logprobs (grpo/learner/logprobs.py): the full logits of a micro-batch at once, or with
+`grpo.logprob_chunk_tokens` > 0 the output head applied a chunk of positions at a time under activation
+checkpointing, so the (n, L, V) logits never exist whole (the large-vocabulary memory knob; exact gradient).
+
 Old logprobs: with mu = 1 and no importance-sampling correction the learner's own detached logprobs are the
 old ones (ratio 1, one forward saved); otherwise they are computed once, without gradient, before the first
 pass. The reference model (only when kl_coef > 0) is the frozen model the stage started from.
@@ -27,6 +31,7 @@ import torch
 
 from grpo.algo.loss import StepSize, policy_loss
 from grpo.config import GRPOConfig, RolloutConfig
+from grpo.learner.logprobs import token_logprobs
 from grpo.model import device_of
 
 
@@ -53,6 +58,7 @@ class UpdateSettings:
     max_new_tokens: int
     max_grad_norm: float
     loss_kwargs: dict
+    logprob_chunk_tokens: int = 0
 
     @classmethod
     def of(cls, cfg: GRPOConfig, rollout: RolloutConfig, pad_id: int) -> UpdateSettings:
@@ -60,7 +66,8 @@ class UpdateSettings:
                            aggregation=cfg.loss_aggregation, kl_coef=cfg.kl_coef, is_cap=cfg.is_cap or None)
         return cls(mu=cfg.mu, micro_batch_size=cfg.micro_batch_size, pad_id=pad_id,
                    temperature=rollout.temperature or 1.0, max_new_tokens=rollout.max_new_tokens,
-                   max_grad_norm=cfg.max_grad_norm, loss_kwargs=loss_kwargs)
+                   max_grad_norm=cfg.max_grad_norm, loss_kwargs=loss_kwargs,
+                   logprob_chunk_tokens=cfg.logprob_chunk_tokens)
 
 
 @dataclass(frozen=True)
@@ -99,27 +106,15 @@ def micro_batches(samples: list[Sample], size: int, pad_id: int,
     return out
 
 
-def token_logprobs(model, input_ids, attention_mask, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(logprobs, entropy), each (n, L-1): log pi(token_{t+1} | prefix) of the temperature-scaled distribution,
-    and that distribution's entropy (detached). Gathered as logit - logsumexp, without a second (n, L, V)."""
-    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1].float()  # (n, L-1, V)
-    if temperature > 0:
-        logits = logits / temperature
-    lse = torch.logsumexp(logits, dim=-1)  # (n, L-1)
-    logprobs = logits.gather(-1, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1) - lse
-    with torch.no_grad():
-        entropy = lse - (torch.softmax(logits, dim=-1) * logits).sum(-1)
-    return logprobs, entropy
-
-
 @torch.no_grad()
-def fill_fixed_logprobs(model, ref_model, batches: list[MicroBatch], *, need_old: bool, temperature: float) -> None:
+def fill_fixed_logprobs(model, ref_model, batches: list[MicroBatch], *, need_old: bool, temperature: float,
+                        chunk_tokens: int = 0) -> None:
     """Old logprobs (before any update) and reference logprobs, without gradient."""
     for mb in batches:
         if need_old:
-            mb.old_logprobs = token_logprobs(model, mb.input_ids, mb.attention_mask, temperature)[0]
+            mb.old_logprobs = token_logprobs(model, mb.input_ids, mb.attention_mask, temperature, chunk_tokens)[0]
         if ref_model is not None:
-            mb.ref_logprobs = token_logprobs(ref_model, mb.input_ids, mb.attention_mask, temperature)[0]
+            mb.ref_logprobs = token_logprobs(ref_model, mb.input_ids, mb.attention_mask, temperature, chunk_tokens)[0]
 
 
 def step_size(samples: list[Sample], max_new_tokens: int) -> StepSize:
@@ -139,7 +134,7 @@ def share(samples: list[Sample], rank: int, world: int) -> list[Sample]:
 
 
 def optimizer_pass(model, optimizer, batches: list[MicroBatch], size: StepSize, *, temperature: float,
-                   max_grad_norm: float, loss_kwargs: dict, accelerator=None) -> dict:
+                   max_grad_norm: float, loss_kwargs: dict, accelerator=None, chunk_tokens: int = 0) -> dict:
     """One optimizer step over every micro-batch of the rollout batch; detached statistics (this rank's sums).
     A non-finite loss or gradient norm skips the step (no parameter changes; `skipped` is 1)."""
     totals = {"loss": 0.0, "clipped_tokens": 0.0, "kl_sum": 0.0, "ratio_sum": 0.0, "tokens": 0.0,
@@ -147,7 +142,7 @@ def optimizer_pass(model, optimizer, batches: list[MicroBatch], size: StepSize, 
     world = accelerator.num_processes if accelerator is not None else 1
     model.train()
     for i, mb in enumerate(batches):
-        logprobs, entropy = token_logprobs(model, mb.input_ids, mb.attention_mask, temperature)
+        logprobs, entropy = token_logprobs(model, mb.input_ids, mb.attention_mask, temperature, chunk_tokens)
         old = mb.old_logprobs if mb.old_logprobs is not None else logprobs.detach()
         loss, stats = policy_loss(logprobs, old, mb.advantages, mb.mask, size, ref_logprobs=mb.ref_logprobs,
                                   engine_logprobs=mb.engine_logprobs, **loss_kwargs)
@@ -197,7 +192,7 @@ def _reduced(passes: list[dict], accelerator) -> list[dict]:
 
 def update(model, optimizer, ref_model, samples: list[Sample], *, mu: int, micro_batch_size: int, pad_id: int,
            temperature: float, max_new_tokens: int, max_grad_norm: float, loss_kwargs: dict,
-           accelerator=None) -> dict:
+           accelerator=None, logprob_chunk_tokens: int = 0) -> dict:
     """mu optimizer passes over `samples` (the whole rollout batch; with an `accelerator` of several
     processes, this rank trains on its share); metrics averaged over the passes (the logprob gap and entropy are
     those of the first pass, before any update). `optim/skipped_nonfinite`: passes skipped for a NaN/inf."""
@@ -206,9 +201,11 @@ def update(model, optimizer, ref_model, samples: list[Sample], *, mu: int, micro
         samples = share(samples, accelerator.process_index, accelerator.num_processes)
     batches = micro_batches(samples, micro_batch_size, pad_id, device=device_of(model))
     need_old = mu > 1 or bool(loss_kwargs.get("is_cap"))
-    fill_fixed_logprobs(model, ref_model, batches, need_old=need_old, temperature=temperature)
+    fill_fixed_logprobs(model, ref_model, batches, need_old=need_old, temperature=temperature,
+                        chunk_tokens=logprob_chunk_tokens)
     passes = [optimizer_pass(model, optimizer, batches, size, temperature=temperature, max_grad_norm=max_grad_norm,
-                             loss_kwargs=loss_kwargs, accelerator=accelerator) for _ in range(mu)]
+                             loss_kwargs=loss_kwargs, accelerator=accelerator, chunk_tokens=logprob_chunk_tokens)
+              for _ in range(mu)]
     passes = _reduced(passes, accelerator)
     tokens = max(passes[0]["tokens"], 1.0)
     mean = lambda key: sum(p[key] for p in passes) / len(passes)  # noqa: E731
