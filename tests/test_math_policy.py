@@ -75,3 +75,47 @@ def test_mismatched_and_mistyped_inputs_are_clear_errors():
 ])
 def test_a_gold_that_is_a_solution_is_read_for_its_answer(gold, completion, expected):
     assert judge(completion, gold).correct is expected
+
+
+SOLUTION_WITH_STEPS = ("First we count the cases, which gives $\\boxed{5}$ in all for the first part of the problem, "
+                       "and then we add the remaining cases, which are many more than before, and check them one by "
+                       "one carefully. So the answer is $\\boxed{12}$.")
+
+
+@pytest.mark.parametrize("gold, completion, expected", [
+    # named variables: the same names with the same values, never the values alone
+    ("a=3,b=2,c=1", "\\boxed{a=1,b=2,c=3}", False), ("h = -2, k = 3", "\\boxed{h = 3, k = -2}", False),
+    ("x=4, y=-2", "\\boxed{x=-2, y=4}", False), ("x=4, y=-2", "\\boxed{(y,x) = (4,-2)}", False),
+    ("x = 3", "\\boxed{y = 3}", False), ("y = 2x + 1", "\\boxed{x = 2x + 1}", False),
+    ("x=4, y=-2", "\\boxed{y=-2, x=4}", True), ("x=4, y=-2", "\\boxed{(x,y) = (4,-2)}", True),
+    # scientific notation keeps every digit; Python's ** is right-associative
+    ("8", "\\boxed{7.99999999999999999999999999999e0}", False),
+    ("30000", "\\boxed{2.99999999999999999999999999999 \\times 10^{4}}", False),
+    ("10000", "\\boxed{1.0000000000000000000000000000001*10**4}", False), ("x^6", "\\boxed{x**3**2}", False),
+    # the factor in front of a matrix is a number written out, and its entries stay as written
+    ("\\begin{pmatrix}6\\\\12\\end{pmatrix}", "\\boxed{\\binom{4}{2}\\begin{pmatrix}1\\\\2\\end{pmatrix}}", False),
+    ("\\begin{pmatrix}6\\\\12\\end{pmatrix}", "\\boxed{3!\\begin{pmatrix}1\\\\2\\end{pmatrix}}", False),
+    ("\\begin{pmatrix}1\\\\2\\end{pmatrix}", "\\boxed{2\\begin{pmatrix}\\frac24\\\\1\\end{pmatrix}}", False),
+    # hedges inside a closing sentence or a stated answer
+    ("4", "Final Answer: The area is $3$ or maybe it is $4$.", False),
+    ("4", "Final Answer: The value of x is 3 and the value of y is 4.", False),
+    ("4", "Final Answer: The smallest is 3 but the largest is 4", False),
+    ("4", "$3$ or $4$ is our answer", False), ("4", "$3$ is the solution and $4$ is the solution", False),
+    ("4", "Either $3$ or the solution is $4$.", False), ("8", "The solution is $7$ and the solution is $8$.", False),
+    ("3", "Final Answer: $$3$$\n$$4$$", False), ("3", "Final Answer: \\[3\\]\n\\[4\\]", False),
+    # a worked-solution gold is its last box; digits never glue across spaces in a time
+    (SOLUTION_WITH_STEPS, "\\boxed{5} \\boxed{12}", False), (SOLUTION_WITH_STEPS, "\\boxed{12}", True),
+    ("12:00", "\\boxed{1 2:00}", False), ("7:32", "\\boxed{7:3 2}", False),
+])
+def test_the_recall_rules_open_no_reward_hack(gold, completion, expected):
+    """Cases a red-team pass found against the first version of the issue-25 rules."""
+    assert judge(completion, gold).correct is expected
+
+
+def test_deep_python_powers_and_long_closings_stay_fast_and_safe():
+    import time
+
+    start = time.monotonic()
+    assert judge("\\boxed{y = " + "x**" * 300 + "2}", "y = x").reason == "refused"
+    assert judge("Final Answer: the " + " " * 40000 + "is x", "x").reason in ("correct", "wrong")
+    assert time.monotonic() - start < 2.0

@@ -237,16 +237,21 @@ def _leaf(s: str) -> Value:
     if (why := refusal(s)) is not None:
         raise Refused(why)
     if ":" in s:  # a time (12:00) or a ratio (7:32) is compared as written, never divided
-        return Text(canonical_text(s))
+        return Text("\u2260" + s if re.search(r"\d\s+\d", s) else canonical_text(s))  # 1 2:00 is not 12:00
     try:
         expr = latex2sympy(s, **_PARSE_CONFIG)
+    except RecursionError:
+        raise Refused("nested too deeply to parse") from None
     except Exception:
         return Text(canonical_text(s))
     if not isinstance(expr, sympy.Expr):
         return Text(canonical_text(s))
-    expr = _to_rational(expr.subs({sympy.Symbol("i"): sympy.I, sympy.Symbol("e"): sympy.E}))
-    if expr.has(sympy.zoo, sympy.nan):  # a division by zero is no number: 1/0 never equals 2/0
-        return Text(canonical_text(s))
+    try:
+        expr = _to_rational(expr.subs({sympy.Symbol("i"): sympy.I, sympy.Symbol("e"): sympy.E}))
+        if expr.has(sympy.zoo, sympy.nan):  # a division by zero is no number: 1/0 never equals 2/0
+            return Text(canonical_text(s))
+    except RecursionError:
+        raise Refused("nested too deeply to evaluate") from None
     if expr.free_symbols:
         return Expr(expr, s)
     return Num(expr, s)
@@ -321,13 +326,17 @@ def _scaled_matrix(s: str) -> Matrix | None:
     if start <= 0 or not factor or (matrix := _matrix(s[start:])) is None:
         return None
     c = _parse(factor)
-    if not isinstance(c, Num) or c.value == 0:
-        return None
+    written = isinstance(c, Num) and (c.int_literal or c.decimals is not None or
+                                      (_FRAC_RE.fullmatch(factor.replace(" ", "")) is not None and not c.unreduced))
+    if not written or c.value == 0:
+        return None  # the factor must be a number written out: \binom{4}{2} or 3! in front are left unevaluated
 
     def times(v: Value) -> Value | None:
         if isinstance(v, Num):
-            product = sympy.nsimplify(c.value * v.value) if v.value.is_Rational else c.value * v.value
-            return Num(product, f"{factor}*{v.text}", int_literal=bool(product.is_Integer))
+            product = c.value * v.value
+            literal = v.int_literal or v.decimals is not None or _FRAC_RE.fullmatch(v.text.replace(" ", "")) is not None
+            return Num(product, f"{factor}*{v.text}", int_literal=bool(product.is_Integer and literal),
+                       unreduced=v.unreduced)
         if isinstance(v, Expr):
             return Expr(c.value * v.value, f"{factor}*({v.text})")
         return None
@@ -376,15 +385,15 @@ def is_assignment_lhs(text: str) -> bool:
     return bool(_ASSIGN_LHS.fullmatch(text))
 
 
-def tuple_lhs_size(text: str) -> int:
-    """How many variables a left side like `(p,q)` or `(x,y,z)` names (distinct single variables, in brackets); 0
-    for any other left side."""
+def tuple_lhs_names(text: str) -> list[str]:
+    """The variables a left side like `(p,q)` or `(x,y,z)` names (distinct single variables, in brackets); [] for
+    any other left side."""
     wrapped = _wrapped(text)
     if wrapped is None or wrapped[0] != "(":
-        return 0
+        return []
     names = split_top(wrapped[1], ",")
     ok = len(names) > 1 and len(set(names)) == len(names) and all(_ASSIGN_LHS.fullmatch(n) for n in names)
-    return len(names) if ok else 0
+    return names if ok else []
 
 
 @functools.lru_cache(maxsize=4096)

@@ -29,7 +29,7 @@ from verifiers.answer import (
     Value,
     canonical_text,
     is_assignment_lhs,
-    tuple_lhs_size,
+    tuple_lhs_names,
 )
 
 _REL_TOL = sympy.Rational(1, 10**40)
@@ -272,7 +272,7 @@ def _unwrap_assignment(v: Value) -> Value | None:
         rights = v.parts[1:]
         if is_assignment_lhs(v.lhs_text):
             return rights[-1] if _agree(rights) else Text("\u2260")  # an inconsistent chain answers nothing
-        size = tuple_lhs_size(v.lhs_text)
+        size = len(tuple_lhs_names(v.lhs_text))
         if size and all(isinstance(r, Seq) and r.kind == "tuple" and len(r.items) == size for r in rights):
             return rights[-1] if _agree(rights) else Text("\u2260")
         if all(isinstance(p, Num) for p in v.parts):  # arithmetic shown on the way to the answer
@@ -288,12 +288,35 @@ def _unwrap_assignment(v: Value) -> Value | None:
     return None
 
 
+def _assignments(v: Value) -> dict[str, Value] | None:
+    """What an answer assigns, by variable: `x = 3` (a consistent chain: its last part), `x = 4, y = -2` (distinct
+    variables), `(p, q) = (3, 2)`; None for anything else."""
+    if isinstance(v, Rel) and set(v.ops) == {"="}:
+        rights = v.parts[1:]
+        if is_assignment_lhs(v.lhs_text):
+            return {v.lhs_text: rights[-1]} if _agree(rights) else None
+        names = tuple_lhs_names(v.lhs_text)
+        if names and all(isinstance(r, Seq) and r.kind == "tuple" and len(r.items) == len(names) for r in rights):
+            return dict(zip(names, rights[-1].items)) if _agree(rights) else None
+        return None
+    if isinstance(v, Seq) and v.kind == "list" and len(v.items) > 1:
+        maps = [_assignments(i) for i in v.items]
+        if all(m is not None and len(m) == 1 for m in maps):
+            merged = {k: value for m in maps for k, value in m.items()}
+            return merged if len(merged) == len(maps) else None
+    return None
+
+
 def equal(gold: Value, pred: Value) -> bool:
     """Whether `pred` answers `gold` (see the module docstring and docs/math_policy.md)."""
-    if type(gold) is type(pred) and _SAME_KIND[type(gold)](gold, pred):
-        return True
-    if type(gold) is type(pred) and not isinstance(gold, (Rel, Seq)):
-        return False
+    gold_map, pred_map = _assignments(gold), _assignments(pred)
+    if gold_map is not None and pred_map is not None:  # both name their variables: the same ones, the same values
+        return gold_map.keys() == pred_map.keys() and all(equal(gold_map[k], pred_map[k]) for k in gold_map)
+    if type(gold) is type(pred):
+        if _SAME_KIND[type(gold)](gold, pred):
+            return True
+        if not (isinstance(gold, Seq) and (gold_map is not None or pred_map is not None)):
+            return False  # only a list of assignments against a tuple goes on below
     if (inner := _unwrap_assignment(pred)) is not None:  # x = 3 answers 3
         return equal(gold, inner)
     if (inner := _unwrap_assignment(gold)) is not None:  # 3 answers x = 3

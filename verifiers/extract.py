@@ -36,8 +36,9 @@ _TURN_END = re.compile(r"<\|(?:im_start|im_end|endoftext|eot_id|end_of_text|star
 # words that end the answer and start a justification: "The answer is 18 because ..."
 _JUSTIFICATION = re.compile(r"\s+(?:because|since|as|which|so|given|due to|for)\b.*$", re.IGNORECASE)
 _LAST_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
-# a closing sentence that names the quantity: "The volume of ABCDEFGH is 120" (the answer after the last is / are)
-_NAMED = re.compile(r"the\s+[^=]*\s+(?:is|are)\s+(?:equal\s+to\s+)?(\S(?:(?!\s+(?:is|are)\s).)*)", re.IGNORECASE)
+# a closing sentence that names the quantity: "The volume of ABCDEFGH is 120" (one is / are, the answer after it)
+_IS = re.compile(r"\s(?:is|are)\s+(?:equal\s+to\s+)?", re.IGNORECASE)
+_HEDGE_BEFORE = re.compile(r"(?:\bor|\band|\beither|\bnot|\$\s*,)\s*$", re.IGNORECASE)  # "$3$ or $4$ is our answer"
 # prose: a word of three letters or more that is not a LaTeX command
 _WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}")
 _MAX_BARE_CHARS = 80
@@ -127,21 +128,42 @@ def _phrase_answer(text: str) -> str | None:
     if last is None:
         return None
     rest = text[last.end() :].lstrip(" :*\t\n")
-    for left, right in (("\\[", "\\]"), ("$$", "$$")):  # a display block over several lines: its content
-        if rest.startswith(left) and (close := rest.find(right, len(left))) != -1:
-            rest = " ".join(rest[len(left):close].split()) + rest[close + len(right):]
-            break
+    blocks = []  # display blocks right after the phrase (over several lines): their contents, several as a list
+    while (block := _display_block(rest)) is not None:
+        blocks.append(block[0])
+        rest = block[1].lstrip(" \t\n")
+    if blocks:
+        rest = ", ".join(blocks) + ("\n" + rest if rest else "")
     lines = rest.split("\n")
     line = next((candidate.strip() for candidate in lines[:4] if candidate.strip()), "")
+    line = " ".join(line.split())  # runs of whitespace collapsed first: the patterns below stay linear
     line = re.sub(r"\.?\s*I hope it is correct\.?$", "", line, flags=re.IGNORECASE)
     line = line.replace("\\$", "").replace("$", " ").replace("\\(", " ").replace("\\)", " ")
     line = line.replace("\\[", " ").replace("\\]", " ")
     line = re.sub(r"(?<!\d)\.(\s|$).*$|\.\s+[A-Z].*$", "", line)  # the sentence ends here
     line = _JUSTIFICATION.sub("", line).strip().rstrip(".").strip("* ")
     line = re.sub(r'^(?:\\?")+\s*|\s*(?:\\?")+$', "", line)  # the answer in quotes: "$12$ and $13$"
-    if last.group(0).rstrip("*").endswith(":") and (named := _NAMED.fullmatch(line)):
-        line = named.group(1).strip()  # Minerva's "Final Answer: The largest $n$ is 34."
+    if last.group(0).rstrip("*").endswith(":") and (named := _named(line)) is not None:
+        line = named  # Minerva's "Final Answer: The largest $n$ is 34."
     return line or None
+
+
+def _display_block(text: str) -> tuple[str, str] | None:
+    """(content, what follows) of a `\\[...\\]` or `$$...$$` block at the start of `text`."""
+    for left, right in (("\\[", "\\]"), ("$$", "$$")):
+        if text.startswith(left) and (close := text.find(right, len(left))) != -1:
+            return " ".join(text[len(left):close].split()), text[close + len(right):]
+    return None
+
+
+def _named(line: str) -> str | None:
+    """What follows the one "is" / "are" of "The <quantity> is <answer>"; None when the sentence is not that
+    (another "is" in it: "The smallest is 3 but the largest is 4" states two things)."""
+    line = " ".join(line.split())
+    if len(line) > 300 or not line.lower().startswith("the ") or "=" in line:
+        return None
+    parts = _IS.split(line)
+    return parts[1].strip() if len(parts) == 2 and parts[1].strip() else None
 
 
 def _after_every_box(section: str, phrase: re.Match) -> bool:
@@ -201,8 +223,9 @@ def extract(completion: str, *, last_number_fallback: bool = False) -> Extractio
     phrase = _phrase_answer(section)
     if phrase:
         return Extraction([phrase], "phrase")
-    if (stated := _last_match(_ANSWER_AFTER, section.strip())) is not None:
-        return Extraction([(stated.group(1) or stated.group(2)).strip()], "phrase")
+    text = section.strip()
+    if (stated := _last_match(_ANSWER_AFTER, text)) is not None and not _HEDGE_BEFORE.search(text[:stated.start()]):
+        return Extraction([(stated.group(1) or stated.group(2)).strip()], "phrase")  # "$3$ or $4$ is ...": none
     bare = _strip_delimiters(section.strip())
     if bare and len(bare) <= _MAX_BARE_CHARS and "\n" not in bare and _looks_like_answer(bare):
         return Extraction([bare.rstrip(".")], "bare")

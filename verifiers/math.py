@@ -88,12 +88,15 @@ def _value(answer: str) -> Value:
 
 
 def _gold_answer(gold: str) -> str:
-    """The answer a gold holds: a gold with boxes (a worked solution, `\\boxed{6 \\text{ and } 8}`) is its boxed
-    answers, several joined as a list; a long gold with no box (a solution text) is the answer its final phrase
+    """The answer a gold holds: a short gold with boxes (`\\boxed{6 \\text{ and } 8}`, `\\boxed{1} and \\boxed{2}`) is
+    its boxed answers, several joined as a list; a worked solution (a gold over 200 characters) with boxes is its
+    last box; a long gold with no box (a solution text) is the answer its final phrase
     states ("Final Answer: The final answer is $28\\%$"), read as a completion's would be; any other gold is
     itself."""
     if "\\boxed" in gold or "\\fbox" in gold:
         boxes = [b for b in boxed_contents(gold) if b is not None]
+        if len(gold) > _LONG_GOLD and boxes:  # a worked solution: intermediate results may be boxed too
+            return boxes[-1]
         return ", ".join(dict.fromkeys(boxes)) if boxes else gold
     if len(gold) > _LONG_GOLD and (found := extract(gold)).answers and found.source == "phrase":
         return found.answers[-1]

@@ -12,7 +12,7 @@ What is rewritten is notation with one meaning: ``\\dfrac`` -> ``\\frac``, unico
 from __future__ import annotations
 
 import re
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 # Unit words stripped after a number. Never a single letter (t, m, s, g ... are variables far more often).
 UNIT_WORDS = (
@@ -69,16 +69,28 @@ def _scientific(m: re.Match) -> str:
     mantissa, exponent = (m.group(1), m.group(2) or m.group(3)) if m.group(1) else (m.group(4), m.group(5))
     if abs(int(exponent)) > 100:
         return m.group(0)
-    value = Decimal(mantissa).scaleb(int(exponent))
-    text = format(value, "f")
+    with localcontext() as exact:  # every digit kept: 7.99999999999999999999999999999e0 is not 8
+        exact.prec = len(mantissa) + 110
+        value = Decimal(mantissa).scaleb(int(exponent))
+        text = format(value, "f")
     return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+_OPERAND = r"(?:\([^()]*\)|[A-Za-z0-9.]+)"
+_POWERS = re.compile(r"(?:\*\*\s*" + _OPERAND + r"\s*)+")
+
+
+def _power(m: re.Match) -> str:
+    """`**a**b` -> `^{a^{b}}`: Python's power is right-associative (x**3**2 is x^9)."""
+    operands = re.findall(r"\*\*\s*(" + _OPERAND + ")", m.group(0))
+    return "".join("^{" + o for o in operands) + "}" * len(operands) + (" " if m.group(0).endswith(" ") else "")
 
 
 def python_operators(s: str) -> str:
     """Python-style powers and products as LaTeX: x**3 - 3*x -> x^{3} - 3 \\cdot x."""
     if "*" not in s:
         return s
-    s = re.sub(r"\*\*\s*(\([^()]*\)|[A-Za-z0-9.]+)", r"^{\1}", s)
+    s = _POWERS.sub(_power, s)
     return re.sub(r"(?<=[\w)}])\s*\*\s*(?=[\w(\\])", r" \\cdot ", s)
 
 
