@@ -48,8 +48,9 @@ def batch(rows: int, vocab: int, seed: int = 0):
     out = []
     for i in range(rows):
         length = rng.randint(32, 256)
-        out.append(Sample([rng.randrange(3, vocab) for _ in range(64)], [rng.randrange(3, vocab) for _ in range(length)],
-                          [-1.0] * length, 1.0 if i % 2 else -1.0, True))
+        prompt = [rng.randrange(3, vocab) for _ in range(64)]
+        completion = [rng.randrange(3, vocab) for _ in range(length)]
+        out.append(Sample(prompt, completion, [-1.0] * length, 1.0 if i % 2 else -1.0, True))
     return out
 
 
@@ -76,7 +77,8 @@ def side(args) -> dict:
                                 is_cap=None), logprob_chunk_tokens=args.chunk if args.side == "chunked" else 0)
         if step:
             seconds.append(time.perf_counter() - start)
-    return {"tokens_per_s": round(tokens * len(seconds) / sum(seconds), 1), "s_per_step": round(sum(seconds) / len(seconds), 2),
+    return {"tokens_per_s": round(tokens * len(seconds) / sum(seconds), 1),
+            "s_per_step": round(sum(seconds) / len(seconds), 2),
             "peak_rss_mib": round(rss_mib()), "update_rss_mib": round(rss_mib() - loaded), "tokens": tokens}
 
 
@@ -99,7 +101,8 @@ def main() -> None:
                               capture_output=True, text=True, check=True)
         result[name] = json.loads(done.stdout.strip().splitlines()[-1])
         print(name, result[name], flush=True)
-    result["memory_ratio_update"] = round(result["full"]["update_rss_mib"] / max(result["chunked"]["update_rss_mib"], 1), 2)
+    full, chunked = result["full"]["update_rss_mib"], result["chunked"]["update_rss_mib"]
+    result["memory_ratio_update"] = round(full / max(chunked, 1), 2)
     result["speed_ratio"] = round(result["chunked"]["tokens_per_s"] / result["full"]["tokens_per_s"], 2)
     print(json.dumps(result))
 

@@ -46,7 +46,8 @@ def main() -> int:
               f"gold {d['gold'][:40]!r} pred {d['prediction'][-40:]!r}: theirs {d['expected']}, ours {d['ours']}")
     summary = {"cases": cases, "agree": cases - len(differ), "disagree": len(differ),
                "by_class": dict(Counter(classified.get(d["source"], {}).get("class", "unclassified") for d in differ)),
-               "by_family": dict(Counter(classified.get(d["source"], {}).get("family", "unclassified") for d in differ)),
+               "by_family": dict(Counter(classified.get(d["source"], {}).get("family", "unclassified")
+                                         for d in differ)),
                "unclassified": [d["source"] for d in unclassified]}
     print(json.dumps(summary))
     return 1 if unclassified else 0

@@ -60,12 +60,13 @@ TYPES = {"ddp": {"MULTI_CPU", "MULTI_GPU"}, "fsdp": {"FSDP"}}
 @pytest.mark.parametrize("setting", [
     dict(mu=1, micro_batch_size=3, loss="token-mean", kl_coef=0.0, is_cap=None),
     dict(mu=2, micro_batch_size=16, loss="seq-mean-token-mean", kl_coef=0.05, is_cap=2.0),
-    dict(mu=2, micro_batch_size=5, loss="token-mean", kl_coef=0.05, is_cap=None, chunk=7),
-], ids=["mu1-token-mean", "mu2-kl-tis", "chunked-logprobs"])
+    dict(mu=2, micro_batch_size=5, loss="token-mean", kl_coef=0.05, is_cap=None, chunk=7, budget=40),
+], ids=["mu1-token-mean", "mu2-kl-tis", "chunked-logprobs-token-budget"])
 def test_two_processes_update_like_one(tmp_path, setting, backend):
     """DDP (2 processes, gloo on CPU) and FSDP (2 GPUs), the shipped configs/accelerate/ files: the weights after
-    the update and the step's metrics equal the one-process update of the same global batch (with `chunk`: the
-    two processes score through the output head in chunks, the one process with full logits)."""
+    the update and the step's metrics equal the one-process update of the same global batch (with `chunk` and
+    `budget`: the two processes score through the output head in chunks and cut their shares by a token budget,
+    the one process uses full logits and rows)."""
     tokenizer = build_tokenizer()
     build_model("tiny", tokenizer, seed=0).save_pretrained(tmp_path / "model")
     tokenizer.save_pretrained(tmp_path / "model")
@@ -74,7 +75,8 @@ def test_two_processes_update_like_one(tmp_path, setting, backend):
     update_kwargs = dict(mu=setting["mu"], micro_batch_size=setting["micro_batch_size"], temperature=0.9,
                          max_new_tokens=16, max_grad_norm=1e9, loss_kwargs=loss_kwargs)
     samples = _batch(16)
-    two_kwargs = dict(update_kwargs, logprob_chunk_tokens=setting.get("chunk", 0))
+    two_kwargs = dict(update_kwargs, logprob_chunk_tokens=setting.get("chunk", 0),
+                      max_tokens_per_micro_batch=setting.get("budget", 0))
     torch.save({"samples": samples, "lr": 1.0, "loss_kwargs": loss_kwargs, "update_kwargs": two_kwargs},
                tmp_path / "batch.pt")
 

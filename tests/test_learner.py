@@ -169,3 +169,38 @@ def test_a_head_that_is_not_a_plain_linear_layer_uses_full_logits(tiny):
     wrapped = copy.deepcopy(model)
     wrapped.config.final_logit_softcapping = 30.0  # logits transformed after the head: chunking would skip it
     assert output_head(wrapped) is None
+
+
+def _lengths(lengths):
+    return [Sample([1] * p, [2] * c, [-1.0] * c, 1.0, True) for p, c in lengths]
+
+
+def test_token_budget_plans_by_hand():
+    from grpo.learner.update import plan
+
+    samples = _lengths([(2, 8), (2, 2), (2, 3), (2, 18)])  # lengths 10, 4, 5, 20; sorted: 1 (4), 2 (5), 0 (10), 3 (20)
+    assert plan(samples, size=4) == [[1, 2, 0, 3]]
+    # budget 12 padded tokens: [4, 5] is 2 x 5 = 10; adding 10 would be 3 x 10 = 30; 20 alone exceeds it, alone
+    assert plan(samples, size=4, max_tokens=12) == [[1, 2], [0], [3]]
+    assert plan(samples, size=1, max_tokens=1000) == [[1], [2], [0], [3]]  # the row limit still holds
+    # count: halve the group with the most rows until there are enough (every process runs the same number)
+    assert plan(samples, size=4, count=3) == [[1], [2], [0, 3]]
+
+
+@pytest.mark.parametrize("budget", [40, 70, 10_000])
+def test_a_token_budget_update_equals_the_row_one(tiny, budget):
+    model, tokenizer = tiny
+    samples = _samples(tokenizer) * 2
+
+    def updated(**cut):
+        learner = copy.deepcopy(model)
+        optimizer = torch.optim.SGD(learner.parameters(), lr=0.1)
+        stats = update(learner, optimizer, None, samples, mu=2, pad_id=tokenizer.pad_token_id, temperature=1.0,
+                       max_new_tokens=32, max_grad_norm=1e9, loss_kwargs=LOSS, **cut)
+        return torch.cat([p.detach().flatten() for p in learner.parameters()]), stats
+
+    rows, rows_stats = updated(micro_batch_size=8)
+    budgeted, stats = updated(micro_batch_size=8, max_tokens_per_micro_batch=budget)
+    before = torch.cat([p.detach().flatten() for p in model.parameters()])
+    assert (((budgeted - before) - (rows - before)).norm() / (rows - before).norm()).item() < 1e-5
+    assert stats["loss/policy"] == pytest.approx(rows_stats["loss/policy"], abs=1e-6)

@@ -43,7 +43,8 @@ def test_three_trackers_hold_every_line_and_a_resume_continues_their_runs(tmp_pa
     assert rewards == pytest.approx(expected, abs=1e-6)
     _, heldout = tensorboard_scalars(run_dir / "tensorboard" / "grpo", "eval/heldout_accuracy")
     assert [s for s, _ in heldout] == [0, 2, 4, 5]
-    assert "samples/train/text_summary" in events.Tags()["tensors"] and "config/text_summary" in events.Tags()["tensors"]
+    tensors = events.Tags()["tensors"]
+    assert "samples/train/text_summary" in tensors and "config/text_summary" in tensors
 
     # W&B: two offline files (before and after the kill) of one run, its id kept in trackers.json
     run_id = json.loads((run_dir / "trackers.json").read_text())["wandb"]["id"]

@@ -49,7 +49,8 @@ _AFTER_NUMBER = r"(?<=[\d.}])\s*"
 _SIGN_END = r"(?=\s*(?:$|,|\)|\]|\\\}))"
 _DEGREE = re.compile(_AFTER_NUMBER + r"(?:\^\s*\{?\s*\\circ\s*\}?|\\degree|\\text\{\s*degrees?\s*\}|degrees?\b)"
                      + _SIGN_END, re.IGNORECASE)
-_PERCENT = re.compile(_AFTER_NUMBER + r"(?:\\%|%|\\text\{\s*(?:percent(?:age)?|pct)\s*\}|(?:percent(?:age)?|pct)\b)" + _SIGN_END,
+_PERCENT = re.compile(_AFTER_NUMBER + r"(?:\\%|%|\\text\{\s*(?:percent(?:age)?|pct)\s*\}|(?:percent(?:age)?|pct)\b)"
+                      + _SIGN_END,
                       re.IGNORECASE)
 _NEVER = re.compile(r"(?!)")
 # a whole answer that is one number with comma thousands separators (inside brackets a comma separates items)
@@ -57,7 +58,8 @@ _THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 # ... or with spaces (a plain, thin or non-breaking one, the same throughout): "1 000 000", never "1 \quad 2"
 _SPACED_THOUSANDS = re.compile(r"[+-]?\d{1,3}(?P<sep> |\\ |~|\\,|\\;|\u00a0|\u202f)\d{3}(?:(?P=sep)\d{3})*(?:\.\d+)?")
 # scientific notation, 3.2 \times 10^{4} or 6.02e23, written out as the decimal it is (exponents up to 100)
-_SCIENTIFIC = re.compile(r"(?<![\w.])([+-]?\d+(?:\.\d+)?)\s*(?:\\times|\\cdot|\*)\s*10\s*\^\s*(?:\{\s*([+-]?\d{1,3})\s*\}|([+-]?\d))"
+_SCIENTIFIC = re.compile(r"(?<![\w.])([+-]?\d+(?:\.\d+)?)\s*(?:\\times|\\cdot|\*)\s*10\s*\^\s*"
+                         r"(?:\{\s*([+-]?\d{1,3})\s*\}|([+-]?\d))"
                          r"(?![\w.])|(?<![\w.])(\d+(?:\.\d+)?)[eE]([+-]?\d{1,3})(?![\w.])")
 _INFINITY_WORD = re.compile(r"(?<![\\A-Za-z])infinity(?![A-Za-z])", re.IGNORECASE)
 _INFINITY = re.compile(r"([+-]?)\s*(?:\\text\{\s*)?(?:infinity|inf)\s*\}?", re.IGNORECASE)

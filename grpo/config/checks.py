@@ -136,6 +136,7 @@ def _grpo_checks(config: Config) -> list:
         (0 <= g.clip_low < 1 and g.clip_high >= 0, "grpo.clip_low", "0 <= clip_low < 1 and clip_high >= 0"),
         (g.kl_coef >= 0 and g.is_cap >= 0, "grpo.kl_coef", "kl_coef and is_cap must be >= 0"),
         (g.logprob_chunk_tokens >= 0, "grpo.logprob_chunk_tokens", "must be >= 0 (0: full logits)"),
+        (g.max_tokens_per_micro_batch >= 0, "grpo.max_tokens_per_micro_batch", "must be >= 0 (0: rows only)"),
         *_schedule_checks("grpo", g),
         (g.max_sampling_rounds >= 1 and g.keep_checkpoints >= 1, "grpo.max_sampling_rounds",
          "max_sampling_rounds and keep_checkpoints >= 1"),

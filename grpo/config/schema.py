@@ -291,6 +291,10 @@ class GRPOConfig:
     """optimizer passes over each rollout batch (old logprobs fixed before the first pass)"""
     micro_batch_size: int = 64
     """completions per forward/backward (memory knob; the update does not depend on it)"""
+    max_tokens_per_micro_batch: int = 0
+    """>0: a micro-batch also holds at most this many padded tokens (rows x its longest row), so short completions
+    share one and long ones are split off (memory knob; every process runs the same number; the update does not
+    depend on it); 0: micro_batch_size rows only"""
     logprob_chunk_tokens: int = 0
     """>0: the learner applies the output head to this many positions at a time, recomputing each chunk's logits
     in the backward pass, so a micro-batch's (rows, length, vocabulary) logits never exist whole (memory knob for

@@ -3,9 +3,11 @@
 Layout. Each completion becomes one row `prompt_ids + completion_ids`, right-padded to the batch's longest row.
 Position t of the (N, L-1) "target" tensors holds the token at t+1 and what the model said about it at t:
 `mask` is 1 on completion tokens (the stop token included), `engine_logprobs` holds the engine's sampling
-logprobs there. Rows are sorted by length before they are cut into micro-batches, so little padding is
-computed; the loss is normalised by the whole optimizer step (`StepSize`), so the cut does not change the
-update (tests/test_learner.py checks it).
+logprobs there. Rows are sorted by length before they are cut into micro-batches (`plan`: at most
+`grpo.micro_batch_size` rows and, with `grpo.max_tokens_per_micro_batch`, at most that many padded tokens, so
+short completions share a micro-batch and long ones do not blow the memory), so little padding is computed; the
+loss is normalised by the whole optimizer step (`StepSize`), so the cut does not change the update
+(tests/test_learner.py checks it).
 
 Logprobs (grpo/learner/logprobs.py): the full logits of a micro-batch at once, or with
 `grpo.logprob_chunk_tokens` > 0 the output head applied a chunk of positions at a time under activation
@@ -16,10 +18,11 @@ old ones (ratio 1, one forward saved); otherwise they are computed once, without
 pass. The reference model (only when kl_coef > 0) is the frozen model the stage started from.
 
 Several processes (`accelerate launch`: DDP, tested on CPU; FSDP, GPUs only and not yet run): every rank gets
-the whole rollout batch, takes its share (rows sorted by length, dealt round-robin, so every rank runs the same
-number of micro-batches, which FSDP and ZeRO-3 need), and normalises its loss by the *global* `StepSize`. The
-loss is multiplied by the number of processes before backward because DDP averages gradients over ranks, so
-the summed gradient equals the one-process gradient of the whole batch (tests/test_distributed.py checks it).
+the whole rollout batch, takes its share (rows sorted by length, dealt round-robin) and cuts it into as many
+micro-batches as the largest share needs, so every rank runs the same number (which FSDP and ZeRO-3 need); it
+normalises its loss by the *global* `StepSize`. The loss is multiplied by the number of processes before
+backward because DDP averages gradients over ranks, so the summed gradient equals the one-process gradient of the
+whole batch (tests/test_distributed.py checks it).
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ class UpdateSettings:
     max_grad_norm: float
     loss_kwargs: dict
     logprob_chunk_tokens: int = 0
+    max_tokens_per_micro_batch: int = 0
 
     @classmethod
     def of(cls, cfg: GRPOConfig, rollout: RolloutConfig, pad_id: int) -> UpdateSettings:
@@ -67,7 +71,8 @@ class UpdateSettings:
         return cls(mu=cfg.mu, micro_batch_size=cfg.micro_batch_size, pad_id=pad_id,
                    temperature=rollout.temperature or 1.0, max_new_tokens=rollout.max_new_tokens,
                    max_grad_norm=cfg.max_grad_norm, loss_kwargs=loss_kwargs,
-                   logprob_chunk_tokens=cfg.logprob_chunk_tokens)
+                   logprob_chunk_tokens=cfg.logprob_chunk_tokens,
+                   max_tokens_per_micro_batch=cfg.max_tokens_per_micro_batch)
 
 
 @dataclass(frozen=True)
@@ -81,13 +86,32 @@ class Sample:
     in_loss: bool  # False: masked out (a truncated completion under reward.mask_truncated)
 
 
-def micro_batches(samples: list[Sample], size: int, pad_id: int,
-                  device: torch.device | str = "cpu") -> list[MicroBatch]:
-    """Length-sorted micro-batches of at most `size` rows (see the module docstring for the layout), on `device`."""
+def plan(samples: list[Sample], size: int, max_tokens: int = 0, count: int = 0) -> list[list[int]]:
+    """Which samples go in which micro-batch: indices sorted by length (prompt + completion), cut into groups of at
+    most `size` rows and, with `max_tokens`, at most that many padded tokens (rows x the group's longest row; a
+    row longer than the budget goes alone); then, while there are fewer than `count` groups, the group with the
+    most rows is halved (so every process can run the same number of micro-batches)."""
     order = sorted(range(len(samples)), key=lambda i: len(samples[i].prompt_ids) + len(samples[i].token_ids))
+    groups: list[list[int]] = []
+    for i in order:
+        width = len(samples[i].prompt_ids) + len(samples[i].token_ids)  # the longest so far: rows are sorted
+        if groups and len(groups[-1]) < size and (not max_tokens or (len(groups[-1]) + 1) * width <= max_tokens):
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    while len(groups) < count and max(len(g) for g in groups) > 1:
+        k = max(range(len(groups)), key=lambda j: len(groups[j]))
+        half = len(groups[k]) // 2
+        groups[k:k + 1] = [groups[k][:half], groups[k][half:]]
+    return groups
+
+
+def micro_batches(samples: list[Sample], size: int, pad_id: int, device: torch.device | str = "cpu", *,
+                  max_tokens: int = 0, count: int = 0) -> list[MicroBatch]:
+    """The micro-batches of `plan` (see the module docstring for the layout), on `device`."""
     out = []
-    for start in range(0, len(order), size):
-        rows = [samples[i] for i in order[start : start + size]]
+    for group in plan(samples, size, max_tokens, count):
+        rows = [samples[i] for i in group]
         width = max(len(s.prompt_ids) + len(s.token_ids) for s in rows)
         n = len(rows)
         input_ids = torch.full((n, width), pad_id, dtype=torch.long)
@@ -192,14 +216,20 @@ def _reduced(passes: list[dict], accelerator) -> list[dict]:
 
 def update(model, optimizer, ref_model, samples: list[Sample], *, mu: int, micro_batch_size: int, pad_id: int,
            temperature: float, max_new_tokens: int, max_grad_norm: float, loss_kwargs: dict,
-           accelerator=None, logprob_chunk_tokens: int = 0) -> dict:
+           accelerator=None, logprob_chunk_tokens: int = 0, max_tokens_per_micro_batch: int = 0) -> dict:
     """mu optimizer passes over `samples` (the whole rollout batch; with an `accelerator` of several
     processes, this rank trains on its share); metrics averaged over the passes (the logprob gap and entropy are
     those of the first pass, before any update). `optim/skipped_nonfinite`: passes skipped for a NaN/inf."""
     size = step_size(samples, max_new_tokens)
+    count = 0
     if accelerator is not None and accelerator.num_processes > 1:
-        samples = share(samples, accelerator.process_index, accelerator.num_processes)
-    batches = micro_batches(samples, micro_batch_size, pad_id, device=device_of(model))
+        world = accelerator.num_processes
+        # every process plans every share (each holds the whole batch): all run the largest count of micro-batches
+        count = max(len(plan(share(samples, r, world), micro_batch_size, max_tokens_per_micro_batch))
+                    for r in range(world))
+        samples = share(samples, accelerator.process_index, world)
+    batches = micro_batches(samples, micro_batch_size, pad_id, device=device_of(model),
+                            max_tokens=max_tokens_per_micro_batch, count=count)
     need_old = mu > 1 or bool(loss_kwargs.get("is_cap"))
     fill_fixed_logprobs(model, ref_model, batches, need_old=need_old, temperature=temperature,
                         chunk_tokens=logprob_chunk_tokens)

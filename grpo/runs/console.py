@@ -9,7 +9,8 @@ which are then left to vLLM.
 
 vLLM configures its loggers when it is imported, in this process and in any worker process it starts, from
 VLLM_LOGGING_CONFIG_PATH: `quiet` writes such a config (logs/vllm_logging.json) and points that variable at it,
-and sets this process's loggers the same way at once (for a vLLM already imported). GRPO_THIRD_PARTY_LOG names the log file for the rollout
+and sets this process's loggers the same way at once (for a vLLM already imported). GRPO_THIRD_PARTY_LOG names
+the log file for the rollout
 engine, which sends what C++ code writes to stderr while vLLM starts there too (grpo/rollout/vllm_engine.py).
 """
 
