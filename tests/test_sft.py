@@ -105,3 +105,25 @@ def test_a_cold_start_killed_mid_stage_resumes_exactly(tmp_path, monkeypatch):
     straight, resumed = weights(tmp_path / "straight" / "final"), weights(crashed / "final")
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
     assert logged(tmp_path / "straight") == logged(crashed)
+
+
+def test_a_token_budget_cuts_a_batch_by_padded_tokens_and_keeps_the_update():
+    from grpo.stages.sft import split
+
+    sequences = [([0] * n, [0] * n) for n in (10, 4, 5, 20)]
+    assert split([0, 1, 2, 3], sequences, 0) == [[0, 1, 2, 3]]
+    # by length 4, 5, 10, 20: [4, 5] is 2 x 5 = 10 <= 12; 3 x 10 = 30 > 12; 20 alone
+    assert split([0, 1, 2, 3], sequences, 12) == [[1, 2], [0], [3]]
+
+
+def test_an_sft_run_with_a_token_budget_trains_the_same_model(tmp_path):
+    base = ["--config", str(train.DEFAULT_RECIPE.with_name("tiny_sft.yaml")), "sft.steps=6", "sft.warmup_steps=1",
+            "sft.eval_every=0", "sft.eval_size=4", "sft.max_new_tokens=8", "task.train_size=200",
+            "task.heldout_size=4", "sft.batch_size=8"]
+    assert train.main([*base, f"run.dir={tmp_path / 'whole'}"]) == 0
+    assert train.main([*base, f"run.dir={tmp_path / 'cut'}", "sft.max_tokens_per_micro_batch=120"]) == 0
+    from safetensors.torch import load_file
+
+    a, b = (load_file(str(tmp_path / name / "final" / "model.safetensors")) for name in ("whole", "cut"))
+    for key in a:
+        assert torch.allclose(a[key], b[key], atol=1e-5, rtol=1e-4), key

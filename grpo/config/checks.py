@@ -38,6 +38,8 @@ def _sft_checks(section: str, s: SFTConfig, max_position_embeddings: int, *, bui
     return [
         (s.steps >= 1 and s.batch_size >= 1 and s.grad_accum >= 1 and s.max_examples >= 0, f"{section}.steps",
          "steps, batch, accum >= 1 and max_examples >= 0"),
+        (s.max_tokens_per_micro_batch >= 0, f"{section}.max_tokens_per_micro_batch",
+         "must be >= 0 (0: whole batches)"),
         *_schedule_checks(section, s),
         (s.max_length <= max_position_embeddings or not built, f"{section}.max_length",
          f"exceeds model.max_position_embeddings ({max_position_embeddings})"),

@@ -166,6 +166,9 @@ class SFTConfig:
     traces) while RL and rejection sampling draw on many more prompts: they still use the whole training set"""
     grad_accum: int = 1
     """micro-batches per optimizer step"""
+    max_tokens_per_micro_batch: int = 0
+    """>0: each of the grad_accum batches is cut into micro-batches of at most this many padded tokens (rows x the
+    longest row), so long sequences do not blow the memory (the update does not change); 0: the batch whole"""
     lr: float = 3e-3
     """peak learning rate (AdamW)"""
     warmup_steps: int = 30

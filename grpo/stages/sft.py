@@ -3,7 +3,8 @@ students' trainer (grpo/stages/distill.py).
 
 One optimizer step, in order:
 1. `grad_accum` micro-batches of `batch_size` sequences, length-bucketed (sequences of similar length share a
-   batch, so little padding is computed);
+   batch, so little padding is computed); with `max_tokens_per_micro_batch` each is cut further to that many
+   padded tokens (memory knob; the update does not change);
 2. one optimizer step (grpo/learner/policy.py, supervised.py): cross-entropy on completion tokens only (prompt and
    padding masked), summed over the step and divided by the step's completion-token count, so every token weighs
    the same however it is split into micro-batches; gradient clipping at `max_grad_norm`, AdamW (no decay on norms
@@ -57,6 +58,21 @@ def batches(sequences, batch_size: int, rng: random.Random):
             groups = [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
             rng.shuffle(groups)
             yield from groups
+
+
+def split(batch: list[int], sequences, max_tokens: int) -> list[list[int]]:
+    """One batch of indices as micro-batches of at most `max_tokens` padded tokens (rows x the longest row, by
+    length; a row over the budget alone); 0: the batch whole. The step's loss is normalised by all its completion
+    tokens, so the split does not change the update."""
+    if not max_tokens:
+        return [batch]
+    groups: list[list[int]] = []
+    for i in sorted(batch, key=lambda i: len(sequences[i][0])):
+        if groups and (len(groups[-1]) + 1) * len(sequences[i][0]) <= max_tokens:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
 
 
 def collate(items, pad_id: int) -> dict[str, torch.Tensor]:
@@ -122,8 +138,9 @@ def run_sft(model, tokenizer, train, heldout, cfg: SFTConfig, run_dir: Path, *, 
 
     for step in log.steps(first_step):
         done = step + 1
-        micro = [collate([sequences[i] for i in next(stream)], tokenizer.pad_token_id)    # 1. micro-batches
-                 for _ in range(cfg.grad_accum)]
+        micro = [collate([sequences[i] for i in group], tokenizer.pad_token_id)            # 1. micro-batches
+                 for _ in range(cfg.grad_accum)
+                 for group in split(next(stream), sequences, cfg.max_tokens_per_micro_batch)]
         loss, grad_norm, trained = policy.fit(micro, kd)                                   # 2. optimizer step
         meter.add(trained)
         if log.due(done):                                                                  # 3. log
