@@ -17,12 +17,13 @@ class TensorBoardSink:
 
         self._writer_class, self.root, self.config = SummaryWriter, root, config
         self.writers: dict = {}
-        self.purge: dict[str, int] = {}  # label -> first step to keep writing from (a resumed stage)
+        self.purge: dict[str, int] = {}  # stage -> first step to keep writing from (a resumed or restarted stage)
         root.mkdir(parents=True, exist_ok=True)
 
     def _writer(self, label: str):
         if label not in self.writers:
-            writer = self._writer_class(str(self.root / label), flush_secs=10, purge_step=self.purge.pop(label, None))
+            purge = self.purge.get(label.split(".")[0])  # a rewound stage: each of its writers drops what follows
+            writer = self._writer_class(str(self.root / label), flush_secs=10, purge_step=purge)
             writer.add_text("config", "```yaml\n" + yaml.safe_dump(self.config, sort_keys=False) + "```", 0)
             self.writers[label] = writer
         return self.writers[label]
