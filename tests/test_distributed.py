@@ -61,12 +61,13 @@ TYPES = {"ddp": {"MULTI_CPU", "MULTI_GPU"}, "fsdp": {"FSDP"}}
     dict(mu=1, micro_batch_size=3, loss="token-mean", kl_coef=0.0, is_cap=None),
     dict(mu=2, micro_batch_size=16, loss="seq-mean-token-mean", kl_coef=0.05, is_cap=2.0),
     dict(mu=2, micro_batch_size=5, loss="token-mean", kl_coef=0.05, is_cap=None, chunk=7, budget=40),
-], ids=["mu1-token-mean", "mu2-kl-tis", "chunked-logprobs-token-budget"])
+    dict(mu=2, micro_batch_size=2, loss="seq-mean-token-mean", kl_coef=0.05, is_cap=2.0, pack=True),
+], ids=["mu1-token-mean", "mu2-kl-tis", "chunked-logprobs-token-budget", "packed"])
 def test_two_processes_update_like_one(tmp_path, setting, backend):
     """DDP (2 processes, gloo on CPU) and FSDP (2 GPUs), the shipped configs/accelerate/ files: the weights after
     the update and the step's metrics equal the one-process update of the same global batch (with `chunk` and
     `budget`: the two processes score through the output head in chunks and cut their shares by a token budget,
-    the one process uses full logits and rows)."""
+    the one process uses full logits and rows; with `pack`, the two processes pack their shares into rows)."""
     tokenizer = build_tokenizer()
     build_model("tiny", tokenizer, seed=0).save_pretrained(tmp_path / "model")
     tokenizer.save_pretrained(tmp_path / "model")
@@ -76,7 +77,7 @@ def test_two_processes_update_like_one(tmp_path, setting, backend):
                          max_new_tokens=16, max_grad_norm=1e9, loss_kwargs=loss_kwargs)
     samples = _batch(16)
     two_kwargs = dict(update_kwargs, logprob_chunk_tokens=setting.get("chunk", 0),
-                      max_tokens_per_micro_batch=setting.get("budget", 0))
+                      max_tokens_per_micro_batch=setting.get("budget", 0), pack=setting.get("pack", False))
     torch.save({"samples": samples, "lr": 1.0, "loss_kwargs": loss_kwargs, "update_kwargs": two_kwargs},
                tmp_path / "batch.pt")
 

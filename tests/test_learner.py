@@ -204,3 +204,94 @@ def test_a_token_budget_update_equals_the_row_one(tiny, budget):
     before = torch.cat([p.detach().flatten() for p in model.parameters()])
     assert (((budgeted - before) - (rows - before)).norm() / (rows - before).norm()).item() < 1e-5
     assert stats["loss/policy"] == pytest.approx(rows_stats["loss/policy"], abs=1e-6)
+
+
+def test_packed_rows_and_plans_by_hand():
+    from grpo.learner.packing import pack_rows, packed_plan
+
+    # lengths 10, 4, 5, 20, 6 in rows of 20: longest first; 20 | 10 + 6 + 4 | 5 (4 does not fit after 10 + 6 ... it
+    # does: 10 + 6 + 4 = 20); first fit: 3 -> row 0 (full); 0 -> row 1; 4 -> row 1 (16); 2 -> row 2 (5 > 4 left)
+    assert pack_rows([10, 4, 5, 20, 6], 20) == [[3], [0, 4, 1], [2]]
+    assert packed_plan([10, 4, 5, 20, 6], 20, rows_per_batch=2) == [[[3], [0, 4, 1]], [[2]]]
+    # count: split the micro-batch with the most sequences, by rows first, then a single row by its sequences
+    assert packed_plan([10, 4, 5, 20, 6], 20, rows_per_batch=2, count=3) == [[[3]], [[0, 4, 1]], [[2]]]
+    assert packed_plan([10, 4, 5, 20, 6], 20, rows_per_batch=2, count=4) == [[[3]], [[0]], [[4, 1]], [[2]]]
+    with pytest.raises(ValueError, match="sequence 0 has 21 tokens"):
+        pack_rows([21], 20)
+
+
+def test_packed_layout_by_hand():
+    from grpo.learner.packing import packed_inputs
+
+    ids, positions, unpack = packed_inputs([[0, 1], [2]], [[5, 6, 7], [8, 9], [4, 4, 4, 4]], width=6, pad_id=0)
+    assert ids.tolist() == [[5, 6, 7, 8, 9, 0], [4, 4, 4, 4, 0, 0]]
+    assert positions.tolist() == [[0, 1, 2, 0, 1, 0], [0, 1, 2, 3, 0, 1]]
+    # padded targets (3 sequences x 3): sequence 1's target 0 is packed position 3 of row 0; row 1 starts at 5
+    assert unpack.tolist() == [[0, 1, 0], [3, 0, 0], [5, 6, 7]]
+
+
+def test_packed_logprobs_equal_the_padded_ones(tiny):
+    from grpo.learner.packing import pack_rows
+    from grpo.learner.update import _micro_batch, scores
+
+    model, tokenizer = tiny
+    samples = _samples(tokenizer)
+    lengths = [len(s.prompt_ids) + len(s.token_ids) for s in samples]
+    width = 2 * max(lengths)
+    order = [i for row in pack_rows(lengths, width) for i in row]  # the packed micro-batch's sequence order
+    padded = _micro_batch([samples[i] for i in order], tokenizer.pad_token_id, "cpu")
+    packed = micro_batches(samples, 4, tokenizer.pad_token_id, pack_width=width)[0]
+    assert packed.input_ids.shape[0] < len(samples)  # sequences share rows
+    assert torch.equal(packed.mask, padded.mask) and torch.equal(packed.advantages, padded.advantages)
+    for chunk in (0, 6):
+        want, want_entropy = scores(model, padded, 0.8, chunk)
+        got, got_entropy = scores(model, packed, 0.8, chunk)
+        on = padded.attention_mask[:, 1:].bool()
+        assert torch.allclose(got[on], want[on], atol=1e-5, rtol=0)
+        assert torch.allclose(got_entropy[on], want_entropy[on], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("loss", [dict(aggregation="token-mean"), dict(aggregation="seq-mean-token-mean"),
+                                  dict(aggregation="constant"), dict(kl_coef=0.1), dict(level="sequence"),
+                                  dict(is_cap=2.0)], ids=["token-mean", "seq-mean", "constant", "kl", "gspo", "tis"])
+@pytest.mark.parametrize("chunk", [0, 7])
+def test_a_packed_update_equals_the_padded_one(tiny, loss, chunk):
+    """Packed (and chunked) against padded and unchunked: every aggregation, KL, GSPO, truncated IS; mu = 2."""
+    model, tokenizer = tiny
+    samples = _samples(tokenizer) * 2
+    reference = copy.deepcopy(model) if loss.get("kl_coef") else None
+
+    def updated(**how):
+        learner = copy.deepcopy(model)
+        optimizer = torch.optim.SGD(learner.parameters(), lr=0.1)
+        stats = update(learner, optimizer, reference, samples, mu=2, micro_batch_size=3,
+                       pad_id=tokenizer.pad_token_id, temperature=0.9, max_new_tokens=32, max_grad_norm=1e9,
+                       loss_kwargs=dict(LOSS, **loss), **how)
+        return torch.cat([p.detach().flatten() for p in learner.parameters()]), stats
+
+    padded, padded_stats = updated()
+    packed, packed_stats = updated(pack=True, logprob_chunk_tokens=chunk)
+    before = torch.cat([p.detach().flatten() for p in model.parameters()])
+    change, packed_change = padded - before, packed - before
+    assert ((packed_change - change).norm() / change.norm()).item() < 1e-5  # float summation order only
+    for key in ("loss/policy", "loss/kl", "policy/entropy", "rollout/logprob_gap", "loss/ratio_mean",
+                "loss/clip_frac"):
+        assert packed_stats[key] == pytest.approx(padded_stats[key], rel=1e-6, abs=1e-6), key
+
+
+def test_packing_refuses_a_model_that_attends_across_sequences(tiny):
+    model, tokenizer = tiny
+
+    class IgnoresPositions(torch.nn.Module):  # custom modelling code that drops position ids
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, position_ids=None, **kwargs):
+            return self.inner(input_ids=input_ids, **kwargs)
+
+    leaky = IgnoresPositions(copy.deepcopy(model))
+    optimizer = torch.optim.SGD(leaky.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="grpo.pack: IgnoresPositions attends across packed sequences"):
+        update(leaky, optimizer, None, _samples(tokenizer), mu=1, micro_batch_size=4, pad_id=tokenizer.pad_token_id,
+               temperature=1.0, max_new_tokens=32, max_grad_norm=1.0, loss_kwargs=LOSS, pack=True)

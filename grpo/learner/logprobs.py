@@ -35,13 +35,17 @@ def output_head(model) -> torch.nn.Linear | None:
     return head
 
 
-def token_logprobs(model, input_ids, attention_mask, temperature: float,
-                   chunk_tokens: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """(logprobs, entropy), each (n, L-1); see the module docstring."""
+def token_logprobs(model, input_ids, attention_mask, temperature: float, chunk_tokens: int = 0, *,
+                   position_ids=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logprobs, entropy), each (n, L-1); see the module docstring. `position_ids` (with no attention mask):
+    packed rows (grpo/learner/packing.py)."""
+    inputs = dict(input_ids=input_ids, attention_mask=attention_mask)
+    if position_ids is not None:
+        inputs.update(position_ids=position_ids, use_cache=False)  # no cache: transformers then reads the packing
     head = output_head(model) if chunk_tokens > 0 else None
     if head is None:
-        return _full(model, input_ids, attention_mask, temperature)
-    out = model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True, logits_to_keep=1)
+        return _full(model, inputs, temperature)
+    out = model(**inputs, output_hidden_states=True, logits_to_keep=1)
     hidden = out.hidden_states[-1][:, :-1]  # (n, L-1, H): after the final norm
     n, width, size = hidden.shape
     flat, targets = hidden.reshape(-1, size), input_ids[:, 1:].reshape(-1)  # (n*(L-1), H), (n*(L-1),)
@@ -52,9 +56,9 @@ def token_logprobs(model, input_ids, attention_mask, temperature: float,
     return logprobs, entropy
 
 
-def _full(model, input_ids, attention_mask, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
-    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1].float()  # (n, L-1, V)
-    return _scored(logits, input_ids[:, 1:], temperature)
+def _full(model, inputs: dict, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+    logits = model(**inputs).logits[:, :-1].float()  # (n, L-1, V)
+    return _scored(logits, inputs["input_ids"][:, 1:], temperature)
 
 
 def _scored(logits, targets, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -35,18 +35,21 @@ import torch
 from grpo.algo.loss import StepSize, policy_loss
 from grpo.config import GRPOConfig, RolloutConfig
 from grpo.learner.logprobs import token_logprobs
+from grpo.learner.packing import check_confined, packed_inputs, packed_plan
 from grpo.model import device_of
 
 
 @dataclass
 class MicroBatch:
-    input_ids: torch.Tensor  # (n, L) right-padded prompt + completion
-    attention_mask: torch.Tensor  # (n, L)
+    input_ids: torch.Tensor  # (n, L) right-padded prompt + completion; packed: (rows, width)
+    attention_mask: torch.Tensor | None  # (n, L); packed: None (position_ids say where each sequence starts)
     mask: torch.Tensor  # (n, L-1) 1 on completion targets that enter the loss
     engine_logprobs: torch.Tensor  # (n, L-1) sampling logprobs on completion targets, 0 elsewhere
     advantages: torch.Tensor  # (n,)
     old_logprobs: torch.Tensor | None = None  # (n, L-1), set before the first pass when needed
     ref_logprobs: torch.Tensor | None = None  # (n, L-1), set when kl_coef > 0
+    position_ids: torch.Tensor | None = None  # packed: (rows, width), restarting at each sequence
+    unpack: torch.Tensor | None = None  # packed: (n, L-1) indices of the padded targets in the packed (rows, width-1)
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ class UpdateSettings:
     loss_kwargs: dict
     logprob_chunk_tokens: int = 0
     max_tokens_per_micro_batch: int = 0
+    pack: bool = False
 
     @classmethod
     def of(cls, cfg: GRPOConfig, rollout: RolloutConfig, pad_id: int) -> UpdateSettings:
@@ -72,7 +76,7 @@ class UpdateSettings:
                    temperature=rollout.temperature or 1.0, max_new_tokens=rollout.max_new_tokens,
                    max_grad_norm=cfg.max_grad_norm, loss_kwargs=loss_kwargs,
                    logprob_chunk_tokens=cfg.logprob_chunk_tokens,
-                   max_tokens_per_micro_batch=cfg.max_tokens_per_micro_batch)
+                   max_tokens_per_micro_batch=cfg.max_tokens_per_micro_batch, pack=cfg.pack)
 
 
 @dataclass(frozen=True)
@@ -107,27 +111,52 @@ def plan(samples: list[Sample], size: int, max_tokens: int = 0, count: int = 0) 
 
 
 def micro_batches(samples: list[Sample], size: int, pad_id: int, device: torch.device | str = "cpu", *,
-                  max_tokens: int = 0, count: int = 0) -> list[MicroBatch]:
-    """The micro-batches of `plan` (see the module docstring for the layout), on `device`."""
+                  max_tokens: int = 0, count: int = 0, pack_width: int = 0) -> list[MicroBatch]:
+    """The micro-batches of `plan` (see the module docstring for the layout), on `device`; with `pack_width`, the
+    packed micro-batches of grpo/learner/packing.py instead (rows of that many tokens, at most `size` rows or,
+    with `max_tokens`, max_tokens // pack_width rows each)."""
+    if not pack_width:
+        return [_micro_batch([samples[i] for i in group], pad_id, device)
+                for group in plan(samples, size, max_tokens, count)]
+    lengths = [len(s.prompt_ids) + len(s.token_ids) for s in samples]
+    rows_per_batch = max(max_tokens // pack_width, 1) if max_tokens else size
     out = []
-    for group in plan(samples, size, max_tokens, count):
-        rows = [samples[i] for i in group]
-        width = max(len(s.prompt_ids) + len(s.token_ids) for s in rows)
-        n = len(rows)
-        input_ids = torch.full((n, width), pad_id, dtype=torch.long)
-        attention = torch.zeros((n, width), dtype=torch.long)
-        mask = torch.zeros((n, width - 1))
-        engine = torch.zeros((n, width - 1))
-        for r, s in enumerate(rows):
-            p, c = len(s.prompt_ids), len(s.token_ids)
-            input_ids[r, : p + c] = torch.tensor(s.prompt_ids + s.token_ids, dtype=torch.long)
-            attention[r, : p + c] = 1
-            if s.in_loss:
-                mask[r, p - 1 : p - 1 + c] = 1.0  # target t+1 = completion token; predicted at position t
-            engine[r, p - 1 : p - 1 + c] = torch.tensor(s.engine_logprobs)
-        tensors = (input_ids, attention, mask, engine, torch.tensor([s.advantage for s in rows]))
-        out.append(MicroBatch(*(t.to(device) for t in tensors)))
+    for rows in packed_plan(lengths, pack_width, rows_per_batch, count):
+        chosen = [samples[i] for row in rows for i in row]
+        mb = _micro_batch(chosen, pad_id, device)
+        ids, positions, unpack = packed_inputs(rows, [s.prompt_ids + s.token_ids for s in chosen], pack_width, pad_id)
+        mb.input_ids, mb.attention_mask = ids.to(device), None
+        mb.position_ids, mb.unpack = positions.to(device), unpack.to(device)
+        out.append(mb)
     return out
+
+
+def _micro_batch(rows: list[Sample], pad_id: int, device) -> MicroBatch:
+    """`rows` right-padded to the longest (the padded layout of the module docstring)."""
+    width = max(len(s.prompt_ids) + len(s.token_ids) for s in rows)
+    n = len(rows)
+    input_ids = torch.full((n, width), pad_id, dtype=torch.long)
+    attention = torch.zeros((n, width), dtype=torch.long)
+    mask = torch.zeros((n, width - 1))
+    engine = torch.zeros((n, width - 1))
+    for r, s in enumerate(rows):
+        p, c = len(s.prompt_ids), len(s.token_ids)
+        input_ids[r, : p + c] = torch.tensor(s.prompt_ids + s.token_ids, dtype=torch.long)
+        attention[r, : p + c] = 1
+        if s.in_loss:
+            mask[r, p - 1 : p - 1 + c] = 1.0  # target t+1 = completion token; predicted at position t
+        engine[r, p - 1 : p - 1 + c] = torch.tensor(s.engine_logprobs)
+    tensors = (input_ids, attention, mask, engine, torch.tensor([s.advantage for s in rows]))
+    return MicroBatch(*(t.to(device) for t in tensors))
+
+
+def scores(model, mb: MicroBatch, temperature: float, chunk_tokens: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logprobs, entropy) of `mb`'s targets in the padded (n, L-1) layout, from its padded or packed rows."""
+    logprobs, entropy = token_logprobs(model, mb.input_ids, mb.attention_mask, temperature, chunk_tokens,
+                                       position_ids=mb.position_ids)
+    if mb.unpack is None:
+        return logprobs, entropy
+    return logprobs.reshape(-1)[mb.unpack], entropy.reshape(-1)[mb.unpack]
 
 
 @torch.no_grad()
@@ -136,9 +165,9 @@ def fill_fixed_logprobs(model, ref_model, batches: list[MicroBatch], *, need_old
     """Old logprobs (before any update) and reference logprobs, without gradient."""
     for mb in batches:
         if need_old:
-            mb.old_logprobs = token_logprobs(model, mb.input_ids, mb.attention_mask, temperature, chunk_tokens)[0]
+            mb.old_logprobs = scores(model, mb, temperature, chunk_tokens)[0]
         if ref_model is not None:
-            mb.ref_logprobs = token_logprobs(ref_model, mb.input_ids, mb.attention_mask, temperature, chunk_tokens)[0]
+            mb.ref_logprobs = scores(ref_model, mb, temperature, chunk_tokens)[0]
 
 
 def step_size(samples: list[Sample], max_new_tokens: int) -> StepSize:
@@ -166,7 +195,7 @@ def optimizer_pass(model, optimizer, batches: list[MicroBatch], size: StepSize, 
     world = accelerator.num_processes if accelerator is not None else 1
     model.train()
     for i, mb in enumerate(batches):
-        logprobs, entropy = token_logprobs(model, mb.input_ids, mb.attention_mask, temperature, chunk_tokens)
+        logprobs, entropy = scores(model, mb, temperature, chunk_tokens)
         old = mb.old_logprobs if mb.old_logprobs is not None else logprobs.detach()
         loss, stats = policy_loss(logprobs, old, mb.advantages, mb.mask, size, ref_logprobs=mb.ref_logprobs,
                                   engine_logprobs=mb.engine_logprobs, **loss_kwargs)
@@ -216,20 +245,32 @@ def _reduced(passes: list[dict], accelerator) -> list[dict]:
 
 def update(model, optimizer, ref_model, samples: list[Sample], *, mu: int, micro_batch_size: int, pad_id: int,
            temperature: float, max_new_tokens: int, max_grad_norm: float, loss_kwargs: dict,
-           accelerator=None, logprob_chunk_tokens: int = 0, max_tokens_per_micro_batch: int = 0) -> dict:
+           accelerator=None, logprob_chunk_tokens: int = 0, max_tokens_per_micro_batch: int = 0,
+           pack: bool = False) -> dict:
     """mu optimizer passes over `samples` (the whole rollout batch; with an `accelerator` of several
     processes, this rank trains on its share); metrics averaged over the passes (the logprob gap and entropy are
-    those of the first pass, before any update). `optim/skipped_nonfinite`: passes skipped for a NaN/inf."""
+    those of the first pass, before any update). `optim/skipped_nonfinite`: passes skipped for a NaN/inf.
+    `pack`: padding-free packed rows as wide as the batch's longest sequence (grpo/learner/packing.py)."""
     size = step_size(samples, max_new_tokens)
+    width = max(len(s.prompt_ids) + len(s.token_ids) for s in samples) if pack else 0
+    if pack:
+        check_confined(model, samples[0].prompt_ids[:4], samples[-1].prompt_ids[:3] + samples[-1].token_ids[:3])
+
+    def planned(share_: list[Sample]) -> int:
+        if pack:
+            lengths = [len(s.prompt_ids) + len(s.token_ids) for s in share_]
+            rows = max(max_tokens_per_micro_batch // width, 1) if max_tokens_per_micro_batch else micro_batch_size
+            return len(packed_plan(lengths, width, rows))
+        return len(plan(share_, micro_batch_size, max_tokens_per_micro_batch))
+
     count = 0
     if accelerator is not None and accelerator.num_processes > 1:
         world = accelerator.num_processes
         # every process plans every share (each holds the whole batch): all run the largest count of micro-batches
-        count = max(len(plan(share(samples, r, world), micro_batch_size, max_tokens_per_micro_batch))
-                    for r in range(world))
+        count = max(planned(share(samples, r, world)) for r in range(world))
         samples = share(samples, accelerator.process_index, world)
     batches = micro_batches(samples, micro_batch_size, pad_id, device=device_of(model),
-                            max_tokens=max_tokens_per_micro_batch, count=count)
+                            max_tokens=max_tokens_per_micro_batch, count=count, pack_width=width)
     need_old = mu > 1 or bool(loss_kwargs.get("is_cap"))
     fill_fixed_logprobs(model, ref_model, batches, need_old=need_old, temperature=temperature,
                         chunk_tokens=logprob_chunk_tokens)
