@@ -13,7 +13,9 @@ temperature-scaled distribution and that distribution's entropy (detached).
   recomputed, in the backward pass, and never for the whole batch. Peak memory grows with chunk_tokens x V. The
   gradient is exact (the same operations, in the same precision); the price is one more head matmul per chunk in
   the backward pass. The model still runs its own forward (through its wrappers: DDP, PEFT), asked for its
-  hidden states and the logits of one position only (`logits_to_keep=1`).
+  hidden states and the logits of one position only (`logits_to_keep=1`). The learner passes `needed`, the
+  completion positions in the loss, so the head skips prompt and padding positions (prompts are often most of a
+  row: a 1,000-token problem statement and a 200-token answer).
 """
 
 from __future__ import annotations
@@ -36,9 +38,10 @@ def output_head(model) -> torch.nn.Linear | None:
 
 
 def token_logprobs(model, input_ids, attention_mask, temperature: float, chunk_tokens: int = 0, *,
-                   position_ids=None) -> tuple[torch.Tensor, torch.Tensor]:
+                   position_ids=None, needed=None) -> tuple[torch.Tensor, torch.Tensor]:
     """(logprobs, entropy), each (n, L-1); see the module docstring. `position_ids` (with no attention mask):
-    packed rows (grpo/learner/packing.py)."""
+    packed rows (grpo/learner/packing.py). `needed` (n, L-1) bool, chunked path only: the head runs on those
+    positions alone (the completion tokens in the loss; prompts and padding are skipped), the others hold 0."""
     inputs = dict(input_ids=input_ids, attention_mask=attention_mask)
     if position_ids is not None:
         inputs.update(position_ids=position_ids, use_cache=False)  # no cache: transformers then reads the packing
@@ -49,11 +52,17 @@ def token_logprobs(model, input_ids, attention_mask, temperature: float, chunk_t
     hidden = out.hidden_states[-1][:, :-1]  # (n, L-1, H): after the final norm
     n, width, size = hidden.shape
     flat, targets = hidden.reshape(-1, size), input_ids[:, 1:].reshape(-1)  # (n*(L-1), H), (n*(L-1),)
+    keep = needed.reshape(-1).nonzero().squeeze(1) if needed is not None else None
+    if keep is not None:
+        flat, targets = flat[keep], targets[keep]
     parts = [_chunk(flat[s : s + chunk_tokens], targets[s : s + chunk_tokens], head.weight, head.bias, temperature)
              for s in range(0, flat.shape[0], chunk_tokens)]
-    logprobs = torch.cat([p[0] for p in parts]).view(n, width)
-    entropy = torch.cat([p[1] for p in parts]).view(n, width)
-    return logprobs, entropy
+    logprobs = torch.cat([p[0] for p in parts]) if parts else flat.new_zeros(0)
+    entropy = torch.cat([p[1] for p in parts]) if parts else flat.new_zeros(0)
+    if keep is not None:  # back to every position, 0 where the head did not run
+        logprobs = logprobs.new_zeros(n * width, dtype=logprobs.dtype).index_put((keep,), logprobs)
+        entropy = entropy.new_zeros(n * width).index_put((keep,), entropy)
+    return logprobs.view(n, width), entropy.view(n, width)
 
 
 def _full(model, inputs: dict, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -151,9 +151,16 @@ def _micro_batch(rows: list[Sample], pad_id: int, device) -> MicroBatch:
 
 
 def scores(model, mb: MicroBatch, temperature: float, chunk_tokens: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """(logprobs, entropy) of `mb`'s targets in the padded (n, L-1) layout, from its padded or packed rows."""
+    """(logprobs, entropy) of `mb`'s targets in the padded (n, L-1) layout, from its padded or packed rows (with
+    chunked logprobs: at the positions in the loss only, 0 elsewhere)."""
+    needed = mb.mask > 0
+    if mb.unpack is not None:  # the same positions in the packed layout
+        rows, width = mb.input_ids.shape
+        packed = torch.zeros(rows * (width - 1), dtype=torch.bool, device=needed.device)
+        packed[mb.unpack[needed]] = True
+        needed = packed.view(rows, width - 1)
     logprobs, entropy = token_logprobs(model, mb.input_ids, mb.attention_mask, temperature, chunk_tokens,
-                                       position_ids=mb.position_ids)
+                                       position_ids=mb.position_ids, needed=needed)
     if mb.unpack is None:
         return logprobs, entropy
     return logprobs.reshape(-1)[mb.unpack], entropy.reshape(-1)[mb.unpack]
