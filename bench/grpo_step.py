@@ -3,15 +3,16 @@
     python -m bench.grpo_step [--steps 12] [--threads 2] [--model anchor|small] [--sides ...]
     (TRL: pip install -e ".[bench]")
 
-Two settings, each measured on every side (ours with the vLLM engine, ours with the transformers engine,
-TRL's GRPOTrainer with transformers.generate, TRL with its vLLM colocate mode):
+Two settings, each measured on every side (ours with the vLLM engine, ours with the transformers engine, ours
+with vLLM and `grpo.pack: true`, the same under `model.mixed_precision: bf16`, TRL's GRPOTrainer with
+transformers.generate in fp32 and with `bf16=True`, TRL with its vLLM colocate mode):
 - "anchor": G=8 completions for 2 prompts per step, 32 completion tokens, DAPO loss (token-mean), no KL,
   one pass per batch (the settings of ../shared/anchors/trl_grpo_cpu.py);
 - "rollout-heavy": 16 prompts x G=8, 128 completion tokens.
 Every side gets the same freshly initialised Qwen2 model (`--model anchor`: the anchor's size, hidden 256,
 4 layers, 4 heads, 3.2M parameters; `--model small`: the `small` preset, 19M) with our character-level tokenizer,
 the same arithmetic prompts, temperature 1, AdamW at the
-same learning rate, fp32, and the same reward: our math verifier (`verifiers.math.verify_batch`, 2 workers).
+same learning rate, fp32 (but the bf16 sides), and the same reward: our math verifier (`verifiers.math.verify_batch`, 2 workers).
 Each side runs in its own subprocess (its own peak RSS). Figures: seconds per step (mean over steps after the
 first two), generated tokens per second over the whole step, peak RSS. The last line is one JSON object.
 """
@@ -65,7 +66,7 @@ def _model_and_prompts(n: int):
     return model, tokenizer, to_examples(records, tokenizer, PromptConfig(template="plain", think_prefix=False))
 
 
-def run_ours(setting: dict, steps: int, engine_name: str = "hf") -> dict:
+def run_ours(setting: dict, steps: int, engine_name: str = "hf", pack: bool = False, bf16: bool = False) -> dict:
     from grpo.config import GRPOConfig, RewardConfig, RolloutConfig
     from grpo.rollout import make_engine
     from grpo.stages.evaluate import EvalPlan
@@ -75,7 +76,11 @@ def run_ours(setting: dict, steps: int, engine_name: str = "hf") -> dict:
     model, tokenizer, examples = _model_and_prompts(setting["prompts"] * steps * 2)
     cfg = GRPOConfig(steps=steps, prompts_per_step=setting["prompts"], group_size=setting["group"], lr=LR,
                      loss_aggregation="token-mean", clip_low=0.2, clip_high=0.28, micro_batch_size=128,
-                     eval_every=0, eval_size=1, eval_max_new_tokens=1)
+                     eval_every=0, eval_size=1, eval_max_new_tokens=1, pack=pack)
+    if bf16:
+        from grpo.model import mixed_precision
+
+        mixed_precision(model, "bf16")  # model.mixed_precision: bf16 (the engine samples in fp32)
     rollout = RolloutConfig(engine=engine_name, temperature=1.0, max_new_tokens=setting["tokens"])
     engine = make_engine(rollout, model, tokenizer)
     with tempfile.TemporaryDirectory() as out:
@@ -91,7 +96,7 @@ def run_ours(setting: dict, steps: int, engine_name: str = "hf") -> dict:
             "sync_s": statistics.mean(r["perf/sync_s"] for r in rows)}
 
 
-def run_trl(setting: dict, steps: int, use_vllm: bool = False) -> dict:
+def run_trl(setting: dict, steps: int, use_vllm: bool = False, bf16: bool = False) -> dict:
     from datasets import Dataset
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
@@ -129,7 +134,7 @@ def run_trl(setting: dict, steps: int, use_vllm: bool = False) -> dict:
                             max_completion_length=setting["tokens"], temperature=1.0, learning_rate=LR,
                             loss_type="dapo", beta=0.0, epsilon=0.2, epsilon_high=0.28, num_iterations=1,
                             use_vllm=use_vllm, vllm_mode="colocate", vllm_gpu_memory_utilization=0.1,
-                            use_cpu=True, bf16=False, fp16=False, gradient_checkpointing=False,
+                            use_cpu=True, bf16=bf16, fp16=False, gradient_checkpointing=False,
                             logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=True, seed=SEED,
                             dataloader_num_workers=0)
         trainer = GRPOTrainer(model=model, reward_funcs=[accuracy], args=config, train_dataset=data,
@@ -140,7 +145,7 @@ def run_trl(setting: dict, steps: int, use_vllm: bool = False) -> dict:
     return {"s_per_step": statistics.mean(seconds), "tokens_per_s": tokens / sum(seconds)}
 
 
-SIDES = ["ours", "ours-vllm", "trl", "trl-vllm"]
+SIDES = ["ours", "ours-vllm", "ours-vllm-packed", "ours-vllm-packed-bf16", "trl", "trl-bf16", "trl-vllm"]
 
 
 def child(side: str, name: str, steps: int, threads: int) -> None:
@@ -149,7 +154,10 @@ def child(side: str, name: str, steps: int, threads: int) -> None:
     torch.set_num_threads(threads)
     runs = {"ours": lambda: run_ours(SETTINGS[name], steps),
             "ours-vllm": lambda: run_ours(SETTINGS[name], steps, "vllm"),
-            "trl": lambda: run_trl(SETTINGS[name], steps), "trl-vllm": lambda: run_trl(SETTINGS[name], steps, True)}
+            "ours-vllm-packed": lambda: run_ours(SETTINGS[name], steps, "vllm", pack=True),
+            "ours-vllm-packed-bf16": lambda: run_ours(SETTINGS[name], steps, "vllm", pack=True, bf16=True),
+            "trl": lambda: run_trl(SETTINGS[name], steps), "trl-bf16": lambda: run_trl(SETTINGS[name], steps, bf16=True),
+            "trl-vllm": lambda: run_trl(SETTINGS[name], steps, True)}
     result = runs[side]()
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result))
@@ -188,7 +196,7 @@ def main() -> None:
             print(f"{name} {side}: {figures}", flush=True)
             result[name][side] = figures
         trl = result[name].get("trl")
-        for side in ("ours", "ours-vllm"):
+        for side in ("ours", "ours-vllm", "ours-vllm-packed", "ours-vllm-packed-bf16"):
             if result[name].get(side) and trl:
                 result[name][f"speedup_{side}_vs_trl"] = round(trl["s_per_step"] / result[name][side]["s_per_step"], 2)
     print(json.dumps(result))

@@ -1,16 +1,25 @@
-"""Benchmark: one GRPO optimizer step of the learner, full logits against chunked logprobs, in one run.
+"""Benchmark: one GRPO optimizer step of the learner on one batch, our learner's settings against TRL's, one run.
 
     python -m bench.learner [--model small|qwen-vocab] [--rows 32] [--micro 8] [--chunk 2048] [--steps 2]
+                            [--sides full,chunked,packed,packed-bf16,trl,trl-bf16]
+    (TRL: pip install -e ".[bench]")
 
 The batch: `--rows` completions of unequal lengths (prompts of 64 tokens, completions drawn from 32 to 256
-tokens, seeded), random token ids, advantages of both signs; one `grpo.learner.update.update` call per step
-(token-mean loss, AdamW, mu = 1), micro-batches of `--micro` rows. Models: `small` (the 19M preset, 262-token
-vocabulary) and `qwen-vocab` (Qwen2 with Qwen2.5's 151,936-token vocabulary, hidden 256, 2 layers, tied
-embeddings: the output head is most of the work and of the memory, which is the point). Each side runs in a
-fresh process, one after the other, so its peak resident memory is its own: `peak_rss_mib` is the process's
-high-water mark and `update_rss_mib` what the update added above the loaded model. `tokens_per_s` counts
-non-padding tokens (prompt + completion) per second of update, the first step untimed. The last line printed is
-one JSON object with both sides and the ratios.
+tokens, seeded, in random order), random token ids, advantages of both signs. Sides:
+- full: `grpo.learner.update.update` as the default recipe runs it (rows sorted by length into micro-batches of
+  `--micro`, right-padded, full logits), token-mean loss, AdamW, mu = 1;
+- chunked: the same with `grpo.logprob_chunk_tokens: --chunk` (the head on the completion positions only);
+- packed: chunked and `grpo.pack: true` (padding-free rows, `--micro` rows of the longest sequence each);
+- packed-bf16: packed under `model.mixed_precision: bf16` (the head stays fp32);
+- trl / trl-bf16: TRL's `GRPOTrainer` training step on the same batch (its `compute_loss`, loss_type dapo, beta 0,
+  its fused LM head, micro-batches of `--micro` rows in the batch's order, `bf16=True` for trl-bf16), then the
+  same gradient clipping and AdamW step.
+Models: `small` (the 19M preset, 262-token vocabulary) and `qwen-vocab` (Qwen2 with Qwen2.5's 151,936-token
+vocabulary, hidden 256, 2 layers, tied embeddings: the output head is most of the work and of the memory). Each
+side runs in a fresh process, one after the other, so its peak resident memory is its own: `peak_rss_mib` is the
+process's high-water mark and `update_rss_mib` what the update added above the loaded model. `tokens_per_s`
+counts non-padding tokens (prompt + completion) per second of update, the first step untimed. The last line
+printed is one JSON object with every side and the ratios to `full` and to `trl`.
 """
 
 from __future__ import annotations
@@ -21,9 +30,10 @@ import os
 import platform
 import random
 import resource
-import subprocess
 import sys
 import time
+
+from bench import SideFailed, run_side
 
 
 def build(model: str):
@@ -61,25 +71,96 @@ def rss_mib() -> float:
 def side(args) -> dict:
     import torch
 
-    from grpo.learner.update import update
-
     model = build(args.model)
     samples = batch(args.rows, model.config.vocab_size)
+    if args.side.endswith("bf16"):
+        if args.side.startswith("trl"):
+            pass  # TRL's own autocast (bf16=True)
+        else:
+            from grpo.model import mixed_precision
+
+            mixed_precision(model, "bf16")
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    step = trl_step(model, optimizer, samples, args) if args.side.startswith("trl") else ours_step(model, optimizer,
+                                                                                                  samples, args)
     loaded = rss_mib()
     tokens = sum(len(s.prompt_ids) + len(s.token_ids) for s in samples)
     seconds = []
-    for step in range(args.steps + 1):
+    for i in range(args.steps + 1):
         start = time.perf_counter()
-        update(model, optimizer, None, samples, mu=1, micro_batch_size=args.micro, pad_id=0, temperature=1.0,
-               max_new_tokens=256, max_grad_norm=1.0,
-               loss_kwargs=dict(clip_low=0.2, clip_high=0.28, level="token", aggregation="token-mean", kl_coef=0.0,
-                                is_cap=None), logprob_chunk_tokens=args.chunk if args.side == "chunked" else 0)
-        if step:
+        step()
+        if i:
             seconds.append(time.perf_counter() - start)
     return {"tokens_per_s": round(tokens * len(seconds) / sum(seconds), 1),
             "s_per_step": round(sum(seconds) / len(seconds), 2),
             "peak_rss_mib": round(rss_mib()), "update_rss_mib": round(rss_mib() - loaded), "tokens": tokens}
+
+
+def ours_step(model, optimizer, samples, args):
+    from grpo.learner.update import update
+
+    chunk = args.chunk if args.side != "full" else 0  # --chunk 0: packed sides with full logits
+    pack = args.side.startswith("packed")
+    loss_kwargs = dict(clip_low=0.2, clip_high=0.28, level="token", aggregation="token-mean", kl_coef=0.0,
+                       is_cap=None)
+    return lambda: update(model, optimizer, None, samples, mu=1, micro_batch_size=args.micro, pad_id=0,
+                          temperature=1.0, max_new_tokens=256, max_grad_norm=1.0, loss_kwargs=loss_kwargs,
+                          logprob_chunk_tokens=chunk, pack=pack)
+
+
+def trl_step(model, optimizer, samples, args):
+    """TRL's training step on `samples`: its compute_loss on micro-batches of `--micro` rows (prompts left-padded,
+    completions right-padded, as its generation step leaves them), backward, clipping, AdamW."""
+    import tempfile
+
+    import torch
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    from grpo.model import build_tokenizer
+
+    tokenizer = build_tokenizer()
+    out = tempfile.mkdtemp()
+    config = GRPOConfig(output_dir=out, per_device_train_batch_size=args.micro, num_generations=2,
+                        max_completion_length=256, temperature=1.0, loss_type="dapo", beta=0.0, epsilon=0.2,
+                        epsilon_high=0.28, num_iterations=1, use_cpu=True, bf16=args.side.endswith("bf16"),
+                        fp16=False, report_to="none", disable_tqdm=True, save_strategy="no")
+    trainer = GRPOTrainer(model=model, reward_funcs=[lambda completions, **kw: [0.0] * len(completions)],
+                          args=config, train_dataset=Dataset.from_list([{"prompt": "1"}] * 4),
+                          processing_class=tokenizer)
+    trainer.current_gradient_accumulation_steps = 1  # set by its train loop, read by compute_loss
+    model = trainer.model
+    model.train()
+    total = sum(len(s.token_ids) for s in samples)
+
+    def inputs(rows):
+        prompt = max(len(s.prompt_ids) for s in rows)
+        completion = max(len(s.token_ids) for s in rows)
+        batch = {k: torch.zeros((len(rows), n), dtype=torch.long) for k, n in
+                 (("prompt_ids", prompt), ("prompt_mask", prompt), ("completion_ids", completion),
+                  ("completion_mask", completion))}
+        for r, s in enumerate(rows):
+            batch["prompt_ids"][r, prompt - len(s.prompt_ids):] = torch.tensor(s.prompt_ids)
+            batch["prompt_mask"][r, prompt - len(s.prompt_ids):] = 1
+            batch["completion_ids"][r, : len(s.token_ids)] = torch.tensor(s.token_ids)
+            batch["completion_mask"][r, : len(s.token_ids)] = 1
+        batch["advantages"] = torch.tensor([s.advantage for s in rows])
+        batch["num_items_in_batch"] = torch.tensor(float(total))
+        return batch
+
+    micro = [inputs(samples[k : k + args.micro]) for k in range(0, len(samples), args.micro)]
+
+    def step():
+        for mb in micro:
+            trainer.compute_loss(model, mb).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return step
+
+
+SIDES = ["full", "chunked", "packed", "packed-bf16", "trl", "trl-bf16"]
 
 
 def main() -> None:
@@ -89,22 +170,35 @@ def main() -> None:
     parser.add_argument("--micro", type=int, default=8)
     parser.add_argument("--chunk", type=int, default=2048)
     parser.add_argument("--steps", type=int, default=2)
-    parser.add_argument("--side", choices=["full", "chunked"], help=argparse.SUPPRESS)
+    parser.add_argument("--sides", default=",".join(SIDES))
+    parser.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.side:
         print(json.dumps(side(args)))
         return
     result = {"model": args.model, "rows": args.rows, "micro_batch_size": args.micro, "chunk_tokens": args.chunk,
-              "machine": f"{platform.machine()} {os.cpu_count()} cpus"}
-    for name in ("full", "chunked"):
-        done = subprocess.run([sys.executable, "-m", "bench.learner", *sys.argv[1:], "--side", name],
-                              capture_output=True, text=True, check=True)
-        result[name] = json.loads(done.stdout.strip().splitlines()[-1])
+              "machine": f"{platform.machine()} {os.cpu_count()} cpus", "torch_threads": torch_threads()}
+    for name in args.sides.split(","):
+        try:
+            result[name] = run_side("bench.learner", [*sys.argv[1:], "--side", name], name)
+        except SideFailed as failed:
+            result[name] = {"failed": failed.last_error}
         print(name, result[name], flush=True)
-    full, chunked = result["full"]["update_rss_mib"], result["chunked"]["update_rss_mib"]
-    result["memory_ratio_update"] = round(full / max(chunked, 1), 2)
-    result["speed_ratio"] = round(result["chunked"]["tokens_per_s"] / result["full"]["tokens_per_s"], 2)
+    for base in ("full", "trl"):
+        if "tokens_per_s" not in result.get(base, {}):
+            continue
+        for name in args.sides.split(","):
+            if name != base and "tokens_per_s" in result.get(name, {}):
+                result[f"{name}_vs_{base}"] = {
+                    "speed": round(result[name]["tokens_per_s"] / result[base]["tokens_per_s"], 2),
+                    "memory_less": round(result[base]["update_rss_mib"] / max(result[name]["update_rss_mib"], 1), 2)}
     print(json.dumps(result))
+
+
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 if __name__ == "__main__":
