@@ -206,18 +206,18 @@ def test_a_token_budget_update_equals_the_row_one(tiny, budget):
     assert stats["loss/policy"] == pytest.approx(rows_stats["loss/policy"], abs=1e-6)
 
 
-def test_packed_rows_and_plans_by_hand():
-    from grpo.learner.packing import pack_rows, packed_plan
+def test_packed_plans_by_hand():
+    from grpo.learner.packing import packed_plan
 
-    # lengths 10, 4, 5, 20, 6 in rows of 20: longest first; 20 | 10 + 6 + 4 | 5 (4 does not fit after 10 + 6 ... it
-    # does: 10 + 6 + 4 = 20); first fit: 3 -> row 0 (full); 0 -> row 1; 4 -> row 1 (16); 2 -> row 2 (5 > 4 left)
-    assert pack_rows([10, 4, 5, 20, 6], 20) == [[3], [0, 4, 1], [2]]
-    assert packed_plan([10, 4, 5, 20, 6], 20, rows_per_batch=2) == [[[3], [0, 4, 1]], [[2]]]
+    # lengths 10, 4, 5, 20, 6, 12; longest first: 3 (20), 5 (12), 0 (10), 4 (6), 2 (5), 1 (4)
+    # 2 rows of 20: 3 starts row 0 (full); 5 starts row 1 (8 left); 0 does not fit, waits; 4 -> row 1 (2 left);
+    # 2 waits, 1 waits. Next micro-batch, 2 rows of 10: 0 | 2 + 1
+    assert packed_plan([10, 4, 5, 20, 6, 12], rows=2) == [[[3], [5, 4]], [[0], [2, 1]]]
+    # a token budget of 30: one row of 20; two rows of 12 (10 fits no row's end); five rows of 6 (4 after 5 does not)
+    assert packed_plan([10, 4, 5, 20, 6, 12], rows=8, max_tokens=30) == [[[3]], [[5], [0]], [[4], [2], [1]]]
     # count: split the micro-batch with the most sequences, by rows first, then a single row by its sequences
-    assert packed_plan([10, 4, 5, 20, 6], 20, rows_per_batch=2, count=3) == [[[3]], [[0, 4, 1]], [[2]]]
-    assert packed_plan([10, 4, 5, 20, 6], 20, rows_per_batch=2, count=4) == [[[3]], [[0]], [[4, 1]], [[2]]]
-    with pytest.raises(ValueError, match="sequence 0 has 21 tokens"):
-        pack_rows([21], 20)
+    assert packed_plan([10, 4, 5, 20, 6, 12], rows=2, count=3) == [[[3]], [[5, 4]], [[0], [2, 1]]]
+    assert packed_plan([10, 4, 5, 20, 6, 12], rows=2, count=5) == [[[3]], [[5]], [[4]], [[0]], [[2, 1]]]
 
 
 def test_packed_layout_by_hand():
@@ -231,17 +231,20 @@ def test_packed_layout_by_hand():
 
 
 def test_packed_logprobs_equal_the_padded_ones(tiny):
-    from grpo.learner.packing import pack_rows
+    from grpo.learner.packing import packed_plan
     from grpo.learner.update import _micro_batch, scores
 
     model, tokenizer = tiny
-    samples = _samples(tokenizer)
+    rng = torch.Generator().manual_seed(0)
+    samples = [Sample(torch.randint(3, 60, (p,), generator=rng).tolist(),
+                      torch.randint(3, 60, (c,), generator=rng).tolist(), [-1.0] * c, a, True)
+               for p, c, a in ((5, 21, 1.0), (4, 8, -0.5), (6, 8, 0.25))]  # 26 | 14 + 12
     lengths = [len(s.prompt_ids) + len(s.token_ids) for s in samples]
-    width = 2 * max(lengths)
-    order = [i for row in pack_rows(lengths, width) for i in row]  # the packed micro-batch's sequence order
+    (rows,) = packed_plan(lengths, rows=2)
+    order = [i for row in rows for i in row]  # the packed micro-batch's sequence order
     padded = _micro_batch([samples[i] for i in order], tokenizer.pad_token_id, "cpu")
-    packed = micro_batches(samples, 4, tokenizer.pad_token_id, pack_width=width)[0]
-    assert packed.input_ids.shape[0] < len(samples)  # sequences share rows
+    (packed,) = micro_batches(samples, 2, tokenizer.pad_token_id, pack=True)
+    assert packed.input_ids.shape[0] == 2 and len(order) == len(samples)  # 3 sequences in 2 rows
     assert torch.equal(packed.mask, padded.mask) and torch.equal(packed.advantages, padded.advantages)
     for chunk in (0, 6):
         want, want_entropy = scores(model, padded, 0.8, chunk)

@@ -303,9 +303,9 @@ class GRPOConfig:
     in the backward pass, so a micro-batch's (rows, length, vocabulary) logits never exist whole (memory knob for
     large vocabularies, e.g. 2048 with Qwen2.5's 151,936 tokens; exact gradient); 0: full logits"""
     pack: bool = False
-    """true: padding-free packing; completions share rows as wide as the step's longest, each attending only to
-    itself (restarting position ids), and micro_batch_size / max_tokens_per_micro_batch count packed rows / their
-    tokens (the update does not depend on it); false: one completion per row, right-padded"""
+    """true: padding-free packing; short completions fill the padding of the rows the long ones start, each
+    attending only to itself (restarting position ids), and micro_batch_size counts packed rows (the update does
+    not depend on it; grpo/learner/packing.py); false: one completion per row, right-padded"""
     lr: float = 1.0e-6
     """peak learning rate (AdamW)"""
     warmup_steps: int = 0

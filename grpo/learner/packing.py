@@ -1,14 +1,14 @@
 """Padding-free packed micro-batches (`grpo.pack: true`): several completions share one row of the learner's
 forward pass, each attending only to itself, so no padding is computed inside a row.
 
-    pack_rows(lengths, width) -> rows            first-fit decreasing: sequence indices per row of `width` tokens
-    packed_plan(lengths, width, rows, count)     rows cut into micro-batches of at most `rows` rows, then split
-                                                 until there are `count` (every process runs the same number)
+    packed_plan(lengths, rows, max_tokens, count) -> micro-batches of packed rows of sequence indices
     packed_inputs(rows, sequences, width, pad_id) -> (input_ids, position_ids, unpack)
 
-Layout. A packed row is `seq_a + seq_b + ... + padding` (each `prompt + completion`), `width` tokens long, the
-longest sequence of the whole rollout batch (so any sequence fits a row, and attention costs no more per row than
-a padded row of the longest: rows x width^2, not (rows x width)^2). `position_ids` restart at 0 at every sequence
+Layout. A packed row is `seq_a + seq_b + ... + padding` (each `prompt + completion`), `width` tokens long: the
+micro-batch's longest sequence. Sequences are planned longest first, so each micro-batch is what the padded
+layout's would be (its longest sequences, one per row, right-padded to the longest) with the short sequences of
+the batch moved into those rows' padding: never more rows or positions than padding, and attention costs what a
+padded row costs, rows x width^2 (not (rows x width)^2, as one long row would). `position_ids` restart at 0 at every sequence
 (and at the row's trailing padding); with no attention mask, transformers turns restarting positions into
 attention confined to each sequence (a block-diagonal causal mask through SDPA; flash-attention's variable-length
 path where it is installed). `unpack` (n, L-1) maps the usual padded target layout of the micro-batch's n
@@ -28,31 +28,35 @@ from __future__ import annotations
 import torch
 
 
-def pack_rows(lengths: list[int], width: int) -> list[list[int]]:
-    """Indices of `lengths` in rows of at most `width` tokens: longest first (ties by index), each into the first
-    row with room. Within a row, sequences keep the order they were placed in."""
-    rows: list[list[int]] = []
-    room: list[int] = []
-    for i in sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)):
-        if lengths[i] > width:
-            raise ValueError(f"sequence {i} has {lengths[i]} tokens, more than the packed row's {width}")
-        for r, free in enumerate(room):
-            if lengths[i] <= free:
-                rows[r].append(i)
-                room[r] -= lengths[i]
-                break
-        else:
-            rows.append([i])
-            room.append(width - lengths[i])
-    return rows
-
-
-def packed_plan(lengths: list[int], width: int, rows_per_batch: int, count: int = 0) -> list[list[list[int]]]:
-    """Micro-batches, each a list of packed rows (lists of indices): the rows of `pack_rows` in groups of at most
-    `rows_per_batch`; then, while there are fewer than `count`, the micro-batch with the most sequences is halved
-    (by rows, or a single row by its sequences)."""
-    rows = pack_rows(lengths, width)
-    groups = [rows[k : k + rows_per_batch] for k in range(0, len(rows), max(rows_per_batch, 1))]
+def packed_plan(lengths: list[int], rows: int, max_tokens: int = 0, count: int = 0) -> list[list[list[int]]]:
+    """Micro-batches, each a list of packed rows (lists of indices into `lengths`). Sequences are taken longest first
+    (ties by index); a micro-batch is `rows` rows (with `max_tokens`, at most max_tokens // width of them) as wide as
+    the longest sequence left, and every sequence left goes into the first of its rows with room (first-fit
+    decreasing): the longest ones start rows, the short ones fill the rows' ends; what does not fit waits for the
+    next micro-batch. Then, while there are fewer than `count` micro-batches, the one with the most sequences is
+    halved (by rows, or a single row by its sequences), so every process can run the same number."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    groups: list[list[list[int]]] = []
+    while order:
+        width = lengths[order[0]]
+        most = min(rows, max(max_tokens // width, 1)) if max_tokens else rows
+        group: list[list[int]] = []
+        room: list[int] = []
+        rest = []
+        for i in order:
+            for r, free in enumerate(room):
+                if lengths[i] <= free:
+                    group[r].append(i)
+                    room[r] -= lengths[i]
+                    break
+            else:
+                if len(group) < most:
+                    group.append([i])
+                    room.append(width - lengths[i])
+                else:
+                    rest.append(i)
+        groups.append(group)
+        order = rest
     while len(groups) < count:
         k = max(range(len(groups)), key=lambda j: sum(len(r) for r in groups[j]))
         group = groups[k]

@@ -111,20 +111,19 @@ def plan(samples: list[Sample], size: int, max_tokens: int = 0, count: int = 0) 
 
 
 def micro_batches(samples: list[Sample], size: int, pad_id: int, device: torch.device | str = "cpu", *,
-                  max_tokens: int = 0, count: int = 0, pack_width: int = 0) -> list[MicroBatch]:
-    """The micro-batches of `plan` (see the module docstring for the layout), on `device`; with `pack_width`, the
-    packed micro-batches of grpo/learner/packing.py instead (rows of that many tokens, at most `size` rows or,
-    with `max_tokens`, max_tokens // pack_width rows each)."""
-    if not pack_width:
+                  max_tokens: int = 0, count: int = 0, pack: bool = False) -> list[MicroBatch]:
+    """The micro-batches of `plan` (see the module docstring for the layout), on `device`; with `pack`, the packed
+    micro-batches of grpo/learner/packing.py instead (`size` rows each, or fewer under `max_tokens`)."""
+    if not pack:
         return [_micro_batch([samples[i] for i in group], pad_id, device)
                 for group in plan(samples, size, max_tokens, count)]
     lengths = [len(s.prompt_ids) + len(s.token_ids) for s in samples]
-    rows_per_batch = max(max_tokens // pack_width, 1) if max_tokens else size
     out = []
-    for rows in packed_plan(lengths, pack_width, rows_per_batch, count):
+    for rows in packed_plan(lengths, size, max_tokens, count):
         chosen = [samples[i] for row in rows for i in row]
+        width = max(sum(lengths[i] for i in row) for row in rows)
+        ids, positions, unpack = packed_inputs(rows, [s.prompt_ids + s.token_ids for s in chosen], width, pad_id)
         mb = _micro_batch(chosen, pad_id, device)
-        ids, positions, unpack = packed_inputs(rows, [s.prompt_ids + s.token_ids for s in chosen], pack_width, pad_id)
         mb.input_ids, mb.attention_mask = ids.to(device), None
         mb.position_ids, mb.unpack = positions.to(device), unpack.to(device)
         out.append(mb)
@@ -257,17 +256,15 @@ def update(model, optimizer, ref_model, samples: list[Sample], *, mu: int, micro
     """mu optimizer passes over `samples` (the whole rollout batch; with an `accelerator` of several
     processes, this rank trains on its share); metrics averaged over the passes (the logprob gap and entropy are
     those of the first pass, before any update). `optim/skipped_nonfinite`: passes skipped for a NaN/inf.
-    `pack`: padding-free packed rows as wide as the batch's longest sequence (grpo/learner/packing.py)."""
+    `pack`: padding-free packed rows (grpo/learner/packing.py)."""
     size = step_size(samples, max_new_tokens)
-    width = max(len(s.prompt_ids) + len(s.token_ids) for s in samples) if pack else 0
     if pack:
         check_confined(model, samples[0].prompt_ids[:4], samples[-1].prompt_ids[:3] + samples[-1].token_ids[:3])
 
     def planned(share_: list[Sample]) -> int:
         if pack:
             lengths = [len(s.prompt_ids) + len(s.token_ids) for s in share_]
-            rows = max(max_tokens_per_micro_batch // width, 1) if max_tokens_per_micro_batch else micro_batch_size
-            return len(packed_plan(lengths, width, rows))
+            return len(packed_plan(lengths, micro_batch_size, max_tokens_per_micro_batch))
         return len(plan(share_, micro_batch_size, max_tokens_per_micro_batch))
 
     count = 0
@@ -277,7 +274,7 @@ def update(model, optimizer, ref_model, samples: list[Sample], *, mu: int, micro
         count = max(planned(share(samples, r, world)) for r in range(world))
         samples = share(samples, accelerator.process_index, world)
     batches = micro_batches(samples, micro_batch_size, pad_id, device=device_of(model),
-                            max_tokens=max_tokens_per_micro_batch, count=count, pack_width=width)
+                            max_tokens=max_tokens_per_micro_batch, count=count, pack=pack)
     need_old = mu > 1 or bool(loss_kwargs.get("is_cap"))
     fill_fixed_logprobs(model, ref_model, batches, need_old=need_old, temperature=temperature,
                         chunk_tokens=logprob_chunk_tokens)
