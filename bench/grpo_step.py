@@ -12,7 +12,8 @@ transformers.generate in fp32 and with `bf16=True`, TRL with its vLLM colocate m
 Every side gets the same freshly initialised Qwen2 model (`--model anchor`: the anchor's size, hidden 256,
 4 layers, 4 heads, 3.2M parameters; `--model small`: the `small` preset, 19M) with our character-level tokenizer,
 the same arithmetic prompts, temperature 1, AdamW at the
-same learning rate, fp32 (but the bf16 sides), and the same reward: our math verifier (`verifiers.math.verify_batch`, 2 workers).
+same learning rate, fp32 (but the bf16 sides), and the same reward: our math verifier
+(`verifiers.math.verify_batch`, 2 workers).
 Each side runs in its own subprocess (its own peak RSS). Figures: seconds per step (mean over steps after the
 first two), generated tokens per second over the whole step, peak RSS. The last line is one JSON object.
 """
@@ -156,7 +157,8 @@ def child(side: str, name: str, steps: int, threads: int) -> None:
             "ours-vllm": lambda: run_ours(SETTINGS[name], steps, "vllm"),
             "ours-vllm-packed": lambda: run_ours(SETTINGS[name], steps, "vllm", pack=True),
             "ours-vllm-packed-bf16": lambda: run_ours(SETTINGS[name], steps, "vllm", pack=True, bf16=True),
-            "trl": lambda: run_trl(SETTINGS[name], steps), "trl-bf16": lambda: run_trl(SETTINGS[name], steps, bf16=True),
+            "trl": lambda: run_trl(SETTINGS[name], steps),
+            "trl-bf16": lambda: run_trl(SETTINGS[name], steps, bf16=True),
             "trl-vllm": lambda: run_trl(SETTINGS[name], steps, True)}
     result = runs[side]()
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

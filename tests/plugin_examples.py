@@ -43,3 +43,7 @@ def one_argument(completion: str) -> float:
 
 
 NOT_A_FUNCTION = 3
+
+
+def digit_share(completion: str, row: dict) -> float:  # a dense signal: differs between almost any two samples
+    return sum(ch.isdigit() for ch in completion) / max(len(completion), 1)

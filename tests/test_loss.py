@@ -73,6 +73,40 @@ def test_truncated_importance_sampling_weight():
     assert loss.item() == pytest.approx(-1.5, abs=1e-6)
 
 
+def test_importance_statistics_by_hand():
+    # learner probs [0.5, 0.5, 0.5] (on-policy, w = 1), engine [0.25, 0.5, 0.1]: r = [2, 1, 5]; the third token is
+    # out of the loss. cap 1.5: r_0 = 2 is capped (1 of 2 loss tokens); sum over the loss tokens 3, max 2
+    mask = torch.tensor([[1.0, 1.0, 0.0]])
+    loss, stats = policy_loss(lp(0.5, 0.5, 0.5), lp(0.5, 0.5, 0.5), torch.tensor([1.0]), mask, StepSize(2, 1, 3),
+                              engine_logprobs=lp(0.25, 0.5, 0.1), is_cap=1.5)
+    assert loss.item() == pytest.approx(-(1.5 + 1.0) / 2, abs=1e-6)  # token-mean of -rho
+    assert stats["is_sum"] == pytest.approx(3.0) and stats["is_max"] == pytest.approx(2.0)
+    assert stats["is_capped"] == 1 and stats["is_masked"] == 0
+
+
+def test_token_band_mask_drops_tokens_outside_the_band():
+    # r = [2, 1, 0.4], band [0.5, 1.5]: tokens 0 and 2 masked; L = -1 on token 1 only, still over the step's 3 tokens
+    loss, stats = policy_loss(lp(0.5, 0.5, 0.2), lp(0.5, 0.5, 0.2), torch.tensor([1.0]), torch.ones(1, 3),
+                              StepSize(3, 1, 3), engine_logprobs=lp(0.25, 0.5, 0.5), is_mask="token",
+                              is_band=(0.5, 1.5))
+    assert loss.item() == pytest.approx(-1.0 / 3, abs=1e-6)
+    assert stats["is_masked"] == 2
+
+
+def test_sequence_band_mask_drops_whole_completions():
+    # sequence 0: r = [2, 2] -> geometric mean 2, outside [0.5, 1.5]: both tokens masked;
+    # sequence 1: r = [2, 0.5] -> geometric mean 1: kept, although each token alone leaves the band
+    old = torch.tensor([[LN(0.5), LN(0.5)], [LN(0.5), LN(0.5)]])
+    engine = torch.tensor([[LN(0.25), LN(0.25)], [LN(0.25), LN(1.0)]])
+    loss, stats = policy_loss(old, old, torch.tensor([1.0, 1.0]), torch.ones(2, 2), StepSize(4, 2, 2),
+                              engine_logprobs=engine, is_mask="sequence", is_band=(0.5, 1.5))
+    assert loss.item() == pytest.approx(-2.0 / 4, abs=1e-6)  # sequence 1's two tokens, -1 each, over 4
+    assert stats["is_masked"] == 2
+    with pytest.raises(ValueError, match="is_mask must be token or sequence"):
+        policy_loss(old, old, torch.tensor([1.0, 1.0]), torch.ones(2, 2), StepSize(4, 2, 2), engine_logprobs=engine,
+                    is_mask="tokens")
+
+
 def test_empty_mask_gives_zero():
     loss, stats = policy_loss(lp(0.5, 0.5), torch.zeros(1, 2), torch.tensor([1.0]), torch.zeros(1, 2),
                               StepSize(0, 1, 2))

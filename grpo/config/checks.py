@@ -116,6 +116,11 @@ def _grpo_checks(config: Config) -> list:
         (r.engine in ("auto", "hf", "vllm", "server"), "rollout.engine", "must be auto, hf, vllm or server"),
         (r.engine != "server" or r.server_url, "rollout.server_url",
          "is required with rollout.engine server (the address `python -m grpo.serve` prints)"),
+        (r.max_lag >= 0, "rollout.max_lag", "must be >= 0 (0: synchronous)"),
+        (r.max_lag == 0 or r.engine == "server", "rollout.max_lag",
+         f"{r.max_lag} samples while the learner trains: it needs rollout.engine: server (vLLM in its own process; "
+         f"the in-process engines share the learner's cores, and the transformers engine its weights), not "
+         f"{r.engine!r}"),
         (r.server_timeout_s > 0 and r.vllm_start_timeout_s > 0, "rollout.server_timeout_s",
          "server_timeout_s and vllm_start_timeout_s must be > 0"),
         (r.vllm_tensor_parallel_size >= 1, "rollout.vllm_tensor_parallel_size", "must be >= 1"),
@@ -137,6 +142,12 @@ def _grpo_checks(config: Config) -> list:
         (g.ratio_level in ("token", "sequence"), "grpo.ratio_level", "must be token or sequence"),
         (0 <= g.clip_low < 1 and g.clip_high >= 0, "grpo.clip_low", "0 <= clip_low < 1 and clip_high >= 0"),
         (g.kl_coef >= 0 and g.is_cap >= 0, "grpo.kl_coef", "kl_coef and is_cap must be >= 0"),
+        (g.is_mask in ("", "token", "sequence"), "grpo.is_mask", "must be token, sequence or empty (off)"),
+        (r.max_lag == 0 or g.is_cap > 0 or g.is_mask, "rollout.max_lag",
+         f"{r.max_lag} trains on samples {r.max_lag} step(s) stale: set grpo.is_cap (e.g. 2.0) or grpo.is_mask "
+         "(token or sequence) so the loss corrects for the engine's older weights"),
+        (len(g.is_band) == 2 and 0 <= g.is_band[0] < 1 < g.is_band[1], "grpo.is_band",
+         "must be [low, high] with 0 <= low < 1 < high"),
         (g.logprob_chunk_tokens >= 0, "grpo.logprob_chunk_tokens", "must be >= 0 (0: full logits)"),
         (g.max_tokens_per_micro_batch >= 0, "grpo.max_tokens_per_micro_batch", "must be >= 0 (0: rows only)"),
         *_schedule_checks("grpo", g),

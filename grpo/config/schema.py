@@ -236,6 +236,10 @@ class RolloutConfig:
     server_timeout_s: float = 1800.0
     """engine server: longest wait for the server (an answer, joining the weight-sync group, a sync) before failing;
     one rollout (one generate call) must finish within it too"""
+    max_lag: int = 0
+    """asynchronous rollouts: the learner trains step n on a batch the engine sampled with the weights of step
+    n - max_lag, while it samples the next ones (needs rollout.engine: server and grpo.is_cap or grpo.is_mask; one
+    process); 0: synchronous. See grpo/stages/ahead.py"""
     vllm_tensor_parallel_size: int = 1
     """vLLM tensor parallel: the engine's model split over this many worker processes (GPUs; on CPU, cores: set
     VLLM_CPU_OMP_THREADS_BIND, or the process's cores are split evenly). Sampling then runs in the workers,
@@ -332,6 +336,11 @@ class GRPOConfig:
     """k3 KL penalty to the frozen starting model (0: no reference model is kept)"""
     is_cap: float = 0.0
     """truncated importance sampling between engine and learner logprobs, capped at this ratio (0: off)"""
+    is_mask: str = ""
+    """token or sequence: tokens (IcePop) or whole completions (masked importance sampling) whose engine/learner
+    ratio leaves is_band add nothing to the loss ("": off); see grpo/algo/loss.py"""
+    is_band: list[float] = field(default_factory=lambda: [0.5, 2.0])
+    """[low, high]: the ratio band is_mask keeps"""
     dynamic_sampling: bool = False
     """DAPO dynamic sampling: drop groups whose rewards are all equal and sample more prompts to refill"""
     max_sampling_rounds: int = 3

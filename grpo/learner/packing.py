@@ -8,8 +8,8 @@ Layout. A packed row is `seq_a + seq_b + ... + padding` (each `prompt + completi
 micro-batch's longest sequence. Sequences are planned longest first, so each micro-batch is what the padded
 layout's would be (its longest sequences, one per row, right-padded to the longest) with the short sequences of
 the batch moved into those rows' padding: never more rows or positions than padding, and attention costs what a
-padded row costs, rows x width^2 (not (rows x width)^2, as one long row would). `position_ids` restart at 0 at every sequence
-(and at the row's trailing padding); with no attention mask, transformers turns restarting positions into
+padded row costs, rows x width^2 (not (rows x width)^2, as one long row would). `position_ids` restart at 0 at every
+sequence (and at the row's trailing padding); with no attention mask, transformers turns restarting positions into
 attention confined to each sequence (a block-diagonal causal mask through SDPA; flash-attention's variable-length
 path where it is installed). `unpack` (n, L-1) maps the usual padded target layout of the micro-batch's n
 sequences (grpo/learner/update.py) to the packed (rows, width-1) one: position t of sequence i (at offset o of

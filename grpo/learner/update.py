@@ -9,6 +9,11 @@ short completions share a micro-batch and long ones do not blow the memory), so 
 loss is normalised by the whole optimizer step (`StepSize`), so the cut does not change the update
 (tests/test_learner.py checks it).
 
+Packing (`grpo.pack`, grpo/learner/packing.py): the model instead runs on packed rows, several completions to a
+row, each attending only to itself (restarting position ids), and its logprobs are gathered back into the padded
+target layout of the micro-batch's completions (`unpack`), where the loss, its masks and normalisation are as
+above. A probe at each update refuses a model whose attention crosses packed sequences.
+
 Logprobs (grpo/learner/logprobs.py): the full logits of a micro-batch at once, or with
 `grpo.logprob_chunk_tokens` > 0 the output head applied a chunk of positions at a time under activation
 checkpointing, so the (n, L, V) logits never exist whole (the large-vocabulary memory knob; exact gradient).
@@ -71,7 +76,8 @@ class UpdateSettings:
     @classmethod
     def of(cls, cfg: GRPOConfig, rollout: RolloutConfig, pad_id: int) -> UpdateSettings:
         loss_kwargs = dict(clip_low=cfg.clip_low, clip_high=cfg.clip_high, level=cfg.ratio_level,
-                           aggregation=cfg.loss_aggregation, kl_coef=cfg.kl_coef, is_cap=cfg.is_cap or None)
+                           aggregation=cfg.loss_aggregation, kl_coef=cfg.kl_coef, is_cap=cfg.is_cap or None,
+                           is_mask=cfg.is_mask, is_band=tuple(cfg.is_band))
         return cls(mu=cfg.mu, micro_batch_size=cfg.micro_batch_size, pad_id=pad_id,
                    temperature=rollout.temperature or 1.0, max_new_tokens=rollout.max_new_tokens,
                    max_grad_norm=cfg.max_grad_norm, loss_kwargs=loss_kwargs,
@@ -197,7 +203,8 @@ def optimizer_pass(model, optimizer, batches: list[MicroBatch], size: StepSize, 
     """One optimizer step over every micro-batch of the rollout batch; detached statistics (this rank's sums).
     A non-finite loss or gradient norm skips the step (no parameter changes; `skipped` is 1)."""
     totals = {"loss": 0.0, "clipped_tokens": 0.0, "kl_sum": 0.0, "ratio_sum": 0.0, "tokens": 0.0,
-              "entropy_sum": 0.0, "gap_sum": 0.0, "gap_max": 0.0}
+              "entropy_sum": 0.0, "gap_sum": 0.0, "gap_max": 0.0, "is_sum": 0.0, "is_max": 0.0, "is_capped": 0.0,
+              "is_masked": 0.0}
     world = accelerator.num_processes if accelerator is not None else 1
     model.train()
     for i, mb in enumerate(batches):
@@ -213,8 +220,9 @@ def optimizer_pass(model, optimizer, batches: list[MicroBatch], size: StepSize, 
                 with contextlib.nullcontext() if last else accelerator.no_sync(model):
                     accelerator.backward(loss * world)
         totals["loss"] += loss.item() if torch.is_tensor(loss) else float(loss)
-        for key in ("clipped_tokens", "kl_sum", "ratio_sum", "tokens"):
+        for key in ("clipped_tokens", "kl_sum", "ratio_sum", "tokens", "is_sum", "is_capped", "is_masked"):
             totals[key] += stats[key]
+        totals["is_max"] = max(totals["is_max"], stats["is_max"])
         totals["entropy_sum"] += float((entropy * mb.mask).sum())
         gap = (old - mb.engine_logprobs).abs() * mb.mask
         totals["gap_sum"] += float(gap.sum())
@@ -236,16 +244,18 @@ def optimizer_pass(model, optimizer, batches: list[MicroBatch], size: StepSize, 
 
 
 def _reduced(passes: list[dict], accelerator) -> list[dict]:
-    """Every rank's statistics summed (gap_max: the largest); unchanged in one process."""
+    """Every rank's statistics summed (gap_max, is_max: the largest); unchanged in one process."""
     if accelerator is None or accelerator.num_processes == 1:
         return passes
-    keys = ["loss", "clipped_tokens", "kl_sum", "ratio_sum", "tokens", "entropy_sum", "gap_sum"]
+    keys = ["loss", "clipped_tokens", "kl_sum", "ratio_sum", "tokens", "entropy_sum", "gap_sum", "is_sum",
+            "is_capped", "is_masked"]
     out = []
     for p in passes:
         sums = accelerator.reduce(torch.tensor([p[k] for k in keys], dtype=torch.float64, device=accelerator.device),
                                   "sum")  # on the backend's device (NCCL: the GPU)
-        gap_max = accelerator.gather(torch.tensor([p["gap_max"]], dtype=torch.float64, device=accelerator.device)).max()
-        out.append({**p, **dict(zip(keys, sums.tolist())), "gap_max": float(gap_max)})
+        maxima = accelerator.gather(torch.tensor([[p["gap_max"], p["is_max"]]], dtype=torch.float64,
+                                                 device=accelerator.device)).max(0).values
+        out.append({**p, **dict(zip(keys, sums.tolist())), "gap_max": float(maxima[0]), "is_max": float(maxima[1])})
     return out
 
 
@@ -255,7 +265,8 @@ def update(model, optimizer, ref_model, samples: list[Sample], *, mu: int, micro
            pack: bool = False) -> dict:
     """mu optimizer passes over `samples` (the whole rollout batch; with an `accelerator` of several
     processes, this rank trains on its share); metrics averaged over the passes (the logprob gap and entropy are
-    those of the first pass, before any update). `optim/skipped_nonfinite`: passes skipped for a NaN/inf.
+    those of the first pass, before any update; so are the engine/learner ratio's `is/*`).
+    `optim/skipped_nonfinite`: passes skipped for a NaN/inf.
     `pack`: padding-free packed rows (grpo/learner/packing.py)."""
     size = step_size(samples, max_new_tokens)
     if pack:
@@ -288,5 +299,7 @@ def update(model, optimizer, ref_model, samples: list[Sample], *, mu: int, micro
             "loss/kl": mean("kl_sum") / tokens, "loss/ratio_mean": mean("ratio_sum") / tokens,
             "policy/entropy": passes[0]["entropy_sum"] / tokens,
             "rollout/logprob_gap": passes[0]["gap_sum"] / tokens, "rollout/logprob_gap_max": passes[0]["gap_max"],
+            "is/weight_mean": passes[0]["is_sum"] / tokens, "is/weight_max": passes[0]["is_max"],
+            "is/capped_frac": passes[0]["is_capped"] / tokens, "is/masked_frac": passes[0]["is_masked"] / tokens,
             "optim/grad_norm": mean("grad_norm"), "optim/skipped_nonfinite": sum(p["skipped"] for p in passes),
             "loss/tokens": size.tokens}

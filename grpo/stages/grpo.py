@@ -3,6 +3,8 @@
 One step, in order (each phase timed as perf/<phase>_s):
 1. rollout     B prompts from the shuffled training set, G completions each from the engine, seeded by
                (run seed, step, round)                                                  grpo/stages/rollouts.py
+               with rollout.max_lag k > 0, the batch was sampled k steps earlier on a thread while the learner
+               trained, with the weights of step n - k (the sync waits for that thread)  grpo/stages/ahead.py
 2. verify      every completion judged by the run's verifier (math, or code in the sandbox; worker pools, hard
                deadlines), rewards combined (grpo/algo/rewards.py); with dynamic sampling, all-equal groups
                are dropped and phases 1-2 repeat with fresh prompts; several processes: the batch made whole
@@ -35,6 +37,8 @@ from grpo.learner.update import UpdateSettings
 from grpo.runs.checkpoint import Checkpointer
 from grpo.runs.log import RunLog
 from grpo.runs.sinks import Sinks
+from grpo.config.schema import ConfigError
+from grpo.stages.ahead import Ahead
 from grpo.stages.evaluate import EvalPlan, Evaluator
 from grpo.stages.judge import Judge
 from grpo.stages.rollouts import Rollouts
@@ -53,6 +57,9 @@ def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout:
     not sample; under FSDP the main process's engine samples from `full_model`, an unsharded copy of `model`.
     `sinks`: the run's trackers, which get every metrics line too."""
     start = time.monotonic()
+    if rollout.max_lag and team.world > 1:
+        raise ConfigError(f"rollout.max_lag: {rollout.max_lag} runs on one process for now; with {team.world} "
+                          "processes set rollout.max_lag: 0")
     log = RunLog(run_dir, "grpo", total=cfg.steps, every=cfg.log_every, timed=True, enabled=team.is_main,
                  show={"reward": ("reward/mean", ".2f"), "correct": ("reward/correct_frac", ".2f"),
                        "len": ("rollout/len_mean", ".0f"), "gen_tok/s": ("perf/rollout_tokens_per_s", ".0f")},
@@ -64,6 +71,7 @@ def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout:
                                     "is intact; lower grpo.lr or check the data, then --resume"))
     rollouts = Rollouts(engine, train, cfg, rollout, reward, judge=replace(judge, partial=reward.code_partial),
                         seed=seed, team=team, say=log.say)
+    source = Ahead(rollouts, rollout.max_lag, rollout.server_timeout_s, total=cfg.steps)
     evaluator = Evaluator(policy.view, tokenizer, heldout, plan, judge, log=log, engine=engine, every=cfg.eval_every,
                           total=cfg.steps, n_samples=4)
     ckpt = Checkpointer(run_dir / CHECKPOINTS, tokenizer, every=cfg.save_every, total=cfg.steps,
@@ -72,20 +80,23 @@ def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout:
     if resume_from is not None:
         state = ckpt.restore(resume_from, policy, log)
         rollouts.sampler.load_state_dict(state["sampler"])
+        source.load(state.get("ahead"))
         first_step, evaluator.evals, elapsed_before = state["step"], state["evals"], state["elapsed"]
 
     def progress() -> dict:  # the stage's own part of a checkpoint
-        return {"sampler": rollouts.sampler.state_dict(), "evals": evaluator.evals,
+        return {"sampler": rollouts.sampler.state_dict(), "ahead": source.state(), "evals": evaluator.evals,
                 "elapsed": elapsed_before + time.monotonic() - start}
 
     evaluator.start(first_step, known=start_accuracy)
     for step in log.steps(first_step):
         timer, done = log.timer, step + 1
-        batch = rollouts.collect(step, timer)                                    # 1-2. rollout, verify
+        batch = source.take(step, timer)                                         # 1-2. rollout, verify
+        source.ahead(step)                                                       #   max_lag: next ones, on a thread
         with timer("advantages"):                                                # 3. advantages
             samples = batch.samples(cfg.advantage, reward.mask_truncated)
         with timer("update"):                                                    # 4. update
             stats = policy.update(samples, step)
+        source.wait(timer)                                                       #   max_lag: the engine idle again
         policy.sync(rollouts.engine, timer)                                      # 5. sync
         evaluator.maybe(done, timer)                                             # 6. eval
         metrics = {**batch.metrics(timer.seconds["rollout"]), **stats, "optim/lr": policy.lr}

@@ -70,6 +70,9 @@ class Batch:
 
     kept: list[tuple[Group, object, list[dict]]] = field(default_factory=list)
     seen: dict = field(default_factory=_nothing_seen)
+    version: int = 0  # the engine's weights version (updates applied) that sampled it (grpo/stages/ahead.py)
+    lag: int = 0  # the step that trains on it minus `version`
+    seconds: dict = field(default_factory=dict)  # sampled ahead: the thread's phase seconds
 
     @classmethod
     def merged(cls, parts: list[Batch]) -> Batch:
@@ -83,9 +86,10 @@ class Batch:
     def samples(self, estimator: str, mask_truncated: bool) -> list[Sample]:
         """Phase 3: group-relative advantages of the kept groups' rewards, one learner sample per completion (a
         truncated one left out of the loss under `mask_truncated`)."""
-        rewards = torch.tensor([[s["reward"] for s in scores] for _, _, scores in self.kept])
-        rewards = rewards.reshape(len(self.kept), -1)  # (B, G)
-        adv = advantages(rewards, estimator) if self.kept else rewards  # (B, G)
+        if not self.kept:  # dynamic sampling found no group with a signal in its rounds
+            return []
+        rewards = torch.tensor([[s["reward"] for s in scores] for _, _, scores in self.kept])  # (B, G)
+        adv = advantages(rewards, estimator)  # (B, G)
         return [Sample(g.prompt_ids, c.token_ids, c.logprobs, float(adv[i, j]),
                        not (mask_truncated and c.finish_reason == "length"))
                 for i, (g, _, _) in enumerate(self.kept) for j, c in enumerate(g.completions)]
@@ -112,6 +116,7 @@ class Batch:
             "rollout/truncated_frac": sum(c.finish_reason == "length" for c in completions) / n,
             "rollout/groups_kept": len(self.kept),
             "rollout/rounds": self.seen["rounds"],
+            "async/lag": self.lag,
             "perf/generated_tokens": sum(lengths),
             "perf/rollout_tokens_per_s": sum(lengths) / max(rollout_seconds, 1e-9),
         }
