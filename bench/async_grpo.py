@@ -8,7 +8,8 @@ preset, saved once) against a fresh `python -m grpo.serve` process, with `grpo.i
 correction a lag needs, so the sides differ in the lag only). Core layout on this 2-core machine:
 - lag 0 (synchronous): the server's vLLM threads on cores 0-1 and the trainer's 2 torch threads on cores 0-1; the
   two take turns, each phase has both cores;
-- lag > 0: the server on core 1, the trainer on core 0 (1 thread each), so sampling and training overlap.
+- lag > 0, `--layout split` (default): the server on core 1, the trainer on core 0 (1 thread each), so sampling
+  and training overlap; `--layout shared`: the server's one thread on core 1, the trainer's 2 threads on both.
 Settings: `default` (the GRPO stage of configs/tiny.yaml: its prompts per step, group size and token budget) and
 `rollout-heavy` (16 prompts x G=8, 128 tokens). Figures: seconds per step (mean of perf/step_s after the first two
 steps), the phases' seconds, the lag and the engine/learner ratio; the last line is one JSON object.
@@ -39,10 +40,17 @@ def model_dir(preset: str, out: Path) -> Path:
     return out / "model"
 
 
-def one_side(model: Path, lag: int, setting: str, steps: int, extra: list[str], out: Path) -> dict:
+LAYOUTS = {  # lagged sides: (server cores, trainer cores, trainer threads)
+    "split": ({1}, {0}, 1),  # one core each
+    "shared": ({1}, {0, 1}, 2),  # the trainer keeps both cores; vLLM's one thread shares core 1 with it
+}
+
+
+def one_side(model: Path, lag: int, setting: str, steps: int, extra: list[str], out: Path,
+             layout: str = "split") -> dict:
     from grpo.rollout.server import spawn
 
-    server_cores, trainer_cores, threads = ({0, 1}, {0, 1}, 2) if lag == 0 else ({1}, {0}, 1)
+    server_cores, trainer_cores, threads = ({0, 1}, {0, 1}, 2) if lag == 0 else LAYOUTS[layout]
     mine = os.sched_getaffinity(0)
     os.environ["VLLM_CPU_OMP_THREADS_BIND"] = ",".join(map(str, sorted(server_cores)))
     os.sched_setaffinity(0, server_cores)  # inherited by the server and its engine process
@@ -55,7 +63,8 @@ def one_side(model: Path, lag: int, setting: str, steps: int, extra: list[str], 
     command = ["taskset", "-c", ",".join(map(str, sorted(trainer_cores))), sys.executable, "-m", "grpo.train",
                f"run.dir={run_dir}", "run.stages=[grpo]", f"model.path={model}", "rollout.engine=server",
                f"rollout.server_url={url}", f"rollout.max_lag={lag}", "grpo.is_cap=2.0", f"grpo.steps={steps}",
-               "grpo.eval_every=0", "grpo.eval_size=8", "grpo.save_every=0", f"run.threads={threads}",
+               "grpo.eval_every=0", "grpo.eval_size=8", "grpo.save_every=0", "grpo.warmup_steps=0",
+               f"run.threads={threads}",
                *SETTINGS[setting], *extra]
     try:
         done = subprocess.run(command, capture_output=True, text=True,
@@ -82,19 +91,20 @@ def main() -> None:
     parser.add_argument("--lags", default="0,1,2")
     parser.add_argument("--settings", default="default,rollout-heavy")
     parser.add_argument("--extra", nargs="*", default=[], help="more section.key=value overrides for every side")
+    parser.add_argument("--layout", choices=list(LAYOUTS), default="split", help="the cores of the lagged sides")
     args = parser.parse_args()
     result = {"machine": f"{os.uname().machine} {os.cpu_count()} cpus", "model": args.model, "steps": args.steps,
-              "extra": args.extra}
+              "extra": args.extra, "layout": args.layout}
     with tempfile.TemporaryDirectory() as tmp:
         model = model_dir(args.model, Path(tmp))
         for setting in args.settings.split(","):
             result[setting] = {}
             for lag in map(int, args.lags.split(",")):
-                figures = one_side(model, lag, setting, args.steps, args.extra, Path(tmp))
+                figures = one_side(model, lag, setting, args.steps, args.extra, Path(tmp), args.layout)
                 result[setting][f"lag{lag}"] = figures
                 print(setting, f"lag {lag}", figures, flush=True)
             base = result[setting].get("lag0", {}).get("s_per_step")
-            for name, figures in result[setting].items():
+            for name, figures in list(result[setting].items()):
                 if base and "s_per_step" in figures and name != "lag0":
                     result[setting][f"speedup_{name}"] = round(base / figures["s_per_step"], 2)
     print(json.dumps(result))
