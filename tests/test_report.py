@@ -11,7 +11,8 @@ from grpo.report import write_report
 from grpo.report.__main__ import main as report_main
 from grpo.report.runs import config_differences, ema, read_run
 
-GRPO_FIGURES = {"reward.png", "length.png", "policy.png", "logprob_gap.png", "throughput.png", "time.png"}
+GRPO_FIGURES = {"reward.png", "length.png", "policy.png", "logprob_gap.png", "offpolicy.png", "throughput.png",
+                "time.png"}
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,9 @@ FIGURES = {
     "logprob_gap": ("Engine vs learner log-probabilities of the sampled tokens",
                     [("grpo", "rollout/logprob_gap", "rollout/logprob_gap (mean |diff|)"),
                      ("grpo", "rollout/logprob_gap_max", "rollout/logprob_gap_max")], "log"),
+    "offpolicy": ("Staleness and its correction: the engine/learner ratio exp(learner - engine) of the sampled tokens",
+                  [("grpo", "async/lag", "async/lag (updates)"), ("grpo", "is/weight_mean", "is/weight_mean"),
+                   ("grpo", "is/weight_max", "is/weight_max"), ("grpo", "is/capped_frac", "is/capped_frac")], ""),
     "throughput": ("Tokens per second",
                    [("sft", "perf/train_tokens_per_s", "sft: trained tokens/s"),
                     ("grpo", "perf/rollout_tokens_per_s", "grpo: generated tokens/s"),
@@ -35,7 +38,8 @@ FIGURES = {
               ("distill_baseline", "loss/sft", "distill baseline")], ""),
 }
 SMOOTH = 0.8  # ema weight for per-step metrics (held-out accuracy is not smoothed)
-PHASES = ("rollout", "verify", "advantages", "update", "sync", "eval", "log", "checkpoint")  # GRPO's, in order
+PHASES = ("rollout", "verify", "rollout_wait", "advantages", "update", "sync", "eval", "log",
+          "checkpoint")  # GRPO's, in order (rollout and verify overlap the update under rollout.max_lag)
 
 
 def plot(runs: list[RunData], out: Path) -> list[tuple[str, str, list[str]]]:
@@ -92,10 +96,15 @@ def _phases(runs: list[RunData], out: Path, plt, colours) -> list[tuple[str, str
     fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols + 1.1, 3.4 * rows + 0.3), squeeze=False, sharey=True)
     for ax in axes.flat[len(timed):]:
         ax.set_visible(False)
+    names = PHASES + ("other",)
+    legend = {}
     for ax, run in zip(axes.flat, timed):
         steps, total = run.series("grpo", "perf/step_s")
+        lagged = any(run.series("grpo", "perf/rollout_wait_s")[1])  # rollout.max_lag: sampling overlaps the update
         stacked, labels = [], []
-        for i, phase in enumerate(PHASES + ("other",)):
+        for phase in names:
+            if lagged and phase in ("rollout", "verify"):
+                continue  # on the sampling thread, beside the update: the wait for it is what the step pays
             if phase == "other":  # what no named phase covers (the rest of the loop, the progress bar)
                 seconds = [t - sum(s[j] for s in stacked) for j, t in enumerate(total)]
             else:
@@ -104,10 +113,14 @@ def _phases(runs: list[RunData], out: Path, plt, colours) -> list[tuple[str, str
             if any(v > 0 for v in seconds):
                 stacked.append([max(v, 0.0) for v in seconds])
                 labels.append(phase)
-        ax.stackplot(steps, stacked, labels=labels, colors=[colours[i % len(colours)] for i in range(len(labels))])
-        ax.set(title=run.name, xlabel="grpo step", ylabel="seconds")
+        colour = [colours[names.index(phase) % len(colours)] for phase in labels]  # the same phase, the same colour
+        for handle in ax.stackplot(steps, stacked, labels=labels, colors=colour):
+            legend.setdefault(handle.get_label(), handle)
+        ax.set(title=run.name + (" (rollouts sampled ahead, beside the update)" if lagged else ""),
+               xlabel="grpo step", ylabel="seconds")
         ax.grid(alpha=0.3)
-    handles, labels = axes[0][0].get_legend_handles_labels()
+    handles = [legend[name] for name in names if name in legend]
+    labels = [name for name in names if name in legend]
     title = "Where each GRPO step's seconds go"
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0, 1 - 1.1 / fig.get_figwidth(), 1))
