@@ -298,3 +298,15 @@ def test_packing_refuses_a_model_that_attends_across_sequences(tiny):
     with pytest.raises(ValueError, match="grpo.pack: IgnoresPositions attends across packed sequences"):
         update(leaky, optimizer, None, _samples(tokenizer), mu=1, micro_batch_size=4, pad_id=tokenizer.pad_token_id,
                temperature=1.0, max_new_tokens=32, max_grad_norm=1.0, loss_kwargs=LOSS, pack=True)
+
+
+def test_a_chunked_micro_batch_with_nothing_in_the_loss_still_backpropagates(tiny):
+    """A micro-batch whose completions are all left out of the loss (truncated under mask_truncated): the head runs
+    on no position, and the update still runs (zero gradient from it), as the full path does."""
+    model, tokenizer = tiny
+    samples = [Sample([5, 6, 7], [8, 9], [-1.0, -1.0], 1.0, False), *_samples(tokenizer)]
+    learner = copy.deepcopy(model)
+    stats = update(learner, torch.optim.SGD(learner.parameters(), lr=0.1), None, samples, mu=1, micro_batch_size=1,
+                   pad_id=tokenizer.pad_token_id, temperature=1.0, max_new_tokens=32, max_grad_norm=1e9,
+                   loss_kwargs=LOSS, logprob_chunk_tokens=4)
+    assert stats["loss/tokens"] == sum(len(s.token_ids) for s in samples[1:])

@@ -55,10 +55,11 @@ def token_logprobs(model, input_ids, attention_mask, temperature: float, chunk_t
     keep = needed.reshape(-1).nonzero().squeeze(1) if needed is not None else None
     if keep is not None:
         flat, targets = flat[keep], targets[keep]
+    starts = range(0, flat.shape[0], chunk_tokens) or [0]  # no position needed: one empty chunk keeps the graph
     parts = [_chunk(flat[s : s + chunk_tokens], targets[s : s + chunk_tokens], head.weight, head.bias, temperature)
-             for s in range(0, flat.shape[0], chunk_tokens)]
-    logprobs = torch.cat([p[0] for p in parts]) if parts else flat.new_zeros(0)
-    entropy = torch.cat([p[1] for p in parts]) if parts else flat.new_zeros(0)
+             for s in starts]  # (a micro-batch of completions left out of the loss still backpropagates, zeros)
+    logprobs = torch.cat([p[0] for p in parts])
+    entropy = torch.cat([p[1] for p in parts])
     if keep is not None:  # back to every position, 0 where the head did not run
         logprobs = logprobs.new_zeros(n * width, dtype=logprobs.dtype).index_put((keep,), logprobs)
         entropy = entropy.new_zeros(n * width).index_put((keep,), entropy)
