@@ -24,7 +24,8 @@ from grpo.stages.evaluate import EvalPlan, evaluate_heldout
 def compare(config_path: str, model_a: str, model_b: str, size: int = 0, overrides: list[str] | None = None) -> dict:
     config = load_config(config_path, overrides or [])
     records = environments.heldout(config).records("heldout", seed=config.run.seed)
-    plan = EvalPlan(size or None, EvalPlan.of(config, "grpo").max_new_tokens)  # greedy, the GRPO stage's budget
+    grpo = EvalPlan.of(config, "grpo")
+    plan = EvalPlan(size or None, grpo.max_new_tokens, tools=grpo.tools)  # greedy, the GRPO stage's budget and tools
     verdicts = {}
     for name, path in (("a", model_a), ("b", model_b)):
         model, tokenizer = load(path, config.model.dtype)

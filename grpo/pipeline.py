@@ -33,6 +33,7 @@ from grpo.learner.lora import check_targets
 from grpo.learner.team import Team, launch
 from grpo.model import build_model, build_tokenizer, load, mixed_precision, parameter_count
 from grpo.rollout.factory import check_engine, make_engine
+from grpo.rollout.tools import ToolSettings
 from grpo.runs.checkpoint import latest_checkpoint
 from grpo.runs.files import write_atomic
 from grpo.runs.log import RunLog
@@ -204,7 +205,8 @@ def cold_start(train: list, config: Config) -> list:
 
 def _sft(r: Run) -> dict:
     result = run_sft(r.model, r.tokenizer, cold_start(r.train_examples, r.config), r.heldout_examples, r.config.sft,
-                     r.dir, seed=r.config.run.seed, judge=r.judge, resume_from=r.continues("sft"), sinks=r.sinks)
+                     r.dir, seed=r.config.run.seed, judge=r.judge, resume_from=r.continues("sft"), sinks=r.sinks,
+                     tools=ToolSettings.of(r.config.rollout))
     if result["left_out_too_long"]:
         print(f"sft: {result['left_out_too_long']} examples longer than sft.max_length were left out")
     print(f"sft: held-out accuracy {result['heldout_accuracy']:.3f} after {result['steps']} steps "

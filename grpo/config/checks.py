@@ -8,6 +8,7 @@ from __future__ import annotations
 from grpo.algo.advantages import ESTIMATORS
 from grpo.algo.loss import AGGREGATIONS
 from grpo.config.schema import (
+    TOOL_MARKERS,
     BUILT_IN,
     PRESET_NAMES,
     STAGES,
@@ -77,7 +78,7 @@ def validate(config: Config, where: str) -> None:
         (config.model.mixed_precision == "no" or config.model.dtype == "float32", "model.mixed_precision",
          "bf16 autocast keeps fp32 weights; with model.dtype bfloat16 everything is bf16 already (set one)"),
         (d.source in (*BUILT_IN, *FILES, "reasoning_gym"), "data.source",
-         "must be arithmetic, programs, jsonl, parquet, hub or reasoning_gym"),
+         "must be arithmetic, programs, products, jsonl, parquet, hub or reasoning_gym"),
         *[(c.source not in FILES or c.path, f"{section}.path", f"is required when {section}.source is {c.source}")
           for section, c in (("data", d), ("heldout", config.heldout))],
         *[(c.source != "reasoning_gym" or c.name, f"{section}.name",
@@ -94,8 +95,17 @@ def validate(config: Config, where: str) -> None:
         (config.task.digits >= 1 and config.task.ops >= 1, "task.digits", "digits and ops must be >= 1"),
         *[(0 <= getattr(config.task, key) <= 1, f"task.{key}", "is a share: 0 to 1")
           for key in FLAWS],
-        (not any(getattr(config.task, key) for key in FLAWS) or d.source != "programs",
-         "task." + ", task.".join(FLAWS), "apply to the built-in arithmetic task only (set them to 0 for programs)"),
+        (not any(getattr(config.task, key) for key in FLAWS) or d.source not in ("programs", "products"),
+         "task." + ", task.".join(FLAWS),
+         f"apply to the built-in arithmetic task only (set them to 0 for {d.source})"),
+        (0 <= config.task.tool_solutions <= 1, "task.tool_solutions", "is a share: 0 to 1"),
+        (not config.task.tool_solutions or d.source == "products", "task.tool_solutions",
+         "applies to the built-in products task only"),
+        (not config.task.tool_solutions or (config.rollout.tool_open, config.rollout.tool_close,
+                                            config.rollout.tool_result_open, config.rollout.tool_result_close)
+         == TOOL_MARKERS, "task.tool_solutions",
+         f"writes its worked solutions in the default tool markers {TOOL_MARKERS}: keep rollout.tool_open, "
+         "tool_close, tool_result_open and tool_result_close at those"),
         *[(c.source not in (*FILES, "reasoning_gym") or 0 < c.heldout_percent < 100, f"{section}.heldout_percent",
            "must be between 0 and 100 (exclusive)") for section, c in (("data", d), ("heldout", config.heldout))],
         (not (d.source == config.heldout.source == "reasoning_gym" and d.name == config.heldout.name)
@@ -124,6 +134,17 @@ def _grpo_checks(config: Config) -> list:
         (r.server_timeout_s > 0 and r.vllm_start_timeout_s > 0, "rollout.server_timeout_s",
          "server_timeout_s and vllm_start_timeout_s must be > 0"),
         (r.vllm_tensor_parallel_size >= 1, "rollout.vllm_tensor_parallel_size", "must be >= 1"),
+        (r.tools in ("none", "python"), "rollout.tools", f"{r.tools!r}: must be none or python"),
+        (all(m.strip() for m in (r.tool_open, r.tool_close, r.tool_result_open, r.tool_result_close)),
+         "rollout.tool_open", "the four tool markers (tool_open, tool_close, tool_result_open, tool_result_close) "
+         "must not be blank"),
+        (all(r.tool_close not in m for m in (r.tool_open, r.tool_result_open, r.tool_result_close)),
+         "rollout.tool_close",
+         f"{r.tool_close!r} must not appear in the other markers (generation pauses wherever it is written)"),
+        (r.max_tool_calls >= 0 and r.tool_output_chars >= 1 and r.tool_workers >= 1, "rollout.max_tool_calls",
+         "max_tool_calls >= 0, tool_output_chars >= 1 and tool_workers >= 1"),
+        (r.tool_timeout_s > 0 and r.tool_memory_mb >= 16, "rollout.tool_timeout_s",
+         "tool_timeout_s > 0 and tool_memory_mb >= 16"),
         (r.max_model_len >= 0 and r.vllm_cpu_kv_cache_gib > 0 and 0 < r.vllm_gpu_memory_utilization <= 1,
          "rollout.vllm_gpu_memory_utilization",
          "needs max_model_len >= 0, vllm_cpu_kv_cache_gib > 0 and 0 < vllm_gpu_memory_utilization <= 1"),

@@ -10,7 +10,8 @@ from pathlib import Path
 
 STAGES = ("sft", "grpo", "generate", "filter", "distill", "eval")  # the DeepSeek-R1 pipeline, in its usual order
 # the built-in generators (grpo/data/tasks.py): a number, or a code problem with tests, as the answer
-BUILT_IN = ("arithmetic", "programs")
+BUILT_IN = ("arithmetic", "programs", "products")
+TOOL_MARKERS = ("<python>", "</python>", "<output>", "</output>")  # rollout.tool_* defaults: open, close, result
 PRESET_NAMES = ("micro", "tiny", "small")  # grpo/model.py PRESETS (kept here so config needs no torch import)
 # the evaluation suites (grpo/data/suites.py SUITES; kept here so config does not import data; a test checks they agree)
 # the trackers a run can report to (grpo/runs/sinks NAMES; kept here so config imports none of them)
@@ -92,12 +93,15 @@ class TaskConfig:
     """share of the training worked solutions with a negative answer whose boxed answer is copied without its minus
     sign from a right last line (a transcription error; the think lines stay right). Arithmetic task only (other
     sources ignore it)"""
+    tool_solutions: float = 0.0
+    """products task: share of the training worked solutions that compute the product with the interpreter (in
+    rollout.tools' default markers); the rest write it down in one line"""
 
 
 @dataclass
 class DataConfig:
     source: str = "arithmetic"
-    """arithmetic or programs (built-in generators: grpo/data/tasks.py), jsonl, parquet, hub (a datasets name), or
+    """arithmetic, programs or products (built-in generators: grpo/data/tasks.py), jsonl, parquet, hub (a datasets name), or
     reasoning_gym (a generator of the reasoning-gym package: `name`, `options`; grpo/data/gym.py)"""
     name: str = ""
     """reasoning_gym only: the generator (e.g. spell_backward, chain_sum); task.train_size / task.heldout_size
@@ -240,6 +244,29 @@ class RolloutConfig:
     """asynchronous rollouts: the learner trains step n on a batch the engine sampled with the weights of step
     n - max_lag, while it samples the next ones (needs rollout.engine: server and grpo.is_cap or grpo.is_mask; one
     process); 0: synchronous. See grpo/stages/ahead.py"""
+    tools: str = "none"
+    """none, or python: the sandbox is the model's Python interpreter during rollouts and evaluation (multi-turn;
+    grpo/rollout/tools.py). A code block between tool_open and tool_close runs, and its output comes back between
+    tool_result_open and tool_result_close; tool output never enters the loss and the verifier reads only the
+    model's own text"""
+    tool_open: str = "<python>"
+    """tools: the marker that opens a code block"""
+    tool_close: str = "</python>"
+    """tools: the marker that closes a code block (generation pauses there and the block runs)"""
+    tool_result_open: str = "<output>"
+    """tools: the marker the interpreter's result starts with"""
+    tool_result_close: str = "</output>"
+    """tools: the marker the interpreter's result ends with"""
+    max_tool_calls: int = 4
+    """tools: blocks run per completion; a later block gets a refusal as its result"""
+    tool_output_chars: int = 512
+    """tools: characters of a result kept (the rest is cut, with a marker saying how many)"""
+    tool_timeout_s: float = 2.0
+    """tools: deadline of one call (an error text for the model when it runs past it)"""
+    tool_memory_mb: int = 512
+    """tools: address-space cap of one call"""
+    tool_workers: int = 2
+    """tools: sandbox calls at a time"""
     vllm_tensor_parallel_size: int = 1
     """vLLM tensor parallel: the engine's model split over this many worker processes (GPUs; on CPU, cores: set
     VLLM_CPU_OMP_THREADS_BIND, or the process's cores are split evenly). Sampling then runs in the workers,

@@ -130,6 +130,8 @@ def load_records(cfg: DataConfig, task: TaskConfig, *, split: str, seed: int, se
         n = task.train_size if split == "train" else task.heldout_size
         try:
             records = (tasks.programs(n, split=split, seed=seed) if cfg.source == "programs" else
+                       tasks.products(n, split=split, seed=seed, digits=task.digits,
+                                      tool_solutions=task.tool_solutions) if cfg.source == "products" else
                        tasks.arithmetic(n, split=split, seed=seed, digits=task.digits, ops=task.ops,
                                         operators=task.operators, solution_slips=task.solution_slips,
                                         sign_errors=task.sign_errors,

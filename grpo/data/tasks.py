@@ -22,6 +22,8 @@ from __future__ import annotations
 import hashlib
 import random
 
+from grpo.config.schema import TOOL_MARKERS  # the interpreter's default markers (rollout.tool_*)
+
 HELDOUT_PERCENT = 10  # share of the problem space that belongs to the held-out split
 
 
@@ -117,6 +119,31 @@ def arithmetic(n: int, *, split: str, seed: int, digits: int = 2, ops: int = 2, 
     return _draw(n, split, f"{split}:{seed}:{digits}:{ops}:{operators}",
                  lambda rng: _problem(rng, digits, ops, operators, errors),
                  f"problems exist for digits={digits}, ops={ops}")
+
+
+def _product(rng: random.Random, digits: int, tool_solutions: float) -> dict:
+    """`a * b` with operands of `digits` digits. The worked solution computes the product with the interpreter (a
+    block whose last expression the interpreter prints, its result, then the boxed copy) or, as someone without
+    one would, writes it down in one line; which, decided by the problem's text, `tool_solutions` of the time."""
+    low = 10 ** (digits - 1)
+    a, b = rng.randint(low, 10 * low - 1), rng.randint(low, 10 * low - 1)
+    problem, answer = f"Compute {a} * {b}.", a * b
+    code, close, result, result_close = TOOL_MARKERS
+    if random.Random(f"tool:{problem}").random() < tool_solutions:
+        think = f"{code}{a} * {b}{close}{result}{answer}{result_close}"
+    else:
+        think = f"{a} * {b} = {answer}"
+    return {"problem": problem, "answer": str(answer), "solution": f"<think>\n{think}\n</think>\n\\boxed{{{answer}}}"}
+
+
+def products(n: int, *, split: str, seed: int, digits: int = 3, tool_solutions: float = 0.0) -> list[dict]:
+    """`n` distinct multiplication problems of one split: "Compute 347 * 829." A product of several digits is what
+    a small model cannot reliably work out in its head and can with an interpreter (configs/tiny_tools.yaml).
+    Training worked solutions call the interpreter (rollout.tools' default markers) `tool_solutions` of the time;
+    held-out solutions never matter (only their answers are read)."""
+    share = tool_solutions if split == "train" else 1.0
+    return _draw(n, split, f"products:{split}:{seed}:{digits}", lambda rng: _product(rng, digits, share),
+                 f"products exist for digits={digits}")
 
 
 def _program(rng: random.Random) -> dict:

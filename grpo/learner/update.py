@@ -2,7 +2,7 @@
 
 Layout. Each completion becomes one row `prompt_ids + completion_ids`, right-padded to the batch's longest row.
 Position t of the (N, L-1) "target" tensors holds the token at t+1 and what the model said about it at t:
-`mask` is 1 on completion tokens (the stop token included), `engine_logprobs` holds the engine's sampling
+`mask` is 1 on completion tokens (the stop token included; 0 on tool output, grpo/rollout/tools.py), `engine_logprobs` holds the engine's sampling
 logprobs there. Rows are sorted by length before they are cut into micro-batches (`plan`: at most
 `grpo.micro_batch_size` rows and, with `grpo.max_tokens_per_micro_batch`, at most that many padded tokens, so
 short completions share a micro-batch and long ones do not blow the memory), so little padding is computed; the
@@ -94,6 +94,13 @@ class Sample:
     engine_logprobs: list[float]
     advantage: float
     in_loss: bool  # False: masked out (a truncated completion under reward.mask_truncated)
+    loss_mask: list[int] | None = None  # per token: 0 on tool output (never in the loss, KL or entropy); None: all 1
+
+    def in_loss_tokens(self) -> int:
+        """How many of its tokens enter the loss."""
+        if not self.in_loss:
+            return 0
+        return len(self.token_ids) if self.loss_mask is None else sum(self.loss_mask)
 
 
 def plan(samples: list[Sample], size: int, max_tokens: int = 0, count: int = 0) -> list[list[int]]:
@@ -148,8 +155,8 @@ def _micro_batch(rows: list[Sample], pad_id: int, device) -> MicroBatch:
         p, c = len(s.prompt_ids), len(s.token_ids)
         input_ids[r, : p + c] = torch.tensor(s.prompt_ids + s.token_ids, dtype=torch.long)
         attention[r, : p + c] = 1
-        if s.in_loss:
-            mask[r, p - 1 : p - 1 + c] = 1.0  # target t+1 = completion token; predicted at position t
+        if s.in_loss:  # target t+1 = completion token; predicted at position t
+            mask[r, p - 1 : p - 1 + c] = 1.0 if s.loss_mask is None else torch.tensor(s.loss_mask, dtype=mask.dtype)
         engine[r, p - 1 : p - 1 + c] = torch.tensor(s.engine_logprobs)
     tensors = (input_ids, attention, mask, engine, torch.tensor([s.advantage for s in rows]))
     return MicroBatch(*(t.to(device) for t in tensors))
@@ -185,7 +192,7 @@ def fill_fixed_logprobs(model, ref_model, batches: list[MicroBatch], *, need_old
 def step_size(samples: list[Sample], max_new_tokens: int) -> StepSize:
     """The StepSize of the whole rollout batch (the tokens and sequences its micro-batches' masks hold), which
     every rank normalises by."""
-    lengths = [len(s.token_ids) for s in samples if s.in_loss]
+    lengths = [s.in_loss_tokens() for s in samples if s.in_loss]
     return StepSize(tokens=sum(lengths), sequences=sum(n > 0 for n in lengths), max_completion_length=max_new_tokens)
 
 

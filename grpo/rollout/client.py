@@ -195,14 +195,31 @@ class ServerEngine:
                                    "the server's", prompts)
         if refusal:
             raise EngineError(refusal)
-        answer = self._call("POST", "/generate", {
-            "prompt_ids": [g.prompt_ids for g in groups], "n": n, "seed": seed, "stop_ids": sorted(self.stop_ids),
-            "version": self.version, "session": self.session, "sampling": dataclasses.asdict(sampling)})
-        for group, completions in zip(groups, answer["completions"]):
-            group.completions = [Completion(c["token_ids"], self.tokenizer.decode(c["token_ids"],
-                                                                                  skip_special_tokens=True),
-                                            c["logprobs"], c["finish_reason"]) for c in completions]
+        answer = self._generate({"prompt_ids": [g.prompt_ids for g in groups], "n": n, "seed": seed}, sampling)
+        for group, completions in zip(groups, answer):
+            group.completions = [self._completion(c) for c in completions]
         return groups
+
+    def sample_rows(self, rows: list[list[int]], sampling: SamplingParams, *, seed: int, stop: tuple[str, ...] = (),
+                    max_new: list[int] | None = None) -> list[Completion]:
+        """See the protocol (grpo/rollout/types.py): one completion per row of token ids."""
+        limits = max_new if max_new is not None else [sampling.max_new_tokens] * len(rows)
+        for ids, limit in zip(rows, limits):
+            refusal = context_overflow([ids], limit, self.max_model_len, "the server's")
+            if refusal:
+                raise EngineError(refusal)
+        answer = self._generate({"prompt_ids": rows, "n": 1, "seed": seed, "stop": list(stop), "max_new": limits},
+                                sampling)
+        return [self._completion(c) for (c,) in answer]
+
+    def _generate(self, body: dict, sampling: SamplingParams) -> list[list[dict]]:
+        return self._call("POST", "/generate", {**body, "stop_ids": sorted(self.stop_ids), "version": self.version,
+                                                "session": self.session,
+                                                "sampling": dataclasses.asdict(sampling)})["completions"]
+
+    def _completion(self, c: dict) -> Completion:
+        return Completion(c["token_ids"], self.tokenizer.decode(c["token_ids"], skip_special_tokens=True),
+                          c["logprobs"], c["finish_reason"])
 
     def close(self) -> None:
         """Leave the weight-sync group; the server keeps running (and keeps the last weights)."""

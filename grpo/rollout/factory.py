@@ -7,12 +7,25 @@ import torch
 from grpo.config import RolloutConfig
 from grpo.rollout.client import ServerEngine
 from grpo.rollout.hf import HFEngine
+from grpo.rollout.tools import ToolEngine, ToolSettings
 from grpo.rollout.types import RolloutEngine
 
 
 def make_engine(rollout: RolloutConfig, model, tokenizer) -> RolloutEngine:
     """The engine `rollout.engine` names: hf, vllm, server (grpo/rollout/client.py), or auto (vLLM when it
-    imports)."""
+    imports); with `rollout.tools`, wrapped in the tool loop (grpo/rollout/tools.py)."""
+    engine = _engine(rollout, model, tokenizer)
+    tools = ToolSettings.of(rollout)
+    if tools is None:
+        return engine
+    try:
+        return ToolEngine(engine, tokenizer, tools)
+    except BaseException:
+        engine.close()
+        raise
+
+
+def _engine(rollout: RolloutConfig, model, tokenizer) -> RolloutEngine:
     if rollout.engine not in ("auto", "hf", "vllm", "server"):
         raise ValueError(f"rollout.engine {rollout.engine!r}: must be auto, hf, vllm or server")
     if rollout.engine == "server":

@@ -46,21 +46,34 @@ class HFEngine:
         self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
         self.stop_ids = stop_token_ids(model, tokenizer)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.stop_ids)
+        self._ends: dict[int, bool] = {}  # token id -> holds a last character of `_stops` (the stop strings)
+        self._stops: tuple[str, ...] = ()
 
     def generate(self, prompts: list[str], n: int, sampling: SamplingParams, *, seed: int) -> list[Group]:
         groups = [Group(p, self.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
         rows = [g.prompt_ids for g in groups for _ in range(n)]  # prompt-major: group i is rows i*n .. i*n+n-1
-        generator = torch.Generator(device=device_of(self.model)).manual_seed(seed)
-        completions: list[Completion] = []
-        for start in range(0, len(rows), self.batch_size):
-            completions.extend(self._sample(rows[start : start + self.batch_size], sampling, generator))
+        completions = self.sample_rows(rows, sampling, seed=seed)
         for i, g in enumerate(groups):
             g.completions = completions[i * n : (i + 1) * n]
         return groups
 
+    def sample_rows(self, rows: list[list[int]], sampling: SamplingParams, *, seed: int, stop: tuple[str, ...] = (),
+                    max_new: list[int] | None = None) -> list[Completion]:
+        """See the protocol (grpo/rollout/types.py): one completion per row of token ids."""
+        if stop != self._stops:
+            self._ends, self._stops = {}, stop
+        generator = torch.Generator(device=device_of(self.model)).manual_seed(seed)
+        limits = max_new if max_new is not None else [sampling.max_new_tokens] * len(rows)
+        completions: list[Completion] = []
+        for start in range(0, len(rows), self.batch_size):
+            end = start + self.batch_size
+            completions.extend(self._sample(rows[start:end], sampling, generator, stop, limits[start:end]))
+        return completions
+
     @torch.no_grad()
-    def _sample(self, prompt_ids: list[list[int]], sampling: SamplingParams, generator) -> list[Completion]:
-        model, n = self.model, len(prompt_ids)
+    def _sample(self, prompt_ids: list[list[int]], sampling: SamplingParams, generator, stop: tuple[str, ...],
+                limits: list[int]) -> list[Completion]:
+        model, n, budget = self.model, len(prompt_ids), max(limits)
         was_training = model.training
         model.eval()
         device = generator.device  # the model's
@@ -72,14 +85,16 @@ class HFEngine:
             attention[row, width - len(ids):] = 1
         input_ids, attention = input_ids.to(device), attention.to(device)
         positions = (attention.cumsum(-1) - 1).clamp(min=0)  # (N, P): 0 at each prompt's first real token
-        stop = torch.tensor(sorted(self.stop_ids), device=device)
-        tokens = torch.full((n, sampling.max_new_tokens), self.pad_id, dtype=torch.long, device=device)  # (N, T)
-        logprobs = torch.zeros((n, sampling.max_new_tokens), device=device)
-        lengths = torch.full((n,), sampling.max_new_tokens, dtype=torch.long, device=device)  # set at a stop
+        stop_ids = torch.tensor(sorted(self.stop_ids), device=device)
+        tokens = torch.full((n, budget), self.pad_id, dtype=torch.long, device=device)  # (N, T)
+        logprobs = torch.zeros((n, budget), device=device)
+        limit = torch.tensor(limits, dtype=torch.long, device=device)  # (N,) each row's own budget
+        lengths = limit.clone()  # set at a stop
         done = torch.zeros(n, dtype=torch.bool, device=device)
+        called = [False] * n  # stopped at a stop string
         cache = None
         step_ids, step_positions = input_ids, positions
-        for t in range(sampling.max_new_tokens):
+        for t in range(budget):
             out = model(input_ids=step_ids, attention_mask=attention, position_ids=step_positions,
                         past_key_values=cache, use_cache=True)
             cache = out.past_key_values
@@ -91,9 +106,13 @@ class HFEngine:
             sampled = torch.where(done, torch.full_like(sampled, self.pad_id), sampled)
             tokens[:, t] = sampled
             logprobs[:, t] = logp.gather(-1, sampled.unsqueeze(-1)).squeeze(-1).masked_fill(done, 0.0)
-            stopped = ~done & torch.isin(sampled, stop)
+            stopped = ~done & torch.isin(sampled, stop_ids)
+            if stop:
+                for row in self._stop_strings(tokens, sampled, stopped | done, t, stop):
+                    called[row] = True
+                    stopped[row] = True
             lengths[stopped] = t + 1
-            done |= stopped
+            done |= stopped | (t + 1 >= limit)
             if bool(done.all()):
                 break
             step_ids = sampled.unsqueeze(-1)  # (N, 1)
@@ -104,10 +123,28 @@ class HFEngine:
         for row in range(n):
             length = int(lengths[row])
             ids = tokens[row, :length].tolist()
-            finished = bool(done[row])
+            reason = "call" if called[row] else "stop" if ids and ids[-1] in self.stop_ids else "length"
             result.append(Completion(ids, self.tokenizer.decode(ids, skip_special_tokens=True),
-                                     logprobs[row, :length].tolist(), "stop" if finished else "length"))
+                                     logprobs[row, :length].tolist(), reason))
         return result
+
+    def _stop_strings(self, tokens: torch.Tensor, sampled: torch.Tensor, finished: torch.Tensor, t: int,
+                      stop: tuple[str, ...]) -> list[int]:
+        """The rows whose new text (tokens[:, :t+1]) now contains a stop string: it can only end in the token
+        just sampled, so only rows whose token holds a stop string's last character are decoded, and only their
+        last few tokens (every token is at least one character)."""
+        width = max(len(s) for s in stop)
+        hits = []
+        for row in (~finished).nonzero().flatten().tolist():
+            token = int(sampled[row])
+            if token not in self._ends:
+                piece = self.tokenizer.decode([token])
+                self._ends[token] = any(s[-1] in piece for s in stop)
+            if self._ends[token]:
+                tail = self.tokenizer.decode(tokens[row, max(0, t + 1 - width) : t + 1].tolist())
+                if any(s in tail for s in stop):
+                    hits.append(row)
+        return hits
 
     def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
         own = self.model.state_dict(keep_vars=True)  # parameters by every name, tied ones included

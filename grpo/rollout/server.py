@@ -7,7 +7,8 @@ DIR is a Hugging Face model directory; the trainer's model must have the same ar
 connects) and its weights replace DIR's at once. HTTP with JSON bodies, one engine call at a time:
 
     GET  /info           the model's config, the engine's context length, vLLM version, weights version
-    POST /generate       {"prompt_ids", "n", "sampling", "seed", "stop_ids", "session", "version"} ->
+    POST /generate       {"prompt_ids", "n", "sampling", "seed", "stop_ids", "session", "version"; optional
+                         "stop" (strings: finish_reason "call") and "max_new" (a budget per prompt)} ->
                          {"completions": per prompt, n of {"token_ids", "logprobs", "finish_reason"}} (the rollout
                          protocol without the text); refused (409) when the server holds another weights version
                          than the trainer synced
@@ -132,10 +133,11 @@ class Server:
 
     def generate(self, body: dict) -> dict:
         sampling = SamplingParams(**body["sampling"])
-        refusal = context_overflow(body["prompt_ids"], sampling.max_new_tokens, self.settings.max_model_len,
-                                   "the server's")
-        if refusal:
-            raise RequestError(refusal)
+        max_new = body.get("max_new")  # per prompt (the tool loop's rows), else the sampling's budget for all
+        for ids, limit in zip(body["prompt_ids"], max_new or [sampling.max_new_tokens] * len(body["prompt_ids"])):
+            refusal = context_overflow([ids], limit, self.settings.max_model_len, "the server's")
+            if refusal:
+                raise RequestError(refusal)
         with self.lock:
             self._check(body)
             if int(body["version"]) != self.version:
@@ -143,7 +145,8 @@ class Server:
                                f"{body['version']}")
             started = time.perf_counter()
             sampled = self.engine.sample(body["prompt_ids"], int(body["n"]), sampling, seed=int(body["seed"]),
-                                         stop_ids=set(body["stop_ids"]))
+                                         stop_ids=set(body["stop_ids"]), stop=tuple(body.get("stop", ())),
+                                         max_new=max_new)
         tokens = sum(len(ids) for group in sampled for ids, _, _ in group)
         log.info("generate: %d prompts x %d, %d tokens in %.2f s", len(sampled), int(body["n"]), tokens,
                  time.perf_counter() - started)

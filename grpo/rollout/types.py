@@ -7,7 +7,8 @@
 A completion carries its token ids (the stop token included), its text decoded by the run's tokenizer, the
 logprob of each sampled token under the *processed* distribution it was drawn from (after temperature, top-k and
 top-p: exactly the sampling probability, which importance sampling needs), and why it ended (`stop`, `length`).
-Engines: the transformers engine (grpo/rollout/hf.py), vLLM in this process (vllm_engine.py), a vLLM server in
+`sample_rows` goes on from token ids, one completion per row, and can stop at a string: the tool loop
+(grpo/rollout/tools.py) runs multi-turn rollouts with it on any engine. Engines: the transformers engine (grpo/rollout/hf.py), vLLM in this process (vllm_engine.py), a vLLM server in
 another (client.py, server.py); `grpo/rollout/factory.py` picks one. Every engine failure is an `EngineError`.
 """
 
@@ -42,9 +43,17 @@ class SamplingParams:
 @dataclass
 class Completion:
     token_ids: list[int]  # sampled tokens, the stop token included when finish_reason is "stop"
-    text: str  # decoded without special tokens (end of turn, padding)
-    logprobs: list[float]  # per token, from the processed sampling distribution
-    finish_reason: str  # "stop" (end-of-turn token) or "length" (max_new_tokens reached)
+    text: str  # the model's own text, decoded without special tokens (end of turn, padding): what verifiers read
+    logprobs: list[float]  # per token, from the processed sampling distribution (0 on tool-output tokens)
+    finish_reason: str  # "stop" (end-of-turn token), "length" (max_new_tokens reached), "call" (a stop string:
+    #                     only from `sample_rows`, which the tool loop drives)
+    mask: list[int] | None = None  # with tools: 1 on the model's tokens, 0 on tool output (None: all the model's)
+    turns: list[dict] | None = None  # with tools: [{"role": "model" | "tool", "text", ...}] in order
+
+    @property
+    def transcript(self) -> str:
+        """What the model saw and wrote, tool output included (its text when no tool ran)."""
+        return "".join(t["text"] for t in self.turns) if self.turns else self.text
 
 
 @dataclass
@@ -52,10 +61,19 @@ class Group:
     prompt: str
     prompt_ids: list[int]
     completions: list[Completion] = field(default_factory=list)
+    tool_seconds: float = 0.0  # with tools: this group's share of the rollout's wall seconds waiting on calls
 
 
 class RolloutEngine(Protocol):
     def generate(self, prompts: list[str], n: int, sampling: SamplingParams, *, seed: int) -> list[Group]: ...
+
+    def sample_rows(self, rows: list[list[int]], sampling: SamplingParams, *, seed: int, stop: tuple[str, ...] = (),
+                    max_new: list[int] | None = None) -> list[Completion]:
+        """One completion per row of token ids (a prompt and what followed it), going on from exactly those ids; it
+        ends at an end-of-turn token, at `max_new[i]` new tokens (default `sampling.max_new_tokens`), or when its
+        new text contains a `stop` string (finish_reason "call"; the tokens up to the one that completed it kept).
+        What the tool loop (grpo/rollout/tools.py) is built on."""
+        ...
 
     def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None: ...
 

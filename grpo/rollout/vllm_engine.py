@@ -285,11 +285,22 @@ def _wake(llm, tags: list[str]) -> None:
     llm.wake_up(tags=tags)
 
 
-def _sampling_params(sampling: SamplingParams, n: int, stop_ids: set[int]) -> "VllmSamplingParams":
+def _sampling_params(sampling: SamplingParams, n: int, stop_ids: set[int], stop: tuple[str, ...] = (),
+                     max_tokens: int | None = None) -> "VllmSamplingParams":
+    """vLLM's parameters; stop strings need its detokenizer (the text it checks them on; the token ids stay as
+    sampled, the one that completed the string included)."""
     return VllmSamplingParams(n=n, temperature=sampling.temperature, top_p=sampling.top_p,
                               top_k=sampling.top_k if sampling.top_k > 0 else -1,
-                              max_tokens=sampling.max_new_tokens, logprobs=0,
-                              stop_token_ids=sorted(stop_ids), ignore_eos=False, detokenize=False)
+                              max_tokens=max_tokens or sampling.max_new_tokens, logprobs=0,
+                              stop_token_ids=sorted(stop_ids), ignore_eos=False, detokenize=bool(stop),
+                              **({"stop": list(stop), "include_stop_str_in_output": True} if stop else {}))
+
+
+def _finish(out) -> str:
+    """stop (an end-of-turn id), call (a stop string: vLLM names it as the stop reason) or length."""
+    if out.finish_reason != "stop":
+        return "length"
+    return "call" if isinstance(getattr(out, "stop_reason", None), str) else "stop"
 
 
 def _sampled_logprob(position_logprobs, token_id: int) -> float:
@@ -338,16 +349,34 @@ class VLLMEngine:
                                  for ids, logprobs, reason in completions]
         return groups
 
+    def sample_rows(self, rows: list[list[int]], sampling: SamplingParams, *, seed: int, stop: tuple[str, ...] = (),
+                    max_new: list[int] | None = None) -> list[Completion]:
+        """See the protocol (grpo/rollout/types.py): one completion per row of token ids."""
+        limits = max_new if max_new is not None else [sampling.max_new_tokens] * len(rows)
+        for ids, limit in zip(rows, limits):
+            refusal = context_overflow([ids], limit, self.settings.max_model_len, "the engine's")
+            if refusal:
+                raise EngineError(refusal)
+        sampled = self.sample(rows, 1, sampling, seed=seed, stop_ids=self.stop_ids, stop=stop, max_new=limits)
+        return [Completion(ids, self.tokenizer.decode(ids, skip_special_tokens=True), logprobs, reason)
+                for (ids, logprobs, reason), in sampled]
+
     def sample(self, prompt_ids: list[list[int]], n: int, sampling: SamplingParams, *, seed: int,
-               stop_ids: set[int]) -> list[list[tuple[list[int], list[float], str]]]:
+               stop_ids: set[int], stop: tuple[str, ...] = (),
+               max_new: list[int] | None = None) -> list[list[tuple[list[int], list[float], str]]]:
         """Per prompt, n (token ids, sampling logprobs, finish reason): `generate` without the text, which is
-        what the server (grpo/rollout/server.py) answers with; the caller has checked the lengths."""
+        what the server (grpo/rollout/server.py) answers with; `stop` strings and per-prompt `max_new` budgets as
+        `sample_rows` takes them. The caller has checked the lengths."""
         self._wake_all()
         # vLLM refuses n > 1 when greedy: then each group is n requests of one (identical) completion
         per_request = n if sampling.temperature > 0 else 1
         copies = n // per_request
         requests = [TokensPrompt(prompt_token_ids=ids) for ids in prompt_ids for _ in range(copies)]
-        params = _sampling_params(sampling, per_request, stop_ids)
+        if max_new is None:
+            params = _sampling_params(sampling, per_request, stop_ids, stop)
+        else:  # one per request
+            params = [_sampling_params(sampling, per_request, stop_ids, stop, limit)
+                      for limit in max_new for _ in range(copies)]
         devices = [torch.cuda.current_device()] if on_gpu() else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
@@ -357,7 +386,7 @@ class VLLMEngine:
             for out in sorted(output.outputs, key=lambda o: o.index):
                 ids = list(out.token_ids)
                 logprobs = [_sampled_logprob(lp, t) for lp, t in zip(out.logprobs, ids)]
-                result[j // copies].append((ids, logprobs, "stop" if out.finish_reason == "stop" else "length"))
+                result[j // copies].append((ids, logprobs, _finish(out)))
         if self.settings.sleep:
             _sleep(self.llm)
             self.asleep = True

@@ -23,7 +23,9 @@ from grpo.config import Config, SFTConfig
 from grpo.data.prompts import to_examples
 from grpo.model import device_of
 from grpo.rollout.factory import make_engine
-from grpo.rollout.types import SamplingParams, stop_token_ids
+from grpo.rollout.hf import HFEngine
+from grpo.rollout.tools import ToolEngine, ToolSettings
+from grpo.rollout.types import Completion, SamplingParams, stop_token_ids
 from grpo.stages.judge import Judge
 
 
@@ -63,30 +65,38 @@ def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int, batch
     return out
 
 
-def _sampled(engine, prompts: list[str], protocol: EvalProtocol, max_new_tokens: int) -> list[list[str]]:
+def _sampled(engine, prompts: list[str], protocol: EvalProtocol, max_new_tokens: int) -> list[list[Completion]]:
     if engine is None:
         raise ValueError("a sampled held-out evaluation (temperature > 0) needs the rollout engine")
     sampling = SamplingParams(temperature=protocol.temperature, top_p=protocol.top_p, max_new_tokens=max_new_tokens)
-    return [[c.text for c in g.completions] for g in engine.generate(prompts, protocol.n, sampling, seed=protocol.seed)]
+    return [g.completions for g in engine.generate(prompts, protocol.n, sampling, seed=protocol.seed)]
 
 
 def heldout_accuracy(model, tokenizer, examples, *, max_new_tokens: int, judge: Judge,
-                     protocol: EvalProtocol = GREEDY, engine=None) -> tuple[float, list[dict]]:
+                     protocol: EvalProtocol = GREEDY, engine=None,
+                     tools: ToolSettings | None = None) -> tuple[float, list[dict]]:
     """(accuracy, samples): pass@1 over the examples, averaged over `protocol.n` samples each. One sample dict
-    per completion, in problem order, with its problem's index under "problem"."""
+    per completion, in problem order, with its problem's index under "problem". With `tools`, the model calls the
+    interpreter as in training (through `engine`, a tool engine, or else one on the transformers engine), greedy
+    included; the verifier reads the model's own text, the sample shows the transcript."""
     if not examples:
         return float("nan"), []
     prompts = [e.prompt for e in examples]
-    if protocol.greedy:
-        if protocol.n != 1:
-            raise ValueError(f"greedy evaluation takes n = 1 (got n = {protocol.n}): every sample would be equal")
-        per_problem = [[c] for c in generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens)]
+    if protocol.greedy and protocol.n != 1:
+        raise ValueError(f"greedy evaluation takes n = 1 (got n = {protocol.n}): every sample would be equal")
+    if tools is not None:
+        own = ToolEngine(HFEngine(model, tokenizer), tokenizer, tools) if not isinstance(engine, ToolEngine) else None
+        per_problem = _sampled(own or engine, prompts, protocol, max_new_tokens)
+    elif protocol.greedy:
+        per_problem = [[Completion([], c, [], "")] for c in generate(model, tokenizer, prompts,
+                                                                      max_new_tokens=max_new_tokens)]
     else:
         per_problem = _sampled(engine, prompts, protocol, max_new_tokens)
     flat = [(i, e, c) for i, (e, cs) in enumerate(zip(examples, per_problem)) for c in cs]
-    results = judge([c for _, _, c in flat], [e for _, e, _ in flat])
-    samples = [{"problem": i, "prompt": e.prompt, "completion": c, "gold": e.answer, "reward": r.reward,
-                "reason": r.reason, "correct": bool(r.correct), "extracted": r.extracted}
+    results = judge([c.text for _, _, c in flat], [e for _, e, _ in flat])
+    samples = [{"problem": i, "prompt": e.prompt, "completion": c.transcript, **({"turns": c.turns} if c.turns else {}),
+                "gold": e.answer, "reward": r.reward, "reason": r.reason, "correct": bool(r.correct),
+                "extracted": r.extracted}
                for (i, e, c), r in zip(flat, results)]
     return sum(r.correct for r in results) / len(results), samples
 
@@ -104,36 +114,39 @@ def by_problem(samples: list[dict]) -> list[dict]:
 @dataclass(frozen=True)
 class EvalPlan:
     """How a stage measures held-out accuracy: on the first `size` problems (None: all), with `max_new_tokens` per
-    completion, under `protocol`."""
+    completion, under `protocol`, with the interpreter when `tools` (the run's rollout.tools: training and its
+    held-out evaluation use the same setting)."""
 
     size: int | None
     max_new_tokens: int
     protocol: EvalProtocol = GREEDY
+    tools: ToolSettings | None = None
 
     @classmethod
     def of(cls, config: Config, stage: str) -> EvalPlan:
         """The plan of a stage of the run: `grpo`, `eval`, or `sft` (the cold start; the students use `sft` on
         their own section, distill.sft)."""
-        seed = config.run.seed
+        seed, tools = config.run.seed, ToolSettings.of(config.rollout)
         if stage == "grpo":
             g = config.grpo
             return cls(g.eval_size, g.eval_max_new_tokens or config.rollout.max_new_tokens,
-                       EvalProtocol(n=g.eval_n, temperature=g.eval_temperature, top_p=g.eval_top_p, seed=seed))
+                       EvalProtocol(n=g.eval_n, temperature=g.eval_temperature, top_p=g.eval_top_p, seed=seed), tools)
         if stage == "eval":
             e = config.eval
             return cls(e.size or None, e.max_new_tokens or config.rollout.max_new_tokens,
-                       EvalProtocol(n=e.n, temperature=e.temperature, top_p=e.top_p, seed=seed))
-        return cls.sft(config.sft)
+                       EvalProtocol(n=e.n, temperature=e.temperature, top_p=e.top_p, seed=seed), tools)
+        return cls.sft(config.sft, tools)
 
     @classmethod
-    def sft(cls, cfg: SFTConfig) -> EvalPlan:
+    def sft(cls, cfg: SFTConfig, tools: ToolSettings | None = None) -> EvalPlan:
         """An SFT run's plan (the cold start's `sft`, the students' `distill.sft`): greedy."""
-        return cls(cfg.eval_size, cfg.max_new_tokens)
+        return cls(cfg.eval_size, cfg.max_new_tokens, tools=tools)
 
     def measures_like(self, other: EvalPlan) -> bool:
         """Would both give the same figure on the same model? (Greedy decoding ignores the seed and top-p.)"""
         same_protocol = self.protocol == other.protocol or (self.protocol.greedy and other.protocol.greedy)
-        return self.size == other.size and self.max_new_tokens == other.max_new_tokens and same_protocol
+        return (self.size == other.size and self.max_new_tokens == other.max_new_tokens and same_protocol
+                and self.tools == other.tools)
 
 
 class Evaluator:
@@ -156,7 +169,7 @@ class Evaluator:
     def run(self, step: int) -> float:
         accuracy, samples = heldout_accuracy(self.model, self.tokenizer, self.examples,
                                              max_new_tokens=self.plan.max_new_tokens, judge=self.judge,
-                                             protocol=self.plan.protocol, engine=self.engine)
+                                             protocol=self.plan.protocol, engine=self.engine, tools=self.plan.tools)
         self.last, self.last_samples = suite_metrics(by_problem(samples)) if samples else {}, samples
         if self.log is not None:
             self.log.line({"step": step, **self.tags, "eval/heldout_accuracy": accuracy,
@@ -206,7 +219,7 @@ def evaluate_heldout(model, tokenizer, records: list[dict], config: Config, plan
     that ran (accuracy: `evals[-1]`; pass@k and maj@k: `last`; samples: `last_samples`); with a `log`, its metrics
     line and samples (tagged with `tags`) are written there."""
     examples = to_examples(records, tokenizer, config.prompt)
-    engine = None if plan.protocol.greedy else make_engine(config.rollout, model, tokenizer)
+    engine = None if plan.protocol.greedy and plan.tools is None else make_engine(config.rollout, model, tokenizer)
     try:
         evaluator = Evaluator(model, tokenizer, examples, plan, Judge.of(config.reward, config.prompt), log=log,
                               engine=engine, tags=tags)

@@ -60,7 +60,8 @@ class PromptSampler:
 
 
 def _nothing_seen() -> dict:
-    return {"groups": 0, "zero_std": 0, "infra": 0, "rounds": 0, "completions": [], "scores": []}
+    return {"groups": 0, "zero_std": 0, "infra": 0, "rounds": 0, "completions": [], "scores": [], "tool_s": 0.0,
+            "tools": False}
 
 
 @dataclass
@@ -77,8 +78,9 @@ class Batch:
     @classmethod
     def merged(cls, parts: list[Batch]) -> Batch:
         """The processes' parts of a data-parallel rollout, in rank order: the whole step's batch."""
-        seen = {key: sum(p.seen[key] for p in parts) for key in ("groups", "zero_std", "infra")}
+        seen = {key: sum(p.seen[key] for p in parts) for key in ("groups", "zero_std", "infra", "tool_s")}
         seen["rounds"] = max(p.seen["rounds"] for p in parts)
+        seen["tools"] = any(p.seen["tools"] for p in parts)
         for key in ("completions", "scores"):
             seen[key] = [x for p in parts for x in p.seen[key]]
         return cls([k for p in parts for k in p.kept], seen)
@@ -91,7 +93,7 @@ class Batch:
         rewards = torch.tensor([[s["reward"] for s in scores] for _, _, scores in self.kept])  # (B, G)
         adv = advantages(rewards, estimator)  # (B, G)
         return [Sample(g.prompt_ids, c.token_ids, c.logprobs, float(adv[i, j]),
-                       not (mask_truncated and c.finish_reason == "length"))
+                       not (mask_truncated and c.finish_reason == "length"), c.mask)
                 for i, (g, _, _) in enumerate(self.kept) for j, c in enumerate(g.completions)]
 
     def metrics(self, rollout_seconds: float) -> dict:
@@ -119,6 +121,7 @@ class Batch:
             "async/lag": self.lag,
             "perf/generated_tokens": sum(lengths),
             "perf/rollout_tokens_per_s": sum(lengths) / max(rollout_seconds, 1e-9),
+            **(tool_metrics(completions, self.seen["tool_s"]) if self.seen["tools"] else {}),
         }
 
     def readable(self, step: int, k: int) -> list[dict]:
@@ -126,12 +129,24 @@ class Batch:
         rows = []
         for g, gold, scores in self.kept[:k]:
             c, s = g.completions[0], scores[0]
-            rows.append({"stage": "grpo", "step": step, "split": "train", "prompt": g.prompt, "completion": c.text,
+            rows.append({"stage": "grpo", "step": step, "split": "train", "prompt": g.prompt,
+                         "completion": c.transcript, **({"turns": c.turns} if c.turns else {}),
                          "gold": gold, "reward": s["reward"], "reason": s["reason"],
                          **({"terms": s["terms"]} if s.get("terms") else {}),
                          **({"term_reasons": s["term_reasons"]} if "term_reasons" in s else {}),
                          "finish_reason": c.finish_reason, "group_rewards": [x["reward"] for x in scores]})
         return rows
+
+
+def tool_metrics(completions: list, seconds: float) -> dict:
+    """tools/*: calls per completion, the share of calls that failed (an error, a limit, a crash; a timeout too)
+    and that ran past their deadline; perf/tool_s, the rollout's wall seconds waiting on calls."""
+    calls = [t["status"] for c in completions for t in (c.turns or []) if t["role"] == "tool"]
+    n = max(len(calls), 1)
+    return {"tools/calls_mean": len(calls) / max(len(completions), 1),
+            "tools/error_frac": sum(s not in ("ok", "output_limit") for s in calls) / n,
+            "tools/timeout_frac": sum(s == "timeout" for s in calls) / n,
+            "perf/tool_s": seconds}
 
 
 class Rollouts:
@@ -144,6 +159,7 @@ class Rollouts:
         self.seed, self.team, self.say = seed, team, say
         self.sampling = SamplingParams(rollout.temperature, rollout.top_p, rollout.top_k, rollout.max_new_tokens)
         self.sampler = PromptSampler(len(examples), seed)
+        self.tools = rollout.tools != "none"
 
     def collect(self, step: int, timer) -> Batch:
         """The step's batch, whole on every process."""
@@ -177,6 +193,8 @@ class Rollouts:
             informative = R.informative_groups(rewards)
             infra = torch.isnan(rewards).any(dim=1)
             batch.seen["groups"] += len(groups)
+            batch.seen["tool_s"] += sum(g.tool_seconds for g in groups)
+            batch.seen["tools"] = self.tools
             batch.seen["zero_std"] += int((~informative & ~infra).sum())
             batch.seen["infra"] += int(infra.sum())
             for g, e, s, keep_it, bad in zip(groups, picked, scores, informative.tolist(), infra.tolist()):

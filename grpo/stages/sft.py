@@ -30,20 +30,28 @@ from grpo.learner.team import ONE
 from grpo.runs.checkpoint import Checkpointer
 from grpo.runs.log import RunLog
 from grpo.runs.sinks import Sinks
+from grpo.rollout.tools import ToolSettings, segments
 from grpo.stages.evaluate import EvalPlan, Evaluator
 from grpo.stages.judge import Judge
 
 
-def tokenize(examples, tokenizer, max_length: int) -> tuple[list[tuple[list[int], list[int]]], int]:
-    """(input_ids, labels) pairs with the prompt masked; and how many examples were too long (left out)."""
+def tokenize(examples, tokenizer, max_length: int,
+             tools: ToolSettings | None = None) -> tuple[list[tuple[list[int], list[int]]], int]:
+    """(input_ids, labels) pairs with the prompt masked; and how many examples were too long (left out). With
+    `tools`, the interpreter's result blocks in a worked solution are tokenised on their own, as a rollout appends
+    them, and masked too: the model learns to call the interpreter and use its output, never to write it."""
     out, too_long = [], 0
     for e in examples:
         prompt = tokenizer(e.prompt, add_special_tokens=False)["input_ids"]
-        completion = tokenizer(e.completion, add_special_tokens=False)["input_ids"]
-        if len(prompt) + len(completion) > max_length:
+        ids, labels = list(prompt), [IGNORE] * len(prompt)
+        for is_tool, piece in segments(e.completion, tools) if tools is not None else [(False, e.completion)]:
+            piece_ids = tokenizer(piece, add_special_tokens=False)["input_ids"]
+            ids += piece_ids
+            labels += [IGNORE] * len(piece_ids) if is_tool else piece_ids
+        if len(ids) > max_length:
             too_long += 1
             continue
-        out.append((prompt + completion, [IGNORE] * len(prompt) + completion))
+        out.append((ids, labels))
     return out, too_long
 
 
@@ -105,22 +113,23 @@ class Throughput:
 
 def run_sft(model, tokenizer, train, heldout, cfg: SFTConfig, run_dir: Path, *, seed: int, judge: Judge,
             stage: str = "sft", section: str = "sft.lora", final: Path | None = None, kd: Distillation | None = None,
-            resume_from: Path | None = None, sinks: Sinks | None = None) -> dict:
+            resume_from: Path | None = None, sinks: Sinks | None = None, tools: ToolSettings | None = None) -> dict:
     """Train `model` on `train` examples; return {"heldout_accuracy", "seconds", "steps", ...}. Metrics and
     samples go to the run dir's files tagged with `stage`; the model to `final` (default: <run dir>/final).
     `section`: the config keys of the LoRA settings (`sft.lora`, `distill.sft.lora`); under LoRA a stopped run
     restarts (its checkpoints hold the merged model only). `resume_from`: a checkpoint of this stage whose weights
     `model` already holds; the run continues from its step exactly as if it had not stopped (optimizer, schedule,
-    batch order, RNG, logs). `sinks`: the run's trackers, which get every metrics line too."""
+    batch order, RNG, logs). `sinks`: the run's trackers, which get every metrics line too. `tools`: the
+    held-out evaluation lets the model call the interpreter (the run's rollout.tools)."""
     start = time.monotonic()
-    sequences, too_long = tokenize(train, tokenizer, cfg.max_length)
+    sequences, too_long = tokenize(train, tokenizer, cfg.max_length, tools)
     if not sequences:
         raise ValueError(f"no training example fits sft.max_length={cfg.max_length} ({too_long} too long)")
     stream = batches(sequences, cfg.batch_size, random.Random(seed))
     log = RunLog(run_dir, stage, total=cfg.steps, every=cfg.log_every,
                  show={"loss": ("loss/sft", ".3f"), "tok/s": ("perf/train_tokens_per_s", ".0f")}, sinks=sinks)
     policy = Policy(model, cfg, stage=stage, section=section, keep_adapters=False, say=log.say)
-    evaluator = Evaluator(model, tokenizer, heldout, EvalPlan.sft(cfg), judge, log=log, every=cfg.eval_every,
+    evaluator = Evaluator(model, tokenizer, heldout, EvalPlan.sft(cfg, tools), judge, log=log, every=cfg.eval_every,
                           total=cfg.steps, n_samples=8)
     ckpt = Checkpointer(run_dir / "checkpoints" / stage, tokenizer, every=cfg.save_every, total=cfg.steps,
                         at_end=True, team=ONE)
