@@ -64,7 +64,11 @@ def _override(config: Config, item: str) -> None:
     if not sep or not key:
         raise ConfigError(f"command line: {item!r} is not key.sub=value")
     *sections, name = key.split(".")
-    nested: dict = {name: yaml.safe_load(text) if text.strip() else ""}
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:  # not a YAML value (```python, a lone colon): the text as written
+        value = text
+    nested: dict = {name: value}
     for section in reversed(sections):
         nested = {section: nested}
     _fill(config, nested, "", "command line")

@@ -159,6 +159,25 @@ def result_body(status: str, returncode: int | None, stdout: str, stderr: str, s
     return body
 
 
+def run_block(sandbox, cells: list[str], settings: ToolSettings) -> tuple[str, str, float]:
+    """Run `cells[-1]` after replaying the earlier cells, in one sandbox process with the call's deadline and
+    memory cap: (result body, status, seconds). Status: the sandbox's (ok, error, timeout, memory, output_limit,
+    killed), or infra when the sandbox itself failed (the model is told; it is not the program's doing)."""
+    from sandbox import Limits, SandboxError
+
+    try:
+        result = sandbox.run_job({"mode": "script", "code": cell_program(cells, settings.max_recursion),
+                                  "tests": [{"stdin": ""}]}, timeout_s=settings.timeout_s,
+                                 limits=Limits(memory_mb=settings.memory_mb, stack_mb=16))
+    except SandboxError as e:  # retried already
+        return f"the interpreter failed: {e}"[: settings.output_chars], "infra", 0.0
+    record = result.records[0]
+    status = "error" if record.status in ("compile_error", "not_run") else record.status
+    body = result_body(status, record.returncode, record.stdout.decode("utf-8", errors="replace"),
+                       record.stderr.decode("utf-8", errors="replace"), settings)
+    return body, status, result.seconds
+
+
 @dataclass
 class _Trajectory:
     prompt_ids: list[int]
@@ -251,10 +270,7 @@ class ToolEngine:
         return groups
 
     def _run(self, calls: list[tuple[_Trajectory, str]]) -> list[tuple[str, str, float]]:
-        """(result body, status, seconds) per call, in order; the calls past a trajectory's limit do not run."""
-        from sandbox import Limits, SandboxError
-
-        limits = Limits(memory_mb=self.settings.memory_mb, stack_mb=16)
+        """(result body, status, seconds) per call, in order; a call past its trajectory's limit does not run."""
 
         def one(call: tuple[_Trajectory, str]) -> tuple[str, str, float]:
             t, code = call
@@ -262,19 +278,10 @@ class ToolEngine:
                 return (f"the interpreter runs at most {self.settings.max_calls} blocks per answer; this one did not "
                         "run", "limit", 0.0)
             t.calls += 1
-            program = cell_program(t.cells + [code], self.settings.max_recursion)
-            try:
-                result = self.sandbox.run_job({"mode": "script", "code": program, "tests": [{"stdin": ""}]},
-                                              timeout_s=self.settings.timeout_s, limits=limits)
-            except SandboxError as e:  # the sandbox itself failed (retried already): the model is told, not blamed
-                return f"the interpreter failed: {e}"[: self.settings.output_chars], "infra", 0.0
-            record = result.records[0]
-            status = "error" if record.status in ("compile_error", "not_run") else record.status
+            body, status, seconds = run_block(self.sandbox, t.cells + [code], self.settings)
             if status in ("ok", "error"):  # one that ran past a limit would do so again: not replayed
                 t.cells.append(code)
-            body = result_body(status, record.returncode, record.stdout.decode("utf-8", errors="replace"),
-                               record.stderr.decode("utf-8", errors="replace"), self.settings)
-            return body, status, result.seconds
+            return body, status, seconds
 
         if not calls:
             return []
