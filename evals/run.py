@@ -124,7 +124,7 @@ def write(out: Path, env: Environment, graded: list[dict], summary: dict, params
     wrong = [s for p in graded for s in p["samples"] if not s["correct"]][:2]
     for label, chosen in (("right", right), ("wrong", wrong)):
         for s in chosen:
-            lines += [f"**{label}** ({s['reason']}):", "", "```", s["completion"][-800:], "```", ""]
+            lines += [f"**{label}** ({s['reason']}):", "", "```", s.get("transcript", s["completion"])[-800:], "```", ""]
     lines += ["## Plots", ""] + [f"![{name}]({name}.png)" for name in plot(out, graded, summary)]
     (out / "report.md").write_text("\n".join(lines))
     return results
@@ -199,13 +199,16 @@ def generate(env: Environment, records: list[dict], args) -> dict[str, list[dict
         raise Refused(f"suite {env.name}: a prompt of {longest} tokens fills the model's context ({context} tokens, "
                       "its max_position_embeddings): evaluate a model with a longer context (for a preset built "
                       "here, train it with model.max_position_embeddings=2048 or more)")
-    engine = make_engine(RolloutConfig(engine=args.engine, max_model_len=context), model, tokenizer)
+    engine = make_engine(RolloutConfig(engine=args.engine, max_model_len=context, tools=args.tools,
+                                       max_tool_calls=args.max_tool_calls, tool_timeout_s=args.tool_timeout_s),
+                         model, tokenizer)
     try:
         groups = engine.generate(prompts, args.n, SamplingParams(temperature=args.temperature, top_p=args.top_p,
                                                                  max_new_tokens=budget), seed=args.seed)
     finally:
         engine.close()
-    return {r["id"]: [{"completion": c.text, "tokens": len(c.token_ids), "finish_reason": c.finish_reason}
+    return {r["id"]: [{"completion": c.text, "tokens": len(c.token_ids), "finish_reason": c.finish_reason,
+                       **({"transcript": c.transcript, "turns": c.turns} if c.turns else {})}
                       for c in g.completions] for r, g in zip(records, groups)}
 
 
@@ -254,6 +257,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--think-prefix", action=argparse.BooleanOptionalAction, default=None)
     parser.add_argument("--engine", choices=["auto", "vllm", "hf"], default="auto")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tools", choices=["none", "python"], default="none",
+                        help="python: the model calls the sandboxed interpreter while it answers (rollout.tools; the "
+                             "default markers <python>...</python>, results in <output>...</output>); graded on "
+                             "its own text")
+    parser.add_argument("--max-tool-calls", type=int, default=4, help="with --tools: code blocks run per answer")
+    parser.add_argument("--tool-timeout-s", type=float, default=2.0, help="with --tools: deadline of one call")
     parser.add_argument("--limit", type=int, default=0, help="only the first N problems")
     parser.add_argument("--data-dir", help="local suite files (default: GRPO_EVAL_DATA, else ../shared/data); a "
                         "suite whose file is not there loads from the hub")
@@ -314,7 +323,9 @@ def _evaluate_suite(name: str, env: Environment, args) -> None:
         samples = generate(env, records, args)
         params = {"source": args.model, "preset": args.preset, "n": args.n, "temperature": args.temperature,
                   "top_p": args.top_p, "think_prefix": args.think_prefix, "max_new_tokens": args.max_new_tokens,
-                  "engine": args.engine, "seed": args.seed}
+                  "engine": args.engine, "seed": args.seed, "tools": args.tools,
+                  **({"max_tool_calls": args.max_tool_calls, "tool_timeout_s": args.tool_timeout_s}
+                     if args.tools != "none" else {})}
     params.update({"limit": args.limit, "date_from": args.date_from, "date_to": args.date_to,
                    "difficulty": args.difficulty, "template": args.template})
     if name.startswith(environments.GYM_PREFIX):

@@ -33,7 +33,7 @@ from grpo.learner.lora import check_targets
 from grpo.learner.team import Team, launch
 from grpo.model import build_model, build_tokenizer, load, mixed_precision, parameter_count
 from grpo.rollout.factory import check_engine, make_engine
-from grpo.rollout.tools import ToolSettings
+from grpo.rollout.tools import ToolSettings, check_tools
 from grpo.runs.checkpoint import latest_checkpoint
 from grpo.runs.files import write_atomic
 from grpo.runs.log import RunLog
@@ -124,6 +124,8 @@ def preflight(r: Run) -> None:
     sampled_eval = not EvalPlan.of(config, "eval").protocol.greedy  # the eval stage and teacher accuracy sample
     if {"grpo", "generate"} & set(todo) or (sampled_eval and {"generate", "filter", "distill", "eval"} & set(todo)):
         check_engine(config.rollout)
+    if {"sft", "grpo", "generate", "eval"} & set(todo):
+        check_tools(config.rollout)
     if "grpo" in todo:
         check_context(config, r.model, r.tokenizer, r.train_examples + r.heldout_examples,
                       max(config.rollout.max_new_tokens, config.grpo.eval_max_new_tokens),

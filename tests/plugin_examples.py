@@ -47,3 +47,13 @@ NOT_A_FUNCTION = 3
 
 def digit_share(completion: str, row: dict) -> float:  # a dense signal: differs between almost any two samples
     return sum(ch.isdigit() for ch in completion) / max(len(completion), 1)
+
+
+def products():  # `--suite plugin_examples:products`: the built-in products task's held-out problems (16)
+    from grpo.data import tasks
+    from grpo.data.environments import Environment
+
+    def load(split, seed):
+        return [dict(r, id=str(i)) for i, r in enumerate(tasks.products(16, split=split, seed=seed, digits=3))], {}
+
+    return Environment("products", load, instruction="")

@@ -5,13 +5,21 @@ A scripted model: a tiny model trained here until, greedy, it writes exactly the
 what it writes around the tool's output; the output itself comes from the sandbox each time). With it, a two-call
 trajectory's tokens, loss mask and logprobs are known by hand."""
 
+import json
+import os
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
+from crashes import logged, weights
 from engines import ENGINES
 from test_sandbox_attacks import stray_processes
 
+from grpo import train
 from grpo.config import ConfigError, RewardConfig, RolloutConfig
 from grpo.config.load import load_config
 from grpo.data.prompts import Example
@@ -19,7 +27,9 @@ from grpo.learner.logprobs import token_logprobs
 from grpo.learner.update import Sample, _micro_batch, step_size
 from grpo.model import build_model, build_tokenizer
 from grpo.rollout import HFEngine, SamplingParams, make_engine
+from grpo.runs.checkpoint import latest_checkpoint
 from grpo.rollout.tools import ToolEngine, ToolSettings, cell_program, code_block, result_body, run_block, segments
+from grpo.stages.grpo import CHECKPOINTS
 from grpo.stages.judge import Judge, score
 from grpo.stages.rollouts import tool_metrics
 from grpo.stages.sft import IGNORE, tokenize
@@ -312,3 +322,65 @@ def test_products_solutions_use_the_configured_markers_only():
     with pytest.raises(ConfigError, match="task.tool_solutions"):
         load_config(None, ["data.source=products", "task.tool_solutions=0.5", "rollout.tool_open=```python"])
     load_config(None, ["data.source=products", "task.tool_solutions=0.5", "rollout.tools=python"])
+
+
+# -- whole runs --------------------------------------------------------------------------------------------------
+
+RECIPE = str(Path(__file__).parents[1] / "configs" / "tiny_tools.yaml")
+SMALL = ["rollout.engine=hf", "task.train_size=2000", "task.heldout_size=8", "grpo.eval_size=8", "sft.eval_size=8"]
+
+
+@pytest.fixture(scope="module")
+def tool_base(tmp_path_factory):
+    """A short cold start on worked solutions that all call the interpreter: the model calls it, greedy too."""
+    run_dir = tmp_path_factory.mktemp("tools_sft")
+    assert train.main(["--config", RECIPE, f"run.dir={run_dir}", "run.stages=[sft]", "task.tool_solutions=1.0",
+                       "sft.steps=200", "sft.eval_every=0", *SMALL]) == 0
+    return run_dir / "final"
+
+
+def test_evals_run_with_tools_grades_the_models_own_text(tool_base, tmp_path):
+    path = os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "PYTHONPATH": path}
+    out = tmp_path / "evals"
+    done = subprocess.run([sys.executable, "-m", "evals.run", "--suite", "plugin_examples:products", "--model",
+                           str(tool_base), "--template", "plain", "--preset", "greedy", "--think-prefix",
+                           "--max-new-tokens", "96", "--engine", "hf", "--tools", "python", "--output-dir", str(out)],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    samples = [json.loads(line) for line in (out / "products" / "samples.jsonl").read_text().splitlines()]
+    called = [s for s in samples if s.get("turns")]
+    assert len(called) >= len(samples) // 2  # the cold start calls the interpreter
+    for s in called:
+        assert "<output>" in s["transcript"] and "<output>" not in s["completion"]  # graded on the model's text
+    results = json.loads((out / "products" / "results.json").read_text())
+    assert results["params"]["tools"] == "python"
+
+
+def test_a_tools_run_survives_sigkill_mid_step_and_resumes_exactly(tool_base, tmp_path):
+    args = ["--config", RECIPE, f"model.path={tool_base}", "run.stages=[grpo]", *SMALL, "grpo.steps=5",
+            "grpo.warmup_steps=0", "grpo.eval_every=0", "grpo.save_every=1", "grpo.keep_checkpoints=2",
+            "grpo.prompts_per_step=4", "grpo.group_size=4"]
+    straight = tmp_path / "straight"
+    assert train.main([f"run.dir={straight}", *args]) == 0
+    steps = [r for r in logged(straight) if "tools/calls_mean" in r]
+    assert len(steps) == 5 and min(r["tools/calls_mean"] for r in steps) > 0.5  # the interpreter ran every step
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "grpo.train", f"run.dir={killed}", *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    root = killed / CHECKPOINTS
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        done = latest_checkpoint(root) if root.exists() else None
+        if done is not None and done.name == "step_2":
+            time.sleep(0.5)  # inside step 3: its rollouts (and their tool calls) under way
+            break
+        time.sleep(0.002)
+    assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read()[-2000:]}"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert train.main(["--resume", str(killed)]) == 0
+    assert logged(straight) == logged(killed)
+    a, b = weights(straight / "final"), weights(killed / "final")
+    assert all(torch.equal(a[k], b[k]) for k in a)

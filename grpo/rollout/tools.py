@@ -100,6 +100,23 @@ class ToolSettings:
                    workers=rollout.tool_workers)
 
 
+def check_tools(rollout) -> None:
+    """Refuse, before anything trains, `rollout.tools: python` where the sandbox cannot start."""
+    if ToolSettings.of(rollout) is not None:
+        _sandbox()
+
+
+def _sandbox():
+    """The process-wide bubblewrap sandbox (started only when tools are on), or EngineUnavailable saying why not."""
+    from sandbox import SandboxUnavailable, default_sandbox
+
+    try:
+        return default_sandbox()
+    except SandboxUnavailable as e:
+        raise EngineUnavailable(f"rollout.tools: python runs the model's code in the sandbox, which cannot start "
+                                f"here: {e}") from e
+
+
 def cell_program(cells: list[str], max_recursion: int = 10_000) -> str:
     """The Python program that runs `cells[-1]` after replaying the earlier cells in the same namespace."""
     return CELL_RUNNER.format(cells=list(cells), max_recursion=int(max_recursion))
@@ -205,14 +222,8 @@ class ToolEngine:
     go to `engine`; `sandbox`: default, the process-wide bubblewrap sandbox (sandbox/__init__.py)."""
 
     def __init__(self, engine, tokenizer, settings: ToolSettings, *, sandbox=None):
-        from sandbox import SandboxUnavailable, default_sandbox  # the sandbox starts only when tools are on
-
         self.engine, self.tokenizer, self.settings = engine, tokenizer, settings
-        try:
-            self.sandbox = sandbox or default_sandbox()
-        except SandboxUnavailable as e:
-            raise EngineUnavailable(f"rollout.tools: python runs the model's code in the sandbox, which cannot start "
-                                    f"here: {e}") from e
+        self.sandbox = sandbox or _sandbox()
         self.tool_seconds = 0.0  # wall seconds spent waiting on calls, all rollouts together
 
     def __getattr__(self, name):  # load_weights' relatives (version, session, ...) are the engine's
