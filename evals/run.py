@@ -124,7 +124,8 @@ def write(out: Path, env: Environment, graded: list[dict], summary: dict, params
     wrong = [s for p in graded for s in p["samples"] if not s["correct"]][:2]
     for label, chosen in (("right", right), ("wrong", wrong)):
         for s in chosen:
-            lines += [f"**{label}** ({s['reason']}):", "", "```", s.get("transcript", s["completion"])[-800:], "```", ""]
+            shown = s.get("transcript", s["completion"])[-800:]  # with tools: what the model saw, results included
+            lines += [f"**{label}** ({s['reason']}):", "", "```", shown, "```", ""]
     lines += ["## Plots", ""] + [f"![{name}]({name}.png)" for name in plot(out, graded, summary)]
     (out / "report.md").write_text("\n".join(lines))
     return results

@@ -272,7 +272,8 @@ def _distill(r: Run) -> dict:
         raise FileNotFoundError(f"{kept}: no filtered traces; run the generate and filter stages first")
     traces = [row for _, row in read_jsonl(kept)]
     entry = run_distill(r.model, r.tokenizer, traces, cold_start(r.train, config), r.heldout, config.distill,
-                        config.model, config.prompt, r.dir, seed=config.run.seed, judge=r.judge, sinks=r.sinks)
+                        config.model, config.prompt, r.dir, seed=config.run.seed, judge=r.judge, sinks=r.sinks,
+                        tools=ToolSettings.of(config.rollout))
     entry["teacher_heldout_accuracy"] = _teacher_accuracy(r)
     base = entry.get("baseline_heldout_accuracy")
     print(f"distill: student ({entry['parameters'] / 1e6:.2f}M parameters, teacher "

@@ -27,8 +27,8 @@ from grpo.learner.logprobs import token_logprobs
 from grpo.learner.update import Sample, _micro_batch, step_size
 from grpo.model import build_model, build_tokenizer
 from grpo.rollout import HFEngine, SamplingParams, make_engine
-from grpo.runs.checkpoint import latest_checkpoint
 from grpo.rollout.tools import ToolEngine, ToolSettings, cell_program, code_block, result_body, run_block, segments
+from grpo.runs.checkpoint import latest_checkpoint
 from grpo.stages.grpo import CHECKPOINTS
 from grpo.stages.judge import Judge, score
 from grpo.stages.rollouts import tool_metrics
@@ -162,6 +162,35 @@ def test_greedy_multi_turn_output_is_the_same_on_both_engines(engine, scripted, 
         finally:
             tools.close()
     assert out["hf"] == out[engine]
+
+
+def test_server_mode_runs_the_tool_loop_like_the_transformers_engine(scripted, tokenizer, tmp_path):
+    """rollout.engine: server with tools: the same greedy transcripts as the transformers engine, and logprobs of the
+    model's tokens equal to the learner's (the server samples from the weights the trainer synced)."""
+    from grpo.rollout import vllm_engine
+    from grpo.rollout.server import spawn
+
+    if not vllm_engine.available():
+        pytest.skip(f"vllm does not import here: {vllm_engine.IMPORT_ERROR!r}")
+    scripted.save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    process, url = spawn(tmp_path / "model", "--cpu-kv-cache-gib", "0.25")
+    greedy = SamplingParams(temperature=0.0, max_new_tokens=160)
+    try:
+        tools = make_engine(RolloutConfig(engine="server", server_url=url, tools="python"), scripted, tokenizer)
+        try:
+            served = tools.generate(list(SCRIPTS), 1, greedy, seed=0)
+        finally:
+            tools.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+    local = ToolEngine(HFEngine(scripted, tokenizer), tokenizer, SETTINGS).generate(list(SCRIPTS), 1, greedy, seed=0)
+    for a, b in zip(served, local):
+        c, d = a.completions[0], b.completions[0]
+        assert (c.token_ids, c.mask, c.transcript) == (d.token_ids, d.mask, d.transcript)
+        on = torch.tensor(c.mask, dtype=torch.bool)
+        assert torch.allclose(torch.tensor(c.logprobs)[on], torch.tensor(d.logprobs)[on], atol=2e-4, rtol=0)
 
 
 def test_the_tools_boxed_answer_is_not_rewarded(scripted, tokenizer):
@@ -298,7 +327,7 @@ def test_tool_metrics_by_hand():
 
 def test_sft_masks_the_interpreters_output(tokenizer):
     example = Example("Q:", "1", "<python>1</python><output>1</output>\\boxed{1}")
-    (ids, labels), = tokenize([example], tokenizer, 200, SETTINGS)[0]
+    (_, labels), = tokenize([example], tokenizer, 200, SETTINGS)[0]
     masked = [i for i, label in enumerate(labels) if label == IGNORE]
     start = len("Q:") + len("<python>1</python>")
     assert masked == list(range(len("Q:"))) + list(range(start, start + len("<output>1</output>")))
@@ -346,14 +375,14 @@ def test_evals_run_with_tools_grades_the_models_own_text(tool_base, tmp_path):
     done = subprocess.run([sys.executable, "-m", "evals.run", "--suite", "plugin_examples:products", "--model",
                            str(tool_base), "--template", "plain", "--preset", "greedy", "--think-prefix",
                            "--max-new-tokens", "96", "--engine", "hf", "--tools", "python", "--output-dir", str(out)],
-                          env=env, capture_output=True, text=True, timeout=600)
+                          check=False, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    samples = [json.loads(line) for line in (out / "products" / "samples.jsonl").read_text().splitlines()]
+    samples = [json.loads(line) for line in (out / "plugin_examples_products" / "samples.jsonl").read_text().splitlines()]
     called = [s for s in samples if s.get("turns")]
     assert len(called) >= len(samples) // 2  # the cold start calls the interpreter
     for s in called:
         assert "<output>" in s["transcript"] and "<output>" not in s["completion"]  # graded on the model's text
-    results = json.loads((out / "products" / "results.json").read_text())
+    results = json.loads((out / "plugin_examples_products" / "results.json").read_text())
     assert results["params"]["tools"] == "python"
 
 
@@ -362,12 +391,12 @@ def test_a_tools_run_survives_sigkill_mid_step_and_resumes_exactly(tool_base, tm
             "grpo.warmup_steps=0", "grpo.eval_every=0", "grpo.save_every=1", "grpo.keep_checkpoints=2",
             "grpo.prompts_per_step=4", "grpo.group_size=4"]
     straight = tmp_path / "straight"
-    assert train.main([f"run.dir={straight}", *args]) == 0
+    assert train.main([*args, f"run.dir={straight}"]) == 0
     steps = [r for r in logged(straight) if "tools/calls_mean" in r]
     assert len(steps) == 5 and min(r["tools/calls_mean"] for r in steps) > 0.5  # the interpreter ran every step
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "grpo.train", f"run.dir={killed}", *args],
+    proc = subprocess.Popen([sys.executable, "-m", "grpo.train", *args, f"run.dir={killed}"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     root = killed / CHECKPOINTS
     deadline = time.monotonic() + 300

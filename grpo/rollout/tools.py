@@ -286,8 +286,8 @@ class ToolEngine:
         def one(call: tuple[_Trajectory, str]) -> tuple[str, str, float]:
             t, code = call
             if t.calls >= self.settings.max_calls:
-                return (f"the interpreter runs at most {self.settings.max_calls} blocks per answer; this one did not "
-                        "run", "limit", 0.0)
+                limit = self.settings.max_calls
+                return f"the interpreter runs at most {limit} blocks per answer; this one did not run", "limit", 0.0
             t.calls += 1
             body, status, seconds = run_block(self.sandbox, t.cells + [code], self.settings)
             if status in ("ok", "error"):  # one that ran past a limit would do so again: not replayed

@@ -8,8 +8,9 @@ A completion carries its token ids (the stop token included), its text decoded b
 logprob of each sampled token under the *processed* distribution it was drawn from (after temperature, top-k and
 top-p: exactly the sampling probability, which importance sampling needs), and why it ended (`stop`, `length`).
 `sample_rows` goes on from token ids, one completion per row, and can stop at a string: the tool loop
-(grpo/rollout/tools.py) runs multi-turn rollouts with it on any engine. Engines: the transformers engine (grpo/rollout/hf.py), vLLM in this process (vllm_engine.py), a vLLM server in
-another (client.py, server.py); `grpo/rollout/factory.py` picks one. Every engine failure is an `EngineError`.
+(grpo/rollout/tools.py) runs multi-turn rollouts with it on any engine. Engines: the transformers engine
+(grpo/rollout/hf.py), vLLM in this process (vllm_engine.py), a vLLM server in another (client.py, server.py);
+`grpo/rollout/factory.py` picks one. Every engine failure is an `EngineError`.
 """
 
 from __future__ import annotations

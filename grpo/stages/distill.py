@@ -25,6 +25,7 @@ from grpo.data.jsonl import DataError
 from grpo.data.prompts import Example, render_prompt, to_examples, turn_end
 from grpo.learner.supervised import Distillation
 from grpo.model import build_model, load, mixed_precision, parameter_count
+from grpo.rollout.tools import ToolSettings
 from grpo.runs.checkpoint import latest_checkpoint
 from grpo.runs.files import drop_after, write_atomic
 from grpo.runs.sinks import Sinks
@@ -60,7 +61,7 @@ def same_tokenizer(a, b) -> bool:
 
 
 def _train(name: str, student, tokenizer, train, heldout, cfg: DistillConfig, run_dir: Path, *, seed: int,
-           judge: Judge, kd: Distillation | None, sinks: Sinks | None) -> dict:
+           judge: Judge, kd: Distillation | None, sinks: Sinks | None, tools: ToolSettings | None = None) -> dict:
     out = run_dir / DISTILL / name
     done = out / "result.json"
     if done.exists():
@@ -78,7 +79,7 @@ def _train(name: str, student, tokenizer, train, heldout, cfg: DistillConfig, ru
         if sinks is not None:
             sinks.rewind(stage, -1)
     result = run_sft(student, tokenizer, train, heldout, cfg.sft, run_dir, seed=seed, judge=judge, stage=stage,
-                     section="distill.sft.lora", final=out, kd=kd, resume_from=checkpoint, sinks=sinks)
+                     section="distill.sft.lora", final=out, kd=kd, resume_from=checkpoint, sinks=sinks, tools=tools)
     result["parameters"] = parameter_count(student)
     write_atomic(done, json.dumps(result, indent=2))
     return result
@@ -95,8 +96,9 @@ def _load_weights(model, checkpoint: Path) -> None:
 
 def run_distill(teacher, teacher_tokenizer, traces: list[dict], cold_start: list[dict], heldout: list[dict],
                 cfg: DistillConfig, model_cfg: ModelConfig, prompt: PromptConfig, run_dir: Path, *, seed: int,
-                judge: Judge, sinks: Sinks | None = None) -> dict:
-    """Train the student (and the baseline); return the summary entry. `sinks`: the run's trackers."""
+                judge: Judge, sinks: Sinks | None = None, tools: ToolSettings | None = None) -> dict:
+    """Train the student (and the baseline); return the summary entry. `sinks`: the run's trackers. `tools`: the
+    traces call the interpreter (its results masked out of the loss) and the students are evaluated with it."""
     student, tokenizer = make_student(cfg, model_cfg, teacher_tokenizer, seed)
     kd = None
     if cfg.kd_coef > 0:
@@ -107,7 +109,7 @@ def run_distill(teacher, teacher_tokenizer, traces: list[dict], cold_start: list
     held = to_examples(heldout, tokenizer, prompt)
     traces = traces[: cfg.sft.max_examples] if cfg.sft.max_examples else traces
     result = _train("student", student, tokenizer, trace_examples(traces, tokenizer, prompt), held, cfg, run_dir,
-                    seed=seed, judge=judge, kd=kd, sinks=sinks)
+                    seed=seed, judge=judge, kd=kd, sinks=sinks, tools=tools)
     entry = {**result, "teacher_parameters": parameter_count(teacher), "traces": len(traces)}
     if cfg.baseline:
         cold = [e for e in to_examples(cold_start, tokenizer, prompt) if e.completion]
@@ -115,7 +117,7 @@ def run_distill(teacher, teacher_tokenizer, traces: list[dict], cold_start: list
             raise DataError("distill.baseline: the cold-start data has no worked solutions (data.solution_field)")
         fresh, _ = make_student(cfg, model_cfg, teacher_tokenizer, seed)
         base = _train("baseline", fresh, tokenizer, cold, held, cfg, run_dir, seed=seed, judge=judge, kd=None,
-                      sinks=sinks)
+                      sinks=sinks, tools=tools)
         entry.update({"baseline_heldout_accuracy": base["heldout_accuracy"], "baseline_seconds": base["seconds"],
                       "baseline_final": base["final"]})
     return entry

@@ -58,7 +58,9 @@ def run_generate(engine, examples, cfg: GenerateConfig, run_dir: Path, *, judge:
         traces = [(first + i, e, j, c) for i, (e, g) in enumerate(zip(chunk, groups))
                   for j, c in enumerate(g.completions)]
         results = judge([c.text for *_, c in traces], [e for _, e, _, _ in traces])
-        rows = [{"problem_id": pid, "problem": e.problem, "answer": e.answer, "sample": j, "completion": c.text,
+        # the completion as the model saw it (with tools: the interpreter's results included, which a student's SFT
+        # masks out of its loss); judged on the model's own text
+        rows = [{"problem_id": pid, "problem": e.problem, "answer": e.answer, "sample": j, "completion": c.transcript,
                  "extracted": r.extracted, "correct": bool(r.correct), "reason": r.reason,
                  "length": len(c.token_ids), "finish_reason": c.finish_reason}
                 for (pid, e, j, c), r in zip(traces, results)]
