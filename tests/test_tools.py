@@ -297,7 +297,8 @@ def test_replay_skips_a_block_that_ran_past_its_limit(scripted, tokenizer):
 def test_code_block_and_segments():
     assert code_block("think <python>a = 1\nprint(a)</python>", SETTINGS) == "a = 1\nprint(a)"
     assert code_block("stray </python>", SETTINGS) is None
-    assert code_block("<python>old</python> <python>new</python>", SETTINGS) == "old"  # the first close ends it
+    # a stray close earlier in the segment (generation went on after it) is passed over
+    assert code_block("x </python> y <python>new</python>", SETTINGS) == "new"
     assert segments("a<output>1</output>b<output>2", SETTINGS) == [
         (False, "a"), (True, "<output>1</output>"), (False, "b"), (True, "<output>2")]
 

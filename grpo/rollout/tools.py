@@ -123,9 +123,10 @@ def cell_program(cells: list[str], max_recursion: int = 10_000) -> str:
 
 
 def code_block(text: str, settings: ToolSettings) -> str | None:
-    """The code of the block that `text` (a segment that stopped at `settings.close`) closes: between the last
-    `open` before the first `close` and that `close`; None when no block was opened."""
-    end = text.find(settings.close)
+    """The code of the block that `text` (a segment that just stopped at `settings.close`) closes: between the last
+    `open` before the last `close` and that `close` (a stray close earlier in the segment is passed over); None when
+    no block was opened."""
+    end = text.rfind(settings.close)
     if end < 0:
         return None
     start = text.rfind(settings.open, 0, end)
