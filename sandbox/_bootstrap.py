@@ -534,6 +534,10 @@ def run_job(job, channel, cache):
 
 def main():
     """Serve jobs until stdin closes: a warm sandbox runs many submissions, one at a time."""
+    # loaded once here, so every forked run finds them imported: the interpreter's cell runner
+    # (grpo/rollout/tools.py) needs them, and importing ast alone costs a child ~14 ms, more than the rest of a run
+    import ast, contextlib, io, linecache, traceback  # noqa: E401, F401
+
     channel = os.dup(1)
     devnull = os.open("/dev/null", os.O_RDWR)
     os.dup2(devnull, 1)
