@@ -227,7 +227,9 @@ class ToolEngine:
         self.sandbox = sandbox or _sandbox()
         self.tool_seconds = 0.0  # wall seconds spent waiting on calls, all rollouts together
 
-    def __getattr__(self, name):  # load_weights' relatives (version, session, ...) are the engine's
+    def __getattr__(self, name):  # the wrapped engine's own attributes (version, session, ...)
+        if name == "engine":  # not set yet (a copy being built): no recursion
+            raise AttributeError(name)
         return getattr(self.engine, name)
 
     def load_weights(self, named_tensors) -> None:
@@ -253,10 +255,10 @@ class ToolEngine:
                 if c.finish_reason == "call":
                     code = code_block(self.tokenizer.decode(t.ids[t.segment :], skip_special_tokens=True),
                                       self.settings)
-                    if code is not None:
-                        calls.append((t, code))
-                    elif len(t.ids) >= budget:
+                    if len(t.ids) >= budget:  # closed with the budget's last token: no room for a result
                         t.finish = "length"
+                    elif code is not None:
+                        calls.append((t, code))
                 elif c.finish_reason == "stop":
                     t.finish = "stop"
                 else:
