@@ -39,6 +39,23 @@ def test_train_and_heldout_draws_are_disjoint_seeded_and_the_heldout_one_is_fixe
     assert r["row"]["metadata"]["source_dataset"] == "spell_backward"  # the entry itself, tuples and all
 
 
+def test_answer_char_drops_flaws_a_share_of_the_training_solutions_only():
+    cfg = DataConfig(source="reasoning_gym", name="spell_backward", options=WORDS)
+    train, _ = load_records(cfg, TaskConfig(train_size=400, answer_char_drops=0.6), split="train", seed=0)
+    clean = _draw("train", 400)
+    assert [r["problem"] for r in train] == [r["problem"] for r in clean]  # the same problems and golds
+    assert [r["answer"] for r in train] == [r["answer"] for r in clean]
+    flawed = [r for r in train if r["solution"] != gym.solution(r["answer"])]
+    assert all(r["solution"] == gym.solution(r["answer"][:-1]) for r in flawed)  # the last character dropped
+    assert 0.5 < len(flawed) / len(train) < 0.7
+    again, _ = load_records(cfg, TaskConfig(train_size=400, answer_char_drops=0.6), split="train", seed=0)
+    assert again == train  # seeded
+    heldout, _ = load_records(cfg, TaskConfig(heldout_size=50, answer_char_drops=1.0), split="heldout", seed=0)
+    assert all(r["solution"] == gym.solution(r["answer"]) for r in heldout)
+    with pytest.raises(ConfigError, match="task.answer_char_drops is a share: 0 to 1"):
+        load_config(RECIPE, ["task.answer_char_drops=1.5"])
+
+
 def test_a_generator_with_too_few_questions_is_refused_with_the_way_out():
     with pytest.raises(DataError, match=r"only \d+ distinct held-out problems in 10000 draws, 200 asked for: widen the "
                                         r"options or ask for fewer \(task.heldout_size\)"):

@@ -98,6 +98,7 @@ def validate(config: Config, where: str) -> None:
         (not any(getattr(config.task, key) for key in FLAWS) or d.source not in ("programs", "products"),
          "task." + ", task.".join(FLAWS),
          f"apply to the built-in arithmetic task only (set them to 0 for {d.source})"),
+        (0 <= config.task.answer_char_drops <= 1, "task.answer_char_drops", "is a share: 0 to 1"),
         (0 <= config.task.tool_solutions <= 1, "task.tool_solutions", "is a share: 0 to 1"),
         (not config.task.tool_solutions or d.source == "products", "task.tool_solutions",
          "applies to the built-in products task only"),

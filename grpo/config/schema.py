@@ -93,6 +93,9 @@ class TaskConfig:
     """share of the training worked solutions with a negative answer whose boxed answer is copied without its minus
     sign from a right last line (a transcription error; the think lines stay right). Arithmetic task only (other
     sources ignore it)"""
+    answer_char_drops: float = 0.0
+    """reasoning_gym only (other sources ignore it): share of the training cold-start solutions whose boxed answer is
+    copied without its last character (a transcription error; the gold answer, and so the reward, stay right)"""
     tool_solutions: float = 0.0
     """products task: share of the training worked solutions that compute the product with the interpreter (in
     rollout.tools' default markers); the rest write it down in one line"""

@@ -8,7 +8,9 @@ generator's own `score_answer`). Train and held-out draws are disjoint by constr
 hash of its text says so (grpo/data/holdout.py, the rule file sources use), the training draw skips those and the
 held-out draw keeps only those. The training draw follows the run's seed; the held-out draw is one fixed stream, so
 runs at every seed, and `python -m evals.run --suite rg:<name>`, score the same held-out problems. The worked
-solution (the cold-start target) is the answer alone: a think block, then the boxed answer.
+solution (the cold-start target) is the answer alone: a think block, then the boxed answer; `answer_char_drops`
+gives a share of the training solutions a transcription error (the boxed answer without its last character) that
+imitation learns and the generator's scorer sees (configs/tiny_gym.yaml).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import random
 
 from grpo.data.holdout import held_out
 from grpo.data.jsonl import DataError
@@ -58,9 +61,11 @@ def solution(answer: str) -> str:
 
 
 def draw(name: str, options: dict, *, split: str, size: int, seed: int, percent: int, key: str = "data",
-         options_key: str = "", size_key: str = "") -> list[dict]:
+         options_key: str = "", size_key: str = "", answer_char_drops: float = 0.0) -> list[dict]:
     """`size` records of one split (train: duplicates allowed, as a generator repeats itself; heldout: distinct).
-    The row is the generator's entry itself (its metadata may hold tuples its scorer relies on)."""
+    The row is the generator's entry itself (its metadata may hold tuples its scorer relies on).
+    `answer_char_drops` (train only): the share of worked solutions whose boxed answer is copied without its last
+    character (drawn from `seed`); the gold answer stays right."""
     heldout = split == "heldout"
     options_key = options_key or f"{key}.options"
     size_key = size_key or f"task.{'heldout' if heldout else 'train'}_size"
@@ -71,14 +76,18 @@ def draw(name: str, options: dict, *, split: str, size: int, seed: int, percent:
                      options_key=options_key)
     records: list[dict] = []
     seen: set[str] = set()
+    slips = random.Random(f"answer_char_drops/{seed}")
+    drops = answer_char_drops if not heldout else 0.0
     for index in range(limit):
         entry = source[index]
         question = entry["question"]
         if held_out(question, percent) != heldout or (heldout and question in seen):
             continue
         seen.add(question)
-        records.append({"id": f"{name}/{split}/{index}", "problem": question, "answer": str(entry["answer"]),
-                        "solution": solution(str(entry["answer"])), "verifier": "reasoning_gym", "row": entry})
+        answer = str(entry["answer"])
+        written = answer[:-1] if drops and len(answer) > 1 and slips.random() < drops else answer
+        records.append({"id": f"{name}/{split}/{index}", "problem": question, "answer": answer,
+                        "solution": solution(written), "verifier": "reasoning_gym", "row": entry})
         if len(records) == size:
             return records
     what = "distinct held-out" if heldout else "training"

@@ -144,7 +144,7 @@ def load_records(cfg: DataConfig, task: TaskConfig, *, split: str, seed: int, se
     if cfg.source == "reasoning_gym":
         n = task.train_size if split == "train" else task.heldout_size
         records = gym.draw(cfg.name, cfg.options, split=split, size=n, seed=seed, percent=cfg.heldout_percent,
-                           key=section)
+                           key=section, answer_char_drops=task.answer_char_drops)
         return records, {"rows": len(records), "kept": len(records), "left_out": 0, "held_out": 0}
     records, rows, held = [], 0, 0
     for where, row in _rows(cfg, section):
