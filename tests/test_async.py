@@ -143,3 +143,40 @@ def test_the_importance_weights_of_a_stale_batch_by_hand(server, tmp_path, base)
     assert stats["is/weight_max"] == pytest.approx(float(ratios.max()), rel=1e-4)
     assert stats["is/capped_frac"] == pytest.approx(float((ratios > 1.5).float().mean()), abs=1e-6)
     assert float(ratios.std()) > 1e-3  # stale indeed
+
+
+class _Engine:
+    """Rollouts whose sampling (on Ahead's thread) blocks until `go` is set: an engine that stalls, or is slow."""
+
+    def __init__(self):
+        import threading
+        self.go, self.sampled = threading.Event(), []
+
+    def collect(self, step, timer):
+        from grpo.stages.rollouts import Batch
+        with timer("rollout"):
+            self.go.wait(30)
+        self.sampled.append(step)
+        return Batch()
+
+
+def test_the_wait_for_batches_sampled_ahead_is_bounded_and_names_the_steps():
+    from grpo.rollout.types import EngineError
+    from grpo.runs.log import Timer
+    from grpo.stages.ahead import Ahead
+
+    engine = _Engine()
+    source = Ahead(engine, lag=2, timeout_s=0.2, total=10)
+    source.ahead(3)  # steps 4 and 5, with the weights of step 3, on a thread that stalls
+    start, timer = time.perf_counter(), Timer()
+    with pytest.raises(EngineError, match=r"the rollouts sampled ahead for steps 4-5 did not finish within 0.4 s "
+                                          r"\(rollout.server_timeout_s per batch\): the engine stalled"):
+        source.wait(timer)
+    assert 0.35 < time.perf_counter() - start < 5 and timer.seconds["rollout_wait"] >= 0.35
+    engine.go.set()  # an engine that answers in time: its batches are ready, stamped with the version that sampled them
+    source = Ahead(engine, lag=2, timeout_s=5, total=10)
+    source.ahead(3)
+    source.wait(Timer())
+    assert sorted(source.ready) == [4, 5] and {b.version for b in source.ready.values()} == {3}
+    batch = source.take(5, Timer())
+    assert (batch.version, batch.lag, batch.seconds["rollout"] >= 0) == (3, 2, True)
