@@ -259,6 +259,11 @@ def test_data_parallel_rollouts_refuse_what_they_cannot_split(monkeypatch):
         config = load_config(DEFAULT_RECIPE, ["run.stages=[grpo]", "rollout.data_parallel=true", *extra])
         with pytest.raises(ConfigError, match=f"rollout.data_parallel with 2 processes: .*{message}"):
             launch(config)
+    lagged = load_config(DEFAULT_RECIPE, ["run.stages=[grpo]", "rollout.engine=server", "rollout.max_lag=1",
+                                          "grpo.is_cap=2.0", "rollout.server_url=http://127.0.0.1:8000"])
+    with pytest.raises(ConfigError, match="rollout.max_lag: 1 runs on one process for now; with 2 processes set "
+                                          "rollout.max_lag: 0"):
+        launch(lagged)  # before any process group, model or engine starts
     monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
     config = load_config(DEFAULT_RECIPE, ["run.stages=[grpo]", "rollout.data_parallel=true"])
     with pytest.raises(ConfigError, match="not under FSDP"):

@@ -225,6 +225,9 @@ def process_checks(config: Config, world: int, fsdp: bool) -> None:
     if (g.prompts_per_step * g.group_size) % world:
         raise ConfigError(f"grpo.prompts_per_step x grpo.group_size ({g.prompts_per_step * g.group_size}) must be "
                           f"a multiple of the number of processes ({world})")
+    if config.rollout.max_lag:
+        raise ConfigError(f"rollout.max_lag: {config.rollout.max_lag} runs on one process for now; with {world} "
+                          "processes set rollout.max_lag: 0")
     if fsdp and config.grpo.lora.rank:
         raise ConfigError("grpo.lora.rank: LoRA adapters under FSDP are not supported; train them under DDP "
                           "(configs/accelerate/ddp.yaml), where every process holds the whole frozen model anyway")

@@ -37,7 +37,6 @@ from grpo.learner.update import UpdateSettings
 from grpo.runs.checkpoint import Checkpointer
 from grpo.runs.log import RunLog
 from grpo.runs.sinks import Sinks
-from grpo.config.schema import ConfigError
 from grpo.stages.ahead import Ahead
 from grpo.stages.evaluate import EvalPlan, Evaluator
 from grpo.stages.judge import Judge
@@ -57,9 +56,6 @@ def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout:
     not sample; under FSDP the main process's engine samples from `full_model`, an unsharded copy of `model`.
     `sinks`: the run's trackers, which get every metrics line too."""
     start = time.monotonic()
-    if rollout.max_lag and team.world > 1:
-        raise ConfigError(f"rollout.max_lag: {rollout.max_lag} runs on one process for now; with {team.world} "
-                          "processes set rollout.max_lag: 0")
     log = RunLog(run_dir, "grpo", total=cfg.steps, every=cfg.log_every, timed=True, enabled=team.is_main,
                  show={"reward": ("reward/mean", ".2f"), "correct": ("reward/correct_frac", ".2f"),
                        "len": ("rollout/len_mean", ".0f"), "gen_tok/s": ("perf/rollout_tokens_per_s", ".0f")},
