@@ -3,8 +3,8 @@ two passes per batch, checkpoints; tests/reference_run.py) log the metrics store
 written by the code before grpo/ was reorganised (issue 21). A refactor must keep them; a change meant to alter
 training rewrites the file (`python tests/reference_run.py`) and says so.
 
-Tolerance: float32 kernels differ between CPUs (against the file, written on an earlier machine of this project, an
-AMD EPYC gave the GRPO run's first-step KL, policy loss and gradient norm came out 4.1e-4 relative away, 7 values of 116
+Tolerance: float32 kernels differ between CPUs. On an AMD EPYC the GRPO run's first-step KL, policy loss and gradient
+norm came out 4.1e-4 relative away from the file (written on an earlier machine of this project; 7 values of 116
 above 1e-4), so values are compared to 2e-3 relative: far below what a change in the algorithm moves them."""
 
 import json
