@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from grpo.model import build_model, build_tokenizer, load, mixed_precision, para
 from grpo.rollout.factory import check_engine, make_engine
 from grpo.rollout.tools import ToolSettings, check_tools
 from grpo.runs.checkpoint import latest_checkpoint
-from grpo.runs.files import write_atomic
+from grpo.runs.files import clear_run, earlier_run, write_atomic
 from grpo.runs.log import RunLog
 from grpo.runs.sinks import Sinks, check as check_trackers
 from grpo.stages.distill import run_distill
@@ -115,6 +116,20 @@ def check_context(config: Config, model, tokenizer, examples, budget: int, keys:
                           f"{', rollout.max_model_len' if config.rollout.max_model_len else ''})")
 
 
+def fresh_dir(run_dir: Path, overwrite: bool) -> None:
+    """A fresh run starts in a directory no earlier run wrote to, or (run.overwrite) one whose earlier run's files it
+    deletes; else a ConfigError before anything is written. Every process checks before any passes `launch`."""
+    found = earlier_run(run_dir)
+    if not found:
+        return
+    if not overwrite:
+        raise ConfigError(f"{run_dir} already holds a run ({', '.join(found)}): continue it with python -m grpo.train "
+                          f"--resume {run_dir}, write this one elsewhere with run.dir=DIR, or replace it with "
+                          "run.overwrite=true")
+    if int(os.environ.get("RANK", "0")) == 0:
+        clear_run(run_dir)
+
+
 def preflight(r: Run) -> None:
     """What can be refused before anything trains, for the stages still to run: the sampling budgets against the
     model's context, a rollout engine that cannot be imported here (`rollout.engine: vllm` without vllm; one that
@@ -157,8 +172,10 @@ def _check_plugins(config: Config) -> None:
 
 
 def run(config: Config, *, resume: bool = False) -> dict:
-    team = launch(config)
     run_dir = config.run.path()
+    if not resume:
+        fresh_dir(run_dir, config.run.overwrite)
+    team = launch(config)
     run_dir.mkdir(parents=True, exist_ok=True)
     if team.is_main:
         write_atomic(run_dir / "config.yaml", to_yaml(config))

@@ -110,3 +110,34 @@ def test_an_engine_that_cannot_start_is_refused_before_anything_trains(tmp_path,
     err = capsys.readouterr().err
     assert "error: rollout.engine=vllm but vllm does not import" in err and "No module named 'vllm'" in err
     assert not (run_dir / "metrics.jsonl").exists()
+
+
+def test_a_fresh_run_into_a_run_dir_that_holds_a_run_is_refused(tmp_path, capsys):
+    """Without --resume, a run dir holding an earlier run's metrics and checkpoints is refused before anything is
+    written (its lines would be appended to, its checkpoints mixed with the new run's): exit 2, the way out named,
+    the earlier run's files as they were."""
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints" / "sft" / "step_50").mkdir(parents=True)
+    (run_dir / "metrics.jsonl").write_text('{"stage": "sft", "step": 50}\n')
+    (run_dir / "config.yaml").write_text("run:\n  seed: 7\n")
+    assert train.main([f"run.dir={run_dir}"]) == 2
+    err = capsys.readouterr().err
+    assert f"{run_dir} already holds a run (metrics.jsonl, checkpoints)" in err
+    assert f"--resume {run_dir}" in err and "run.overwrite=true" in err
+    assert (run_dir / "metrics.jsonl").read_text() == '{"stage": "sft", "step": 50}\n'
+    assert (run_dir / "config.yaml").read_text() == "run:\n  seed: 7\n"
+    assert (run_dir / "checkpoints" / "sft" / "step_50").is_dir()
+
+
+def test_overwrite_deletes_the_earlier_runs_files_and_nothing_else(tmp_path):
+    from grpo.pipeline import fresh_dir
+    from grpo.runs.files import RUN_FILES
+
+    for name in RUN_FILES:
+        (tmp_path / name).mkdir() if "." not in name else (tmp_path / name).write_text("old")
+    (tmp_path / "final" / "model.safetensors").write_text("old")
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "config.yaml").write_text("old")  # rewritten by the new run
+    fresh_dir(tmp_path, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml", "notes.txt"]
+    fresh_dir(tmp_path, overwrite=False)  # a config.yaml alone (a run refused before training) is no run

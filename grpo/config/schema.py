@@ -29,6 +29,9 @@ class RunConfig:
     """run name; the run writes to runs/<name> unless `dir` is set"""
     dir: str = ""
     """where the run writes (config, metrics, samples, checkpoints, final model, summary)"""
+    overwrite: bool = False
+    """a fresh run (no --resume) whose directory already holds a run: false refuses it (continue that run with
+    --resume, or pick another run.dir); true deletes the earlier run's files first (grpo/runs/files.py RUN_FILES)"""
     seed: int = 0
     """seeds python, torch and the task generators"""
     stages: list[str] = field(default_factory=lambda: ["sft"])

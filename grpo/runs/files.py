@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 from grpo.data.jsonl import read_jsonl
@@ -33,3 +34,24 @@ def write_atomic(path: Path, text: str) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+RUN_FILES = ("summary.json", "metrics.jsonl", "samples.jsonl", "checkpoints", "final", "report", "generate", "filter",
+             "distill", "eval", "tensorboard", "trackers.json", "logs", "wandb")
+"""What a run writes into its directory (config.yaml aside): what `run.overwrite` deletes. Anything else there stays."""
+
+
+def earlier_run(run_dir: Path) -> list[str]:
+    """The files of a run that already wrote into `run_dir` (a config.yaml alone, from a run refused before
+    training, does not count)."""
+    return [name for name in ("summary.json", "metrics.jsonl", "checkpoints", "final") if (run_dir / name).exists()]
+
+
+def clear_run(run_dir: Path) -> None:
+    """Delete the earlier run's files in `run_dir` (RUN_FILES), leaving anything else there."""
+    for name in RUN_FILES:
+        path = run_dir / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
