@@ -310,3 +310,12 @@ def test_a_chunked_micro_batch_with_nothing_in_the_loss_still_backpropagates(tin
                    pad_id=tokenizer.pad_token_id, temperature=1.0, max_new_tokens=32, max_grad_norm=1e9,
                    loss_kwargs=LOSS, logprob_chunk_tokens=4)
     assert stats["loss/tokens"] == sum(len(s.token_ids) for s in samples[1:])
+
+
+def test_sft_padding_study_counts_by_hand():
+    """bench/sft_padding.py: one batch of lengths 10, 5, 5 is padded to 3 x 10 positions (a third empty); packed,
+    the two 5s share a row: 2 x 10 positions, none empty."""
+    from bench.sft_padding import layouts
+
+    assert layouts([10, 5, 5], batch_size=3, batches=1) == {"random": 0.3333, "random + packed": 0.0,
+                                                            "bucketed": 0.3333, "bucketed + packed": 0.0}
