@@ -282,6 +282,29 @@ def test_a_packed_update_equals_the_padded_one(tiny, loss, chunk):
         assert packed_stats[key] == pytest.approx(padded_stats[key], rel=1e-6, abs=1e-6), key
 
 
+def test_gradient_checkpointing_with_packing_and_chunks_equals_the_plain_update(tiny):
+    """The Qwen recipes' learner (model.gradient_checkpointing, grpo.pack, grpo.logprob_chunk_tokens): the same
+    update as the padded, unchunked one without checkpointing (recomputed activations, restarting positions)."""
+    model, tokenizer = tiny
+    samples = _samples(tokenizer) * 2
+
+    def updated(checkpointing: bool, **how):
+        learner = copy.deepcopy(model).train()
+        if checkpointing:
+            learner.gradient_checkpointing_enable()
+            assert learner.is_gradient_checkpointing
+        optimizer = torch.optim.SGD(learner.parameters(), lr=0.1)
+        update(learner, optimizer, None, samples, mu=1, micro_batch_size=3, pad_id=tokenizer.pad_token_id,
+               temperature=0.9, max_new_tokens=32, max_grad_norm=1e9, loss_kwargs=LOSS, **how)
+        return torch.cat([p.detach().flatten() for p in learner.parameters()])
+
+    before = torch.cat([p.detach().flatten() for p in model.parameters()])
+    change = updated(False) - before
+    checkpointed = updated(True, pack=True, logprob_chunk_tokens=7) - before
+    assert change.norm() > 0
+    assert ((checkpointed - change).norm() / change.norm()).item() < 1e-5
+
+
 def test_packing_refuses_a_model_that_attends_across_sequences(tiny):
     model, tokenizer = tiny
 
