@@ -48,7 +48,7 @@ def _train(run_dir: Path, *args: str, launch: list[str] | None = None) -> tuple[
     """`python -m grpo.train run.dir=RUN_DIR ARGS` (or under `launch`): (finished, its last line of stderr)."""
     command = [*(launch or [sys.executable, "-m"]), "grpo.train", *args]
     if "--resume" not in args:
-        command.append(f"run.dir={run_dir}")
+        command += [f"run.dir={run_dir}", "run.overwrite=true"]  # --out DIR reused: the check's own runs are replaced
     done = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     return done.returncode == 0, (done.stderr.strip().splitlines() or [""])[-1][:200]

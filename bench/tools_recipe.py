@@ -30,8 +30,9 @@ def train(name: str, out: Path, seed: int, overrides: list[str]) -> dict:
     """Both stages of one recipe, the cold-start model kept at <run>_sft; seconds per stage."""
     run_dir, seconds = out / name, {}
     for stages in ("[sft]", "[sft,grpo]"):
-        args = (["--config", str(RECIPES[name]), f"run.dir={run_dir}", f"run.seed={seed}", f"run.stages={stages}",
-                 "run.overwrite=true", *overrides] if stages == "[sft]" else ["--resume", str(run_dir), f"run.stages={stages}"])
+        fresh = ["--config", str(RECIPES[name]), f"run.dir={run_dir}", f"run.seed={seed}", f"run.stages={stages}",
+                 "run.overwrite=true", *overrides]  # the bench's own runs: a rerun replaces them
+        args = fresh if stages == "[sft]" else ["--resume", str(run_dir), f"run.stages={stages}"]
         start = time.monotonic()
         subprocess.run([sys.executable, "-m", "grpo.train", *args], check=True, stdout=subprocess.DEVNULL)
         seconds["sft" if stages == "[sft]" else "grpo"] = round(time.monotonic() - start, 1)

@@ -20,7 +20,7 @@ import json
 import os
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -36,7 +36,7 @@ from grpo.model import build_model, build_tokenizer, load, mixed_precision, para
 from grpo.rollout.factory import check_engine, make_engine
 from grpo.rollout.tools import ToolSettings, check_tools
 from grpo.runs.checkpoint import latest_checkpoint
-from grpo.runs.files import clear_run, earlier_run, write_atomic
+from grpo.runs.files import RUN_FILES, clear_run, earlier_run, write_atomic
 from grpo.runs.log import RunLog
 from grpo.runs.sinks import Sinks, check as check_trackers
 from grpo.stages.distill import run_distill
@@ -116,18 +116,28 @@ def check_context(config: Config, model, tokenizer, examples, budget: int, keys:
                           f"{', rollout.max_model_len' if config.rollout.max_model_len else ''})")
 
 
-def fresh_dir(run_dir: Path, overwrite: bool) -> None:
-    """A fresh run starts in a directory no earlier run wrote to, or (run.overwrite) one whose earlier run's files it
-    deletes; else a ConfigError before anything is written. Every process checks before any passes `launch`."""
+def fresh_dir(config: Config) -> None:
+    """A new run starts in a directory no earlier run wrote to, or (run.overwrite) one whose earlier run's files it
+    deletes first, unless the new run reads its model or data from among them; else a ConfigError before the run
+    writes anything (the console's logs/ aside). Every process checks before any passes `launch`; the main one
+    deletes."""
+    run_dir = config.run.path()
     found = earlier_run(run_dir)
     if not found:
         return
-    if not overwrite:
+    if not config.run.overwrite:
         raise ConfigError(f"{run_dir} already holds a run ({', '.join(found)}): continue it with python -m grpo.train "
-                          f"--resume {run_dir}, write this one elsewhere with run.dir=DIR, or replace it with "
-                          "run.overwrite=true")
+                          f"--resume {run_dir} (a finished one runs only stages added with run.stages=[...]), write "
+                          "this one elsewhere with run.dir=DIR or run.name=NAME, or replace it with run.overwrite=true")
+    doomed = [run_dir.resolve() / name for name in RUN_FILES]
+    for key, value in {"model.path": config.model.path, "distill.student_path": config.distill.student_path,
+                       "data.path": config.data.path, "heldout.path": config.heldout.path}.items():
+        where = Path(value).resolve() if value else None
+        if where is not None and any(where == d or d in where.parents for d in doomed):
+            raise ConfigError(f"run.overwrite would delete {key} {value} (inside the run dir {run_dir}) before the "
+                              "run reads it: copy it out, or write this run elsewhere with run.dir=DIR")
     if int(os.environ.get("RANK", "0")) == 0:
-        clear_run(run_dir)
+        print(f"run.overwrite: deleted the earlier run's {', '.join(clear_run(run_dir))} in {run_dir}")
 
 
 def preflight(r: Run) -> None:
@@ -174,11 +184,11 @@ def _check_plugins(config: Config) -> None:
 def run(config: Config, *, resume: bool = False) -> dict:
     run_dir = config.run.path()
     if not resume:
-        fresh_dir(run_dir, config.run.overwrite)
+        fresh_dir(config)
     team = launch(config)
     run_dir.mkdir(parents=True, exist_ok=True)
     if team.is_main:
-        write_atomic(run_dir / "config.yaml", to_yaml(config))
+        write_atomic(run_dir / "config.yaml", to_yaml(replace(config, run=replace(config.run, overwrite=False))))
     summary, start_from, checkpoint = resume_point(run_dir, config) if resume else ({"stages": {}}, None, None)
     model, tokenizer = prepare(config, start_from)
     if config.model.gradient_checkpointing:

@@ -10,9 +10,10 @@ time, and where the report, the model and the next commands are. The stages and 
 grpo/pipeline.py.
 
 `--resume RUN_DIR` continues a stopped run: it reads the run's own `config.yaml` (overrides still apply),
-skips the stages `summary.json` records as done and continues the one that was interrupted.
+skips the stages `summary.json` records as done and continues the one that was interrupted. Without it, a run dir
+that already holds a run is refused (`run.overwrite=true` replaces that run: grpo/pipeline.py `fresh_dir`).
 
-Exit codes: 0 done; 2 bad input (config, data, model path, a vLLM engine that cannot start), refused before anything
+Exit codes: 0 done; 2 bad input (config, data, model path, a vLLM engine that cannot start, a run dir in use), refused before anything
 is trained where it can be checked first (grpo/pipeline.py `preflight`); 1 stopped while training (NaN/inf losses, a
 checkpoint that could not be written, an engine that failed), with the newest checkpoint intact.
 """

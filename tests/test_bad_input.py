@@ -129,15 +129,39 @@ def test_a_fresh_run_into_a_run_dir_that_holds_a_run_is_refused(tmp_path, capsys
     assert (run_dir / "checkpoints" / "sft" / "step_50").is_dir()
 
 
-def test_overwrite_deletes_the_earlier_runs_files_and_nothing_else(tmp_path):
-    from grpo.pipeline import fresh_dir
+def test_overwrite_replaces_the_earlier_run_and_keeps_what_is_not_its(tmp_path, capsys):
+    """run.overwrite=true through `python -m grpo.train`: the earlier run's files go (a .tmp a crash left too), the
+    new run writes its own; logs/ (the console opened it first), wandb/ and a file of the user's stay; the saved
+    config says overwrite false, so reusing it as a recipe never deletes silently."""
     from grpo.runs.files import RUN_FILES
 
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
     for name in RUN_FILES:
-        (tmp_path / name).mkdir() if "." not in name else (tmp_path / name).write_text("old")
-    (tmp_path / "final" / "model.safetensors").write_text("old")
-    (tmp_path / "notes.txt").write_text("mine")
-    (tmp_path / "config.yaml").write_text("old")  # rewritten by the new run
-    fresh_dir(tmp_path, overwrite=True)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml", "notes.txt"]
-    fresh_dir(tmp_path, overwrite=False)  # a config.yaml alone (a run refused before training) is no run
+        (run_dir / name).mkdir() if "." not in name else (run_dir / name).write_text("old\n")
+    (run_dir / "final" / "model.safetensors").write_text("old")
+    (run_dir / "summary.json.tmp").write_text("old")
+    (run_dir / "wandb").mkdir()
+    (run_dir / "notes.txt").write_text("mine")
+    assert train.main([f"run.dir={run_dir}", "run.overwrite=true", "run.stages=[sft]", "task.train_size=64",
+                       "task.heldout_size=4", "sft.steps=2", "sft.warmup_steps=0", "sft.batch_size=4",
+                       "sft.eval_every=0", "sft.eval_size=4", "sft.max_new_tokens=4", "sft.log_every=1"]) == 0
+    assert "run.overwrite: deleted the earlier run's summary.json, metrics.jsonl" in capsys.readouterr().out
+    assert [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+            if "loss/sft" in json.loads(line)] == [1, 2]
+    assert (run_dir / "final" / "config.json").exists() and not (run_dir / "final" / "model.safetensors").read_text(
+        errors="ignore").startswith("old")
+    assert not (run_dir / "summary.json.tmp").exists() and not (run_dir / "generate").exists()
+    assert (run_dir / "notes.txt").read_text() == "mine" and (run_dir / "wandb").is_dir()
+    assert (run_dir / "logs").is_dir()
+    assert "overwrite: false" in (run_dir / "config.yaml").read_text()
+
+
+def test_overwrite_refuses_to_delete_the_model_it_would_train(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    (run_dir / "final").mkdir(parents=True)
+    (run_dir / "final" / "config.json").write_text("{}")
+    assert train.main([f"run.dir={run_dir}", "run.overwrite=true", "run.stages=[grpo]",
+                       f"model.path={run_dir / 'final'}"]) == 2
+    assert f"run.overwrite would delete model.path {run_dir / 'final'}" in capsys.readouterr().err
+    assert (run_dir / "final" / "config.json").exists()

@@ -30,8 +30,9 @@ class RunConfig:
     dir: str = ""
     """where the run writes (config, metrics, samples, checkpoints, final model, summary)"""
     overwrite: bool = False
-    """a fresh run (no --resume) whose directory already holds a run: false refuses it (continue that run with
-    --resume, or pick another run.dir); true deletes the earlier run's files first (grpo/runs/files.py RUN_FILES)"""
+    """a new run (no --resume) whose directory already holds a run: false refuses it (continue that run with
+    --resume, or pick another run.dir); true deletes the earlier run's files first (grpo/runs/files.py RUN_FILES;
+    logs/, wandb/ and files of your own stay). Saved as false in the run's config.yaml"""
     seed: int = 0
     """seeds python, torch and the task generators"""
     stages: list[str] = field(default_factory=lambda: ["sft"])

@@ -37,21 +37,27 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 RUN_FILES = ("summary.json", "metrics.jsonl", "samples.jsonl", "checkpoints", "final", "report", "generate", "filter",
-             "distill", "eval", "tensorboard", "trackers.json", "logs", "wandb")
-"""What a run writes into its directory (config.yaml aside): what `run.overwrite` deletes. Anything else there stays."""
+             "distill", "eval", "tensorboard", "trackers.json")
+"""What a run writes into its directory and `run.overwrite` deletes, with the `.tmp` files a write cut short left.
+Kept: config.yaml (rewritten), logs/ (appended to; the console has opened it before the run starts), wandb/ (W&B's
+runs, offline ones perhaps not synced yet; a new run gets a new W&B run) and anything else."""
 
 
 def earlier_run(run_dir: Path) -> list[str]:
-    """The files of a run that already wrote into `run_dir` (a config.yaml alone, from a run refused before
-    training, does not count)."""
-    return [name for name in ("summary.json", "metrics.jsonl", "checkpoints", "final") if (run_dir / name).exists()]
+    """What an earlier run wrote into `run_dir` (RUN_FILES present); a config.yaml alone, from a run refused before
+    it started, does not count."""
+    return [name for name in RUN_FILES if (run_dir / name).exists()]
 
 
-def clear_run(run_dir: Path) -> None:
-    """Delete the earlier run's files in `run_dir` (RUN_FILES), leaving anything else there."""
-    for name in RUN_FILES:
-        path = run_dir / name
+def clear_run(run_dir: Path) -> list[str]:
+    """Delete an earlier run's files in `run_dir` (RUN_FILES and top-level `*.tmp`); return their names."""
+    gone = []
+    for path in [*(run_dir / name for name in RUN_FILES), *sorted(run_dir.glob("*.tmp"))]:
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
         elif path.exists() or path.is_symlink():
             path.unlink()
+        else:
+            continue
+        gone.append(path.name)
+    return gone
