@@ -44,9 +44,9 @@ runs, offline ones perhaps not synced yet; a new run gets a new W&B run) and any
 
 
 def earlier_run(run_dir: Path) -> list[str]:
-    """What an earlier run wrote into `run_dir` (RUN_FILES present); a config.yaml alone, from a run refused before
-    it started, does not count."""
-    return [name for name in RUN_FILES if (run_dir / name).exists()]
+    """What an earlier run wrote into `run_dir`: its results among RUN_FILES (a config.yaml alone, from a run refused
+    before it started, does not count; nor do the trackers' files alone, from one stopped before its first line)."""
+    return [name for name in RUN_FILES if name not in ("tensorboard", "trackers.json") and (run_dir / name).exists()]
 
 
 def clear_run(run_dir: Path) -> list[str]:
