@@ -1,4 +1,5 @@
-"""What works on this machine's accelerator, in minutes: `python -m bench.gpu_check [--quick] [--out DIR]`.
+"""What works on this machine's accelerator, in minutes: `python -m bench.gpu_check [--quick] [--out DIR]
+[--skip CHECK,...]`.
 
 Each check is a real `python -m grpo.train` run (or `accelerate launch`) of the tiny model, read back from its
 metrics.jsonl and summary.json:
@@ -13,7 +14,8 @@ metrics.jsonl and summary.json:
     FSDP 2               accelerate launch with configs/accelerate/fsdp.yaml on 2 GPUs (2 GPUs only)
 
 A check that needs what this machine lacks (CUDA, a second GPU, vllm) is skipped by name, so the script runs, and is
-tested (tests/test_gpu_check.py, --quick), on a CPU machine too. It prints the packages it needs beyond a stock
+tested (tests/test_gpu_check.py, --quick), on a CPU machine too; `--skip "grpo, vLLM;exact resume"` (names joined by ;)
+skips checks by name (the CPU test skips the two that other tests cover there, to save CI minutes). It prints the packages it needs beyond a stock
 PyTorch image and which are missing, one table (check, result, seconds per training step, wall seconds, note) and,
 as its last line, one JSON object with the same.
 """
@@ -65,7 +67,7 @@ def _per_step(rows: list[dict]) -> float | None:
     return round(sum(times) / len(times), 3) if times else None
 
 
-def checks(out: Path, quick: bool) -> list[dict]:
+def checks(out: Path, quick: bool, skip: frozenset[str] = frozenset()) -> list[dict]:
     gpus, has_vllm = _cuda(), importlib.util.find_spec("vllm") is not None
     sft_steps, grpo_steps = ("40", "3") if quick else ("300", "10")
     small = ["task.train_size=2000", "task.heldout_size=16", "grpo.eval_size=16", "grpo.eval_every=0",
@@ -95,6 +97,7 @@ def checks(out: Path, quick: bool) -> list[dict]:
             ("vLLM sleep mode", "sleep", ["rollout.engine=vllm", "rollout.vllm_sleep=true"],
              None if gpus and has_vllm else "needs CUDA and vllm")):
         start, run = time.monotonic(), out / folder
+        needs = "--skip" if name in skip else needs
         if needs:
             record(name, None, start, needs)
             continue
@@ -106,7 +109,10 @@ def checks(out: Path, quick: bool) -> list[dict]:
             gap < (0.05 if "bf16" in name else 1e-3) or "vLLM" not in name)
         record(name, good, start, tail if not ok else f"logprob gap {gap:.1e}, non-finite steps {skipped}",
                _per_step(rows))
-    results.append(_resume(out, base, small))
+    if "exact resume" in skip:
+        record("exact resume", None, time.monotonic(), "--skip")
+    else:
+        results.append(_resume(out, base, small))
     start = time.monotonic()
     if gpus < 2:
         record("FSDP 2", None, start, "needs 2 GPUs")
@@ -147,6 +153,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer steps (the CPU test's setting)")
     parser.add_argument("--out", help="where the runs go (default: a temporary directory, removed)")
+    parser.add_argument("--skip", default="", help="checks not to run, by name, joined by ';'")
     args = parser.parse_args()
     import torch
 
@@ -158,7 +165,7 @@ def main() -> None:
           f"missing: {', '.join(missing) or 'none'}; vllm: "
           f"{'imports' if importlib.util.find_spec('vllm') else 'not installed'}")
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as tmp:
-        results = checks(Path(args.out or tmp), args.quick)
+        results = checks(Path(args.out or tmp), args.quick, frozenset(n.strip() for n in args.skip.split(";") if n))
     print("\n| check | result | s/step | seconds | note |\n|---|---|---:|---:|---|")
     for r in results:
         print(f"| {r['check']} | {r['result']} | {r['s_per_step'] or ''} | {r['seconds']} | {r['note']} |")

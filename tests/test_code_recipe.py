@@ -17,7 +17,7 @@ def test_grpo_on_the_program_task_is_rewarded_by_the_sandbox(tmp_path, engine="h
     run_dir = tmp_path / "run"
     assert train.main(["--config", RECIPE, f"run.dir={run_dir}", f"rollout.engine={engine}",
                        "task.train_size=2000", "task.heldout_size=8", "sft.steps=150", "sft.warmup_steps=10",
-                       "sft.eval_size=8", "grpo.steps=2", "grpo.warmup_steps=0", "grpo.prompts_per_step=4",
+                       "sft.eval_size=8", "sft.batch_size=8", "grpo.steps=2", "grpo.warmup_steps=0", "grpo.prompts_per_step=4",
                        "grpo.group_size=4", "grpo.eval_every=0", "grpo.eval_size=8", "grpo.save_every=0"]) == 0
     samples = [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines()]
     trained = [s for s in samples if s["stage"] == "grpo" and s.get("split") == "train"]
