@@ -1,7 +1,7 @@
 """Benchmark: GRPO steps per second with the vLLM server engine, synchronous against `rollout.max_lag` 1 and 2, one run.
 
     python -m bench.async_grpo [--model tiny|small] [--steps 8] [--lags 0,1,2] [--settings default,rollout-heavy]
-                               [--extra grpo.pack=true ...]
+                               [--extra grpo.pack=true ...] [--server-args=--no-enforce-eager]
 
 Every side runs `python -m grpo.train run.stages=[grpo]` from the same freshly initialised model (the `--model`
 preset, saved once) against a fresh `python -m grpo.serve` process, with `grpo.is_cap: 2.0` on every side (the
@@ -47,7 +47,7 @@ LAYOUTS = {  # lagged sides: (server cores, trainer cores, trainer threads)
 
 
 def one_side(model: Path, lag: int, setting: str, steps: int, extra: list[str], out: Path,
-             layout: str = "split") -> dict:
+             layout: str = "split", server_args: tuple[str, ...] = ()) -> dict:
     from grpo.rollout.server import spawn
 
     server_cores, trainer_cores, threads = ({0, 1}, {0, 1}, 2) if lag == 0 else LAYOUTS[layout]
@@ -55,7 +55,7 @@ def one_side(model: Path, lag: int, setting: str, steps: int, extra: list[str], 
     os.environ["VLLM_CPU_OMP_THREADS_BIND"] = ",".join(map(str, sorted(server_cores)))
     os.sched_setaffinity(0, server_cores)  # inherited by the server and its engine process
     try:
-        process, url = spawn(model, "--cpu-kv-cache-gib", "1")
+        process, url = spawn(model, "--cpu-kv-cache-gib", "1", *server_args)
     finally:
         os.sched_setaffinity(0, mine)
         os.environ.pop("VLLM_CPU_OMP_THREADS_BIND", None)
@@ -92,15 +92,18 @@ def main() -> None:
     parser.add_argument("--settings", default="default,rollout-heavy")
     parser.add_argument("--extra", nargs="*", default=[], help="more section.key=value overrides for every side")
     parser.add_argument("--layout", choices=list(LAYOUTS), default="split", help="the cores of the lagged sides")
+    parser.add_argument("--server-args", default="", help="more `python -m grpo.serve` options for every side's "
+                        "server, space-separated (--no-enforce-eager: vLLM compiles its model)")
     args = parser.parse_args()
     result = {"machine": f"{os.uname().machine} {os.cpu_count()} cpus", "model": args.model, "steps": args.steps,
-              "extra": args.extra, "layout": args.layout}
+              "extra": args.extra, "layout": args.layout, "server_args": args.server_args}
     with tempfile.TemporaryDirectory() as tmp:
         model = model_dir(args.model, Path(tmp))
         for setting in args.settings.split(","):
             result[setting] = {}
             for lag in map(int, args.lags.split(",")):
-                figures = one_side(model, lag, setting, args.steps, args.extra, Path(tmp), args.layout)
+                figures = one_side(model, lag, setting, args.steps, args.extra, Path(tmp), args.layout,
+                                   tuple(args.server_args.split()))
                 result[setting][f"lag{lag}"] = figures
                 print(setting, f"lag {lag}", figures, flush=True)
             base = result[setting].get("lag0", {}).get("s_per_step")

@@ -96,6 +96,33 @@ def parameter_count(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def cpu_has_bf16() -> bool:
+    """Does this CPU have bf16 matrix instructions (AVX-512 BF16 or AMX on x86, what oneDNN uses for bf16 GEMMs)?
+    Without them (an AVX2-only CPU) torch's bf16 matrix products run at about a tenth of fp32's speed."""
+    checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    checks.append(getattr(getattr(torch.ops, "mkldnn", None), "_is_mkldnn_bf16_supported", None))
+    for check in checks:
+        try:
+            if check is not None and check():
+                return True
+        except Exception:  # noqa: BLE001 - a private probe that this torch build lacks says nothing
+            continue
+    return False
+
+
+def slow_bf16_warning(mixed_precision: str, dtype: str, *, device: str, native_bf16: bool) -> str:
+    """The line a run prints when its config asks for bf16 on a CPU without bf16 instructions, else "". Such a
+    CPU still runs bf16 (emulated), about 10x slower than fp32: measured in BENCHMARKS.md, "bf16 on a CPU
+    without bf16 instructions"; a GPU, or a CPU with AVX-512 BF16 or AMX, gets no warning."""
+    asked = [k for k, on in (("model.mixed_precision: bf16", mixed_precision == "bf16"),
+                             ("model.dtype: bfloat16", dtype == "bfloat16")) if on]
+    if not asked or device != "cpu" or native_bf16:
+        return ""
+    return (f"warning: {' and '.join(asked)} on a CPU without bf16 instructions (no AVX-512 BF16, no AMX): its bf16 "
+            "matrix products run about 10x slower than fp32 here; model.mixed_precision: no and model.dtype: "
+            "float32 are faster on this machine")
+
+
 def mixed_precision(model, mode: str):
     """`model` with its forward pass under bf16 autocast when `mode` is "bf16" (weights, gradients and optimizer
     state stay in their dtype, fp32 by default; matrix products and activations are bf16); unchanged for "no".

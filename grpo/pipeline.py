@@ -32,7 +32,8 @@ from grpo.data.prompts import Example, to_examples
 from grpo.data import environments
 from grpo.learner.lora import check_targets
 from grpo.learner.team import Team, launch
-from grpo.model import build_model, build_tokenizer, load, mixed_precision, parameter_count
+from grpo.model import (build_model, build_tokenizer, cpu_has_bf16, device_of, load, mixed_precision, parameter_count,
+                        slow_bf16_warning)
 from grpo.rollout.factory import check_engine, make_engine
 from grpo.rollout.tools import ToolSettings, check_tools
 from grpo.runs.checkpoint import latest_checkpoint
@@ -194,6 +195,10 @@ def run(config: Config, *, resume: bool = False) -> dict:
     if config.model.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     mixed_precision(model, config.model.mixed_precision)
+    slow = slow_bf16_warning(config.model.mixed_precision, config.model.dtype, device=device_of(model).type,
+                             native_bf16=cpu_has_bf16())
+    if slow and team.is_main:
+        print(slow)
     print(f"model: {config.model.path or config.model.preset} ({parameter_count(model) / 1e6:.2f}M parameters), "
           f"run dir: {run_dir}")
     train, report = environments.of_data(config.data, config.task, hold_out=not config.heldout.source).load(

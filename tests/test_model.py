@@ -6,7 +6,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from grpo.model import PRESETS, build_model, build_tokenizer, load, mixed_precision, parameter_count
+from grpo.model import (PRESETS, build_model, build_tokenizer, cpu_has_bf16, load, mixed_precision, parameter_count,
+                        slow_bf16_warning)
 
 COMPLETION = "<think>\n12 + 7 = 19\n</think>\n\\boxed{19}"
 
@@ -97,3 +98,18 @@ def test_a_copy_of_a_mixed_precision_model_runs_its_own_weights(tokenizer):
         assert torch.equal(reference(ids).logits, before)  # the update moved the learner only
         assert not torch.equal(learner(ids).logits, before)
         assert reference(ids).logits.dtype == torch.bfloat16
+
+
+def test_bf16_on_a_cpu_without_bf16_instructions_is_warned_about_and_nowhere_else():
+    """An AVX2-only CPU runs bf16 matrix products about 10x slower than fp32 (BENCHMARKS.md): a run asking for bf16
+    there says so; on a GPU, on a CPU with AVX-512 BF16 or AMX, or in fp32, nothing is said."""
+    warned = slow_bf16_warning("bf16", "float32", device="cpu", native_bf16=False)
+    assert warned.startswith("warning: model.mixed_precision: bf16 on a CPU without bf16 instructions")
+    assert "10x slower" in warned and "model.mixed_precision: no" in warned
+    both = slow_bf16_warning("bf16", "bfloat16", device="cpu", native_bf16=False)
+    assert "model.mixed_precision: bf16 and model.dtype: bfloat16 on a CPU" in both
+    assert "model.dtype: bfloat16 on a CPU" in slow_bf16_warning("no", "bfloat16", device="cpu", native_bf16=False)
+    assert slow_bf16_warning("bf16", "bfloat16", device="cpu", native_bf16=True) == ""
+    assert slow_bf16_warning("bf16", "bfloat16", device="cuda", native_bf16=False) == ""
+    assert slow_bf16_warning("no", "float32", device="cpu", native_bf16=False) == ""
+    assert isinstance(cpu_has_bf16(), bool)

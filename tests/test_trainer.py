@@ -14,7 +14,7 @@ from grpo import train
 from grpo.config import ConfigError, GRPOConfig, PromptConfig, RewardConfig, RolloutConfig, load_config
 from grpo.data.prompts import Example, to_examples
 from grpo.data.tasks import arithmetic
-from grpo.model import load
+from grpo.model import cpu_has_bf16, load, run_device
 from grpo.rollout import Completion, Group, HFEngine
 from grpo.runs.checkpoint import latest_checkpoint
 from grpo.runs.log import Timer
@@ -244,12 +244,15 @@ def test_a_full_disk_while_saving_keeps_the_previous_checkpoint(tmp_path, base, 
     assert json.loads((run_dir / "summary.json").read_text())["stages"]["grpo"]["steps"] == 3
 
 
-def test_a_bf16_mixed_precision_run_trains_fp32_weights(tmp_path, base):
+def test_a_bf16_mixed_precision_run_trains_fp32_weights(tmp_path, base, capsys):
     """model.mixed_precision=bf16: the learner and the transformers engine run their forwards under autocast,
-    so the engine's sampling logprobs are the learner's (same numerics); weights stay fp32 and move."""
+    so the engine's sampling logprobs are the learner's (same numerics); weights stay fp32 and move. On a CPU
+    without bf16 instructions (an AVX2-only one) the run says that bf16 is slow there."""
     run_dir = tmp_path / "run"
     assert train.main([f"run.dir={run_dir}", "run.stages=[grpo]", f"model.path={base}", "grpo.steps=2",
                        "model.mixed_precision=bf16", "rollout.engine=hf", *SMALL]) == 0
+    slow = "warning: model.mixed_precision: bf16 on a CPU without bf16 instructions"
+    assert (slow in capsys.readouterr().out) == (run_device().type == "cpu" and not cpu_has_bf16())
     steps = [r for r in (json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines())
              if "loss/policy" in r]
     assert len(steps) == 2 and all(r["optim/skipped_nonfinite"] == 0 for r in steps)
