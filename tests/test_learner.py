@@ -342,3 +342,41 @@ def test_sft_padding_study_counts_by_hand():
 
     assert layouts([10, 5, 5], batch_size=3, batches=1) == {"random": 0.3333, "random + packed": 0.0,
                                                             "bucketed": 0.3333, "bucketed + packed": 0.0}
+
+
+@pytest.mark.parametrize("loss", [dict(is_cap=2.0), dict(is_cap=2.0, is_mask="sequence", is_band=(0.5, 2.0))],
+                         ids=["tis", "tis-masked"])
+def test_one_pass_with_importance_weights_runs_one_forward_per_micro_batch(tiny, loss, monkeypatch):
+    """mu = 1 with truncated IS (and IcePop-style masking): the pass's own detached logprobs are the old ones, so
+    there is no extra forward without gradient; the update is the one computed with a separate old-logprob pass."""
+    import grpo.learner.update as learner_update
+
+    model, tokenizer = tiny
+    # engine logprobs around the fresh model's (about log 1/262): ratios of e^-0.8 to e^0.8, some above the cap
+    samples = [Sample(s.prompt_ids, s.token_ids, [-5.57 + 0.8 * (i % 3 - 1) for i in range(len(s.token_ids))],
+                      s.advantage, True) for s in _samples(tokenizer)]
+
+    def updated(separate_old: bool):
+        learner = copy.deepcopy(model)
+        optimizer = torch.optim.SGD(learner.parameters(), lr=0.1)
+        forwards = []
+        learner.register_forward_hook(lambda *_: forwards.append(1))
+        if separate_old:  # what the update did before: old logprobs from a forward without gradient
+            fill = learner_update.fill_fixed_logprobs
+            monkeypatch.setattr(learner_update, "fill_fixed_logprobs",
+                                lambda *a, **k: fill(*a, **{**k, "need_old": True}))
+        stats = update(learner, optimizer, None, samples, mu=1, micro_batch_size=3, pad_id=tokenizer.pad_token_id,
+                       temperature=0.9, max_new_tokens=32, max_grad_norm=1e9, loss_kwargs=dict(LOSS, **loss))
+        monkeypatch.undo()
+        return torch.cat([p.detach().flatten() for p in learner.parameters()]), stats, len(forwards)
+
+    fused, fused_stats, fused_forwards = updated(False)
+    separate, separate_stats, separate_forwards = updated(True)
+    assert (fused_forwards, separate_forwards) == (2, 4)  # 4 samples in micro-batches of 3
+    before = torch.cat([p.detach().flatten() for p in model.parameters()])
+    assert (separate - before).norm() > 0  # the update moved the weights
+    assert ((fused - separate).norm() / (separate - before).norm()).item() < 1e-6
+    assert fused_stats["is/weight_mean"] > 0 and fused_stats["is/capped_frac"] > 0  # the weights did act
+    for key in ("loss/policy", "is/weight_mean", "is/weight_max", "is/capped_frac", "is/masked_frac",
+                "rollout/logprob_gap"):
+        assert fused_stats[key] == pytest.approx(separate_stats[key], rel=1e-6, abs=1e-7), key

@@ -293,7 +293,9 @@ def update(model, optimizer, ref_model, samples: list[Sample], *, mu: int, micro
         samples = share(samples, accelerator.process_index, world)
     batches = micro_batches(samples, micro_batch_size, pad_id, device=device_of(model),
                             max_tokens=max_tokens_per_micro_batch, count=count, pack=pack)
-    need_old = mu > 1 or bool(loss_kwargs.get("is_cap"))
+    # one pass (mu = 1): its own detached logprobs are the old ones, the weights being those that scored them; the
+    # importance weights (is_cap, is_mask) read those values too, so no forward pass without gradient is run for them
+    need_old = mu > 1
     fill_fixed_logprobs(model, ref_model, batches, need_old=need_old, temperature=temperature,
                         chunk_tokens=logprob_chunk_tokens)
     passes = [optimizer_pass(model, optimizer, batches, size, temperature=temperature, max_grad_norm=max_grad_norm,
