@@ -46,6 +46,7 @@ MODELS = {  # the anchor's size, and the size of bench/rollout.py (the `small` p
                   num_key_value_heads=4),
 }
 MODEL = "anchor"  # set from --model
+OURS = {"micro_batch_size": 128, "compiled": False}  # set from --micro-batch, --compiled
 
 
 def _model_and_prompts(n: int):
@@ -76,13 +77,15 @@ def run_ours(setting: dict, steps: int, engine_name: str = "hf", pack: bool = Fa
 
     model, tokenizer, examples = _model_and_prompts(setting["prompts"] * steps * 2)
     cfg = GRPOConfig(steps=steps, prompts_per_step=setting["prompts"], group_size=setting["group"], lr=LR,
-                     loss_aggregation="token-mean", clip_low=0.2, clip_high=0.28, micro_batch_size=128,
+                     loss_aggregation="token-mean", clip_low=0.2, clip_high=0.28,
+                     micro_batch_size=OURS["micro_batch_size"],
                      eval_every=0, eval_size=1, eval_max_new_tokens=1, pack=pack)
     if bf16:
         from grpo.model import mixed_precision
 
         mixed_precision(model, "bf16")  # model.mixed_precision: bf16 (the engine samples in fp32)
-    rollout = RolloutConfig(engine=engine_name, temperature=1.0, max_new_tokens=setting["tokens"])
+    rollout = RolloutConfig(engine=engine_name, temperature=1.0, max_new_tokens=setting["tokens"],
+                            vllm_enforce_eager=not OURS["compiled"])
     engine = make_engine(rollout, model, tokenizer)
     with tempfile.TemporaryDirectory() as out:
         run_grpo(model, tokenizer, engine, examples, examples[:1], cfg, rollout, RewardConfig(), Path(out),
@@ -173,22 +176,29 @@ def main() -> None:
     parser.add_argument("--model", choices=list(MODELS), default="anchor",
                         help="anchor: 3.2M parameters (TRL anchor's size); small: 19M (bench/rollout.py's)")
     parser.add_argument("--sides", default="ours-vllm,ours,trl,trl-vllm")
+    parser.add_argument("--micro-batch", type=int, default=128,
+                        help="our grpo.micro_batch_size (default 128: the whole batch, as TRL's side runs it)")
+    parser.add_argument("--compiled", action="store_true",
+                        help="our vLLM sides compile their model (rollout.vllm_enforce_eager: false)")
     parser.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)
     parser.add_argument("--setting", help=argparse.SUPPRESS)
     args = parser.parse_args()
     global MODEL
     MODEL = args.model
+    OURS.update(micro_batch_size=args.micro_batch, compiled=args.compiled)
     if args.side:
         child(args.side, args.setting, args.steps, args.threads)
         return
     result = {"machine": f"{os.uname().machine} {os.cpu_count()} cpus", "threads": args.threads, "steps": args.steps,
-              "model": args.model}
+              "model": args.model, "micro_batch": args.micro_batch, "compiled": args.compiled}
     for name in args.settings.split(","):
         result[name] = {"setting": SETTINGS[name]}
         for side in args.sides.split(","):
             try:
                 figures = run_side("bench.grpo_step", ["--side", side, "--setting", name, "--steps", str(args.steps),
-                                                       "--threads", str(args.threads), "--model", args.model],
+                                                       "--threads", str(args.threads), "--model", args.model,
+                                                       "--micro-batch", str(args.micro_batch),
+                                                       *(["--compiled"] if args.compiled else [])],
                                    f"{name} {side}")
             except SideFailed as e:
                 print(e, file=sys.stderr)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from grpo.learner.logprobs import token_logprobs
-from grpo.learner.update import Sample, micro_batches, step_size, update
+from grpo.learner.update import Sample, informative, micro_batches, step_size, update
 from grpo.model import build_model, build_tokenizer
 
 LOSS = dict(clip_low=0.2, clip_high=0.28, level="token", aggregation="token-mean", kl_coef=0.0, is_cap=None)
@@ -380,3 +380,52 @@ def test_one_pass_with_importance_weights_runs_one_forward_per_micro_batch(tiny,
     for key in ("loss/policy", "is/weight_mean", "is/weight_max", "is/capped_frac", "is/masked_frac",
                 "rollout/logprob_gap"):
         assert fused_stats[key] == pytest.approx(separate_stats[key], rel=1e-6, abs=1e-7), key
+
+
+@pytest.mark.parametrize("loss", [dict(aggregation="token-mean"), dict(aggregation="seq-mean-token-mean"),
+                                  dict(aggregation="constant"), dict(kl_coef=0.1), dict(level="sequence"),
+                                  dict(is_cap=2.0)], ids=["token-mean", "seq-mean", "constant", "kl", "gspo", "tis"])
+@pytest.mark.parametrize("pack", [False, True], ids=["padded", "packed"])
+def test_skipping_zero_advantages_gives_the_same_update(tiny, loss, pack):
+    """Completions with advantage 0 (and one out of the loss) not run: the same AdamW updates over two steps, the
+    second of zero advantages only (momentum still moves the weights), mu = 2; with KL nothing is skipped."""
+    model, tokenizer = tiny
+    base = _samples(tokenizer) * 2
+    zero = {1, 4, 6}
+    first = [Sample(s.prompt_ids, s.token_ids, s.engine_logprobs, 0.0 if i in zero else s.advantage, i != 7)
+             for i, s in enumerate(base)]
+    second = [Sample(s.prompt_ids, s.token_ids, s.engine_logprobs, 0.0, True) for s in base]
+    reference = copy.deepcopy(model) if loss.get("kl_coef") else None
+
+    def updated(skip):
+        learner = copy.deepcopy(model)
+        optimizer = torch.optim.AdamW(learner.parameters(), lr=1e-3)
+        stats = [update(learner, optimizer, reference, batch, mu=2, micro_batch_size=3,
+                        pad_id=tokenizer.pad_token_id, temperature=0.9, max_new_tokens=32, max_grad_norm=1e9,
+                        loss_kwargs=dict(LOSS, **loss), pack=pack, skip_zero_advantage=skip)
+                 for batch in (first, second)]
+        return torch.cat([p.detach().flatten() for p in learner.parameters()]), stats
+
+    full, full_stats = updated(False)
+    skipped, skipped_stats = updated(True)
+    before = torch.cat([p.detach().flatten() for p in model.parameters()])
+    change, skipped_change = full - before, skipped - before
+    assert change.abs().max() > 1e-4
+    assert ((skipped_change - change).norm() / change.norm()).item() < 1e-5  # float summation order only
+    for ours, theirs in zip(skipped_stats, full_stats):
+        assert ours["loss/policy"] == pytest.approx(theirs["loss/policy"], rel=1e-6, abs=1e-7)
+        assert ours["loss/tokens"] == theirs["loss/tokens"]
+    kept = 1.0 if loss.get("kl_coef") else 0.0
+    assert [s["optim/zero_advantage_skipped"] for s in full_stats] == [0.0, 0.0]
+    assert [s["optim/zero_advantage_skipped"] for s in skipped_stats] == pytest.approx(
+        [(1 - kept) * 4 / 8, 1 - kept])  # three of advantage 0, one out of the loss; then all
+
+
+def test_informative_tops_up_to_equal_shares():
+    def sample(length, advantage):
+        return Sample([1], [2] * length, [-1.0] * length, advantage, True)
+
+    samples = [sample(5, 1.0), sample(2, 0.0), sample(9, -1.0), sample(1, 0.0), sample(3, 0.5), sample(4, 0.0)]
+    assert [len(s.token_ids) for s in informative(samples)] == [5, 9, 3]
+    assert [len(s.token_ids) for s in informative(samples, world=2)] == [5, 9, 1, 3]  # the shortest skipped one
+    assert informative([sample(3, 0.0), sample(4, 0.0)], world=2) == []

@@ -344,6 +344,10 @@ class GRPOConfig:
     """true: padding-free packing; short completions fill the padding of the rows the long ones start, each
     attending only to itself (restarting position ids), and micro_batch_size counts packed rows (the update does
     not depend on it; grpo/learner/packing.py); false: one completion per row, right-padded"""
+    skip_zero_advantage: bool = True
+    """true: completions with advantage 0 (every reward of their group equal) are not run through the learner, as
+    their policy-loss gradient is exactly 0 (the same update, less compute; entropy, logprob gap and clip fraction
+    are then measured on the completions that train; no effect with kl_coef > 0); false: every completion is run"""
     lr: float = 1.0e-6
     """peak learning rate (AdamW)"""
     warmup_steps: int = 0

@@ -18,6 +18,12 @@ Logprobs (grpo/learner/logprobs.py): the full logits of a micro-batch at once, o
 `grpo.logprob_chunk_tokens` > 0 the output head applied a chunk of positions at a time under activation
 checkpointing, so the (n, L, V) logits never exist whole (the large-vocabulary memory knob; exact gradient).
 
+Zero advantages (`grpo.skip_zero_advantage`, on by default): a completion whose advantage is 0 (its group's rewards
+all equal) or that is out of the loss adds exactly nothing to the gradient when nothing but the policy loss acts
+on it (kl_coef 0), so the learner does not run it (`informative`); the step's normalisation still counts it, so
+the update is the one of the whole batch (tests/test_learner.py checks it). The statistics of the pass (entropy,
+logprob gap, clip fraction) are then those of the completions that train.
+
 Old logprobs: with mu = 1 and no importance-sampling correction the learner's own detached logprobs are the
 old ones (ratio 1, one forward saved); otherwise they are computed once, without gradient, before the first
 pass. The reference model (only when kl_coef > 0) is the frozen model the stage started from.
@@ -72,6 +78,7 @@ class UpdateSettings:
     logprob_chunk_tokens: int = 0
     max_tokens_per_micro_batch: int = 0
     pack: bool = False
+    skip_zero_advantage: bool = False
 
     @classmethod
     def of(cls, cfg: GRPOConfig, rollout: RolloutConfig, pad_id: int) -> UpdateSettings:
@@ -82,7 +89,8 @@ class UpdateSettings:
                    temperature=rollout.temperature or 1.0, max_new_tokens=rollout.max_new_tokens,
                    max_grad_norm=cfg.max_grad_norm, loss_kwargs=loss_kwargs,
                    logprob_chunk_tokens=cfg.logprob_chunk_tokens,
-                   max_tokens_per_micro_batch=cfg.max_tokens_per_micro_batch, pack=cfg.pack)
+                   max_tokens_per_micro_batch=cfg.max_tokens_per_micro_batch, pack=cfg.pack,
+                   skip_zero_advantage=cfg.skip_zero_advantage)
 
 
 @dataclass(frozen=True)
@@ -196,6 +204,21 @@ def step_size(samples: list[Sample], max_new_tokens: int) -> StepSize:
     return StepSize(tokens=sum(lengths), sequences=sum(n > 0 for n in lengths), max_completion_length=max_new_tokens)
 
 
+def informative(samples: list[Sample], world: int = 1) -> list[Sample]:
+    """The completions that can move the weights when the policy loss is all that acts on them: a non-zero
+    advantage and tokens in the loss (with advantage 0 every term of the policy loss and of its gradient is 0).
+    With `world` processes, topped up with the shortest of the others to a multiple of `world`, so every rank gets
+    an equal share (none informative: none on every rank). In the batch's order."""
+    keep = [s.advantage != 0 and s.in_loss_tokens() > 0 for s in samples]
+    missing = -sum(keep) % world
+    if missing:
+        rest = sorted((i for i, k in enumerate(keep) if not k),
+                      key=lambda i: (len(samples[i].prompt_ids) + len(samples[i].token_ids), i))
+        for i in rest[:missing]:
+            keep[i] = True
+    return [s for s, k in zip(samples, keep) if k]
+
+
 def share(samples: list[Sample], rank: int, world: int) -> list[Sample]:
     """This rank's completions: sorted by length and dealt round-robin (equal counts, similar lengths)."""
     if len(samples) % world:
@@ -234,6 +257,10 @@ def optimizer_pass(model, optimizer, batches: list[MicroBatch], size: StepSize, 
         gap = (old - mb.engine_logprobs).abs() * mb.mask
         totals["gap_sum"] += float(gap.sum())
         totals["gap_max"] = max(totals["gap_max"], float(gap.max()) if gap.numel() else 0.0)
+    if not batches and size.tokens:  # every completion skipped (zero advantages): the step of zero gradients
+        for p in model.parameters():
+            if p.requires_grad and p.grad is None:
+                p.grad = torch.zeros_like(p)
     if accelerator is None:
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
     else:
@@ -269,15 +296,22 @@ def _reduced(passes: list[dict], accelerator) -> list[dict]:
 def update(model, optimizer, ref_model, samples: list[Sample], *, mu: int, micro_batch_size: int, pad_id: int,
            temperature: float, max_new_tokens: int, max_grad_norm: float, loss_kwargs: dict,
            accelerator=None, logprob_chunk_tokens: int = 0, max_tokens_per_micro_batch: int = 0,
-           pack: bool = False) -> dict:
+           pack: bool = False, skip_zero_advantage: bool = False) -> dict:
     """mu optimizer passes over `samples` (the whole rollout batch; with an `accelerator` of several
     processes, this rank trains on its share); metrics averaged over the passes (the logprob gap and entropy are
     those of the first pass, before any update; so are the engine/learner ratio's `is/*`).
     `optim/skipped_nonfinite`: passes skipped for a NaN/inf.
-    `pack`: padding-free packed rows (grpo/learner/packing.py)."""
-    size = step_size(samples, max_new_tokens)
+    `pack`: padding-free packed rows (grpo/learner/packing.py). `skip_zero_advantage`: only the `informative`
+    completions are run (without a reference model: a KL term gives every completion a gradient);
+    `optim/zero_advantage_skipped` is the share of the batch skipped."""
+    size = step_size(samples, max_new_tokens)  # the whole batch's, skipped completions included
     if pack:
         check_confined(model, samples[0].prompt_ids[:4], samples[-1].prompt_ids[:3] + samples[-1].token_ids[:3])
+    world = accelerator.num_processes if accelerator is not None else 1
+    whole = len(samples)
+    if skip_zero_advantage and ref_model is None:
+        samples = informative(samples, world)
+    skipped = 1 - len(samples) / whole
 
     def planned(share_: list[Sample]) -> int:
         if pack:
@@ -286,13 +320,12 @@ def update(model, optimizer, ref_model, samples: list[Sample], *, mu: int, micro
         return len(plan(share_, micro_batch_size, max_tokens_per_micro_batch))
 
     count = 0
-    if accelerator is not None and accelerator.num_processes > 1:
-        world = accelerator.num_processes
+    if world > 1 and samples:
         # every process plans every share (each holds the whole batch): all run the largest count of micro-batches
         count = max(planned(share(samples, r, world)) for r in range(world))
         samples = share(samples, accelerator.process_index, world)
     batches = micro_batches(samples, micro_batch_size, pad_id, device=device_of(model),
-                            max_tokens=max_tokens_per_micro_batch, count=count, pack=pack)
+                            max_tokens=max_tokens_per_micro_batch, count=count, pack=pack) if samples else []
     # one pass (mu = 1): its own detached logprobs are the old ones, the weights being those that scored them; the
     # importance weights (is_cap, is_mask) read those values too, so no forward pass without gradient is run for them
     need_old = mu > 1
@@ -302,13 +335,15 @@ def update(model, optimizer, ref_model, samples: list[Sample], *, mu: int, micro
                              loss_kwargs=loss_kwargs, accelerator=accelerator, chunk_tokens=logprob_chunk_tokens)
               for _ in range(mu)]
     passes = _reduced(passes, accelerator)
-    tokens = max(passes[0]["tokens"], 1.0)
+    tokens = passes[0]["tokens"]
     mean = lambda key: sum(p[key] for p in passes) / len(passes)  # noqa: E731
-    return {"loss/policy": mean("loss"), "loss/clip_frac": mean("clipped_tokens") / tokens,
-            "loss/kl": mean("kl_sum") / tokens, "loss/ratio_mean": mean("ratio_sum") / tokens,
-            "policy/entropy": passes[0]["entropy_sum"] / tokens,
+    stats = {"loss/policy": mean("loss"), "optim/grad_norm": mean("grad_norm"),
+             "optim/skipped_nonfinite": sum(p["skipped"] for p in passes), "loss/tokens": size.tokens,
+             "optim/zero_advantage_skipped": skipped}
+    if not tokens:  # no completion token was run (all skipped or out of the loss): nothing was measured
+        return stats
+    return {**stats, "loss/clip_frac": mean("clipped_tokens") / tokens, "loss/kl": mean("kl_sum") / tokens,
+            "loss/ratio_mean": mean("ratio_sum") / tokens, "policy/entropy": passes[0]["entropy_sum"] / tokens,
             "rollout/logprob_gap": passes[0]["gap_sum"] / tokens, "rollout/logprob_gap_max": passes[0]["gap_max"],
             "is/weight_mean": passes[0]["is_sum"] / tokens, "is/weight_max": passes[0]["is_max"],
-            "is/capped_frac": passes[0]["is_capped"] / tokens, "is/masked_frac": passes[0]["is_masked"] / tokens,
-            "optim/grad_norm": mean("grad_norm"), "optim/skipped_nonfinite": sum(p["skipped"] for p in passes),
-            "loss/tokens": size.tokens}
+            "is/capped_frac": passes[0]["is_capped"] / tokens, "is/masked_frac": passes[0]["is_masked"] / tokens}
