@@ -46,7 +46,7 @@ MODELS = {  # the anchor's size, and the size of bench/rollout.py (the `small` p
                   num_key_value_heads=4),
 }
 MODEL = "anchor"  # set from --model
-OURS = {"micro_batch_size": 128, "compiled": False}  # set from --micro-batch, --compiled
+OURS = {"micro_batch_size": 128, "compiled": False, "skip": True}  # set from --micro-batch, --compiled, --no-skip
 
 
 def _model_and_prompts(n: int):
@@ -78,7 +78,7 @@ def run_ours(setting: dict, steps: int, engine_name: str = "hf", pack: bool = Fa
     model, tokenizer, examples = _model_and_prompts(setting["prompts"] * steps * 2)
     cfg = GRPOConfig(steps=steps, prompts_per_step=setting["prompts"], group_size=setting["group"], lr=LR,
                      loss_aggregation="token-mean", clip_low=0.2, clip_high=0.28,
-                     micro_batch_size=OURS["micro_batch_size"],
+                     micro_batch_size=OURS["micro_batch_size"], skip_zero_advantage=OURS["skip"],
                      eval_every=0, eval_size=1, eval_max_new_tokens=1, pack=pack)
     if bf16:
         from grpo.model import mixed_precision
@@ -95,6 +95,7 @@ def run_ours(setting: dict, steps: int, engine_name: str = "hf", pack: bool = Fa
     seconds = [r["perf/step_s"] for r in rows]
     tokens = sum(r["perf/generated_tokens"] for r in rows)
     return {"s_per_step": statistics.mean(seconds), "tokens_per_s": tokens / sum(seconds),
+            "skipped_frac": statistics.mean(r.get("optim/zero_advantage_skipped", 0.0) for r in rows),
             "rollout_s": statistics.mean(r["perf/rollout_s"] for r in rows),
             "update_s": statistics.mean(r["perf/update_s"] for r in rows),
             "sync_s": statistics.mean(r["perf/sync_s"] for r in rows)}
@@ -180,17 +181,21 @@ def main() -> None:
                         help="our grpo.micro_batch_size (default 128: the whole batch, as TRL's side runs it)")
     parser.add_argument("--compiled", action="store_true",
                         help="our vLLM sides compile their model (rollout.vllm_enforce_eager: false)")
+    parser.add_argument("--no-skip", action="store_true",
+                        help="our sides run completions of advantage 0 too (grpo.skip_zero_advantage: false); the "
+                        "freshly initialised model earns no reward, so with the default every completion is skipped")
     parser.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)
     parser.add_argument("--setting", help=argparse.SUPPRESS)
     args = parser.parse_args()
     global MODEL
     MODEL = args.model
-    OURS.update(micro_batch_size=args.micro_batch, compiled=args.compiled)
+    OURS.update(micro_batch_size=args.micro_batch, compiled=args.compiled, skip=not args.no_skip)
     if args.side:
         child(args.side, args.setting, args.steps, args.threads)
         return
     result = {"machine": f"{os.uname().machine} {os.cpu_count()} cpus", "threads": args.threads, "steps": args.steps,
-              "model": args.model, "micro_batch": args.micro_batch, "compiled": args.compiled}
+              "model": args.model, "micro_batch": args.micro_batch, "compiled": args.compiled,
+              "skip_zero_advantage": not args.no_skip}
     for name in args.settings.split(","):
         result[name] = {"setting": SETTINGS[name]}
         for side in args.sides.split(","):
@@ -198,7 +203,8 @@ def main() -> None:
                 figures = run_side("bench.grpo_step", ["--side", side, "--setting", name, "--steps", str(args.steps),
                                                        "--threads", str(args.threads), "--model", args.model,
                                                        "--micro-batch", str(args.micro_batch),
-                                                       *(["--compiled"] if args.compiled else [])],
+                                                       *(["--compiled"] if args.compiled else []),
+                                                       *(["--no-skip"] if args.no_skip else [])],
                                    f"{name} {side}")
             except SideFailed as e:
                 print(e, file=sys.stderr)
