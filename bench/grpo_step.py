@@ -14,6 +14,11 @@ Every side gets the same freshly initialised Qwen2 model (`--model anchor`: the 
 the same arithmetic prompts, temperature 1, AdamW at the
 same learning rate, fp32 (but the bf16 sides), and the same reward: our math verifier
 (`verifiers.math.verify_batch`, 2 workers).
+Our sides run the learner as the config's defaults do, with `grpo.micro_batch_size` from `--micro-batch` (128: the
+whole batch, as TRL's side) and vLLM compiled with `--compiled`; a side's `-noskip` form (`ours-vllm-packed-noskip`)
+sets `grpo.skip_zero_advantage: false`. A freshly initialised model earns no reward, so every group's advantages
+are 0 and, by default, our learner runs none of the batch (`skipped_frac` 1): the `-noskip` sides measure the
+learner's work against TRL's, which runs every completion.
 Each side runs in its own subprocess (its own peak RSS). Figures: seconds per step (mean over steps after the
 first two), generated tokens per second over the whole step, peak RSS. The last line is one JSON object.
 """
@@ -46,7 +51,7 @@ MODELS = {  # the anchor's size, and the size of bench/rollout.py (the `small` p
                   num_key_value_heads=4),
 }
 MODEL = "anchor"  # set from --model
-OURS = {"micro_batch_size": 128, "compiled": False, "skip": True}  # set from --micro-batch, --compiled, --no-skip
+OURS = {"micro_batch_size": 128, "compiled": False, "skip": True}  # set from --micro-batch, --compiled, a side's -noskip
 
 
 def _model_and_prompts(n: int):
@@ -157,6 +162,8 @@ def child(side: str, name: str, steps: int, threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
+    if side.endswith("-noskip"):  # grpo.skip_zero_advantage: false
+        OURS["skip"], side = False, side.removesuffix("-noskip")
     runs = {"ours": lambda: run_ours(SETTINGS[name], steps),
             "ours-vllm": lambda: run_ours(SETTINGS[name], steps, "vllm"),
             "ours-vllm-packed": lambda: run_ours(SETTINGS[name], steps, "vllm", pack=True),
@@ -181,21 +188,18 @@ def main() -> None:
                         help="our grpo.micro_batch_size (default 128: the whole batch, as TRL's side runs it)")
     parser.add_argument("--compiled", action="store_true",
                         help="our vLLM sides compile their model (rollout.vllm_enforce_eager: false)")
-    parser.add_argument("--no-skip", action="store_true",
-                        help="our sides run completions of advantage 0 too (grpo.skip_zero_advantage: false); the "
-                        "freshly initialised model earns no reward, so with the default every completion is skipped")
-    parser.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)
+    parser.add_argument("--side", choices=SIDES + [f"{s}-noskip" for s in SIDES if s.startswith("ours")],
+                        help=argparse.SUPPRESS)
     parser.add_argument("--setting", help=argparse.SUPPRESS)
     args = parser.parse_args()
     global MODEL
     MODEL = args.model
-    OURS.update(micro_batch_size=args.micro_batch, compiled=args.compiled, skip=not args.no_skip)
+    OURS.update(micro_batch_size=args.micro_batch, compiled=args.compiled)
     if args.side:
         child(args.side, args.setting, args.steps, args.threads)
         return
     result = {"machine": f"{os.uname().machine} {os.cpu_count()} cpus", "threads": args.threads, "steps": args.steps,
-              "model": args.model, "micro_batch": args.micro_batch, "compiled": args.compiled,
-              "skip_zero_advantage": not args.no_skip}
+              "model": args.model, "micro_batch": args.micro_batch, "compiled": args.compiled}
     for name in args.settings.split(","):
         result[name] = {"setting": SETTINGS[name]}
         for side in args.sides.split(","):
@@ -203,8 +207,7 @@ def main() -> None:
                 figures = run_side("bench.grpo_step", ["--side", side, "--setting", name, "--steps", str(args.steps),
                                                        "--threads", str(args.threads), "--model", args.model,
                                                        "--micro-batch", str(args.micro_batch),
-                                                       *(["--compiled"] if args.compiled else []),
-                                                       *(["--no-skip"] if args.no_skip else [])],
+                                                       *(["--compiled"] if args.compiled else [])],
                                    f"{name} {side}")
             except SideFailed as e:
                 print(e, file=sys.stderr)
@@ -214,8 +217,8 @@ def main() -> None:
             print(f"{name} {side}: {figures}", flush=True)
             result[name][side] = figures
         trl = result[name].get("trl")
-        for side in ("ours", "ours-vllm", "ours-vllm-packed", "ours-vllm-packed-bf16"):
-            if result[name].get(side) and trl:
+        for side in [s for s in args.sides.split(",") if s.startswith("ours")]:
+            if "s_per_step" in result[name].get(side, {}) and trl and "s_per_step" in trl:
                 result[name][f"speedup_{side}_vs_trl"] = round(trl["s_per_step"] / result[name][side]["s_per_step"], 2)
     print(json.dumps(result))
 
