@@ -80,7 +80,7 @@ def one_side(model: Path, lag: int, setting: str, steps: int, extra: list[str], 
     return {"s_per_step": mean("perf/step_s"), "rollout_s": mean("perf/rollout_s"), "verify_s": mean("perf/verify_s"),
             "update_s": mean("perf/update_s"), "sync_s": mean("perf/sync_s"),
             "rollout_wait_s": mean("perf/rollout_wait_s"), "lag": mean("async/lag"),
-            "is_weight_max": max(r["is/weight_max"] for r in rows), "generated_tokens": mean("perf/generated_tokens"),
+            "is_weight_max": max((r["is/weight_max"] for r in rows if "is/weight_max" in r), default=0.0), "generated_tokens": mean("perf/generated_tokens"),
             "timed_steps": len(rows)}
 
 

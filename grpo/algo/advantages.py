@@ -20,7 +20,10 @@ EPS = 1e-4
 
 
 def _centred(rewards: torch.Tensor) -> torch.Tensor:
-    return rewards - rewards.mean(dim=1, keepdim=True)  # (B, G)
+    """Each reward minus its group's mean; exactly 0 in a group whose rewards are all equal (the float mean of
+    eight rewards of 0.1 is not 0.1, which would leave a spurious advantage)."""
+    equal = rewards.amax(dim=1, keepdim=True) == rewards.amin(dim=1, keepdim=True)  # (B, 1)
+    return torch.where(equal, 0.0, rewards - rewards.mean(dim=1, keepdim=True))  # (B, G)
 
 
 def group_normalized(rewards: torch.Tensor, eps: float = EPS) -> torch.Tensor:

@@ -22,7 +22,10 @@ Zero advantages (`grpo.skip_zero_advantage`, on by default): a completion whose 
 all equal) or that is out of the loss adds exactly nothing to the gradient when nothing but the policy loss acts
 on it (kl_coef 0), so the learner does not run it (`informative`); the step's normalisation still counts it, so
 the update is the one of the whole batch (tests/test_learner.py checks it). The statistics of the pass (entropy,
-logprob gap, clip fraction) are then those of the completions that train.
+logprob gap, clip fraction) are then those of the completions that train, and a NaN in a skipped completion's
+logprobs no longer skips the step. When nothing is left, every trainable parameter gets a zero gradient, so AdamW
+still takes its momentum step (a parameter the forward never uses would get one too, where the full batch left it
+without a gradient).
 
 Old logprobs: with mu = 1 and no importance-sampling correction the learner's own detached logprobs are the
 old ones (ratio 1, one forward saved); otherwise they are computed once, without gradient, before the first
@@ -302,16 +305,16 @@ def update(model, optimizer, ref_model, samples: list[Sample], *, mu: int, micro
     those of the first pass, before any update; so are the engine/learner ratio's `is/*`).
     `optim/skipped_nonfinite`: passes skipped for a NaN/inf.
     `pack`: padding-free packed rows (grpo/learner/packing.py). `skip_zero_advantage`: only the `informative`
-    completions are run (without a reference model: a KL term gives every completion a gradient);
+    completions are run (unless kl_coef > 0: a KL term gives every completion a gradient);
     `optim/zero_advantage_skipped` is the share of the batch skipped."""
     size = step_size(samples, max_new_tokens)  # the whole batch's, skipped completions included
     if pack:
         check_confined(model, samples[0].prompt_ids[:4], samples[-1].prompt_ids[:3] + samples[-1].token_ids[:3])
     world = accelerator.num_processes if accelerator is not None else 1
     whole = len(samples)
-    if skip_zero_advantage and ref_model is None:
+    if skip_zero_advantage and not loss_kwargs.get("kl_coef"):  # a KL term gives every completion a gradient
         samples = informative(samples, world)
-    skipped = 1 - len(samples) / whole
+    skipped = 1 - len(samples) / whole if whole else 0.0
 
     def planned(share_: list[Sample]) -> int:
         if pack:
