@@ -64,14 +64,17 @@ TYPES = {"ddp": {"MULTI_CPU", "MULTI_GPU"}, "fsdp": {"FSDP"}}
     dict(mu=2, micro_batch_size=5, loss="token-mean", kl_coef=0.05, is_cap=None, chunk=7, budget=40),
     dict(mu=2, micro_batch_size=2, loss="seq-mean-token-mean", kl_coef=0.05, is_cap=2.0, pack=True),
     dict(mu=2, micro_batch_size=3, loss="token-mean", kl_coef=0.0, is_cap=2.0, skip=True),
-], ids=["mu1-token-mean", "mu2-kl-tis", "chunked-logprobs-token-budget", "packed", "zero-advantages-skipped"])
+    dict(mu=1, micro_batch_size=3, loss="token-mean", kl_coef=0.0, is_cap=None, skip=True, all_zero=True),
+], ids=["mu1-token-mean", "mu2-kl-tis", "chunked-logprobs-token-budget", "packed", "zero-advantages-skipped",
+        "nothing-to-run"])
 def test_two_processes_update_like_one(tmp_path, setting, backend):
     """DDP (2 processes, gloo on CPU) and FSDP (2 GPUs), the shipped configs/accelerate/ files: the weights after
     the update and the step's metrics equal the one-process update of the same global batch (with `chunk` and
     `budget`: the two processes score through the output head in chunks and cut their shares by a token budget,
     the one process uses full logits and rows; with `pack`, the two processes pack their shares into rows; with
     `skip`, a third of the advantages are 0 and the two processes do not run those completions: 9 of 16 remain,
-    topped up to 10 for equal shares)."""
+    topped up to 10 for equal shares; with `all_zero`, every advantage is 0: neither process runs anything, and
+    neither waits for the other)."""
     tokenizer = build_tokenizer()
     build_model("tiny", tokenizer, seed=0).save_pretrained(tmp_path / "model")
     tokenizer.save_pretrained(tmp_path / "model")
@@ -81,7 +84,8 @@ def test_two_processes_update_like_one(tmp_path, setting, backend):
                          max_new_tokens=16, max_grad_norm=1e9, loss_kwargs=loss_kwargs)
     samples = _batch(16)
     if setting.get("skip"):
-        samples = [dataclasses.replace(s, advantage=0.0) if i % 3 == 0 else s for i, s in enumerate(samples)]
+        zero = (lambda i: True) if setting.get("all_zero") else (lambda i: i % 3 == 0)
+        samples = [dataclasses.replace(s, advantage=0.0) if zero(i) else s for i, s in enumerate(samples)]
     two_kwargs = dict(update_kwargs, logprob_chunk_tokens=setting.get("chunk", 0),
                       max_tokens_per_micro_batch=setting.get("budget", 0), pack=setting.get("pack", False),
                       skip_zero_advantage=setting.get("skip", False))
@@ -104,7 +108,7 @@ def test_two_processes_update_like_one(tmp_path, setting, backend):
     assert two["world"] == 2 and two["type"] in TYPES[backend]
     start = load(str(tmp_path / "model"))[0].state_dict()
     moved = max((model.state_dict()[k] - start[k]).abs().max().item() for k in start)
-    assert moved > 1e-3  # the update did something
+    assert moved == 0 if setting.get("all_zero") else moved > 1e-3  # the update did something (SGD: nothing at 0)
     for k, v in model.state_dict().items():
         torch.testing.assert_close(two["state"][k], v, atol=2e-5, rtol=1e-4, msg=k)
     keys = ["loss/policy", "optim/grad_norm", "loss/tokens"]
@@ -112,7 +116,8 @@ def test_two_processes_update_like_one(tmp_path, setting, backend):
         keys += ["loss/clip_frac", "loss/kl", "policy/entropy", "rollout/logprob_gap", "rollout/logprob_gap_max"]
     for key in keys:
         assert two["stats"][key] == pytest.approx(one[key], rel=1e-4, abs=1e-6), key
-    assert two["stats"]["optim/zero_advantage_skipped"] == (6 / 16 if setting.get("skip") else 0.0)
+    skipped = (1.0 if setting.get("all_zero") else 6 / 16) if setting.get("skip") else 0.0
+    assert two["stats"]["optim/zero_advantage_skipped"] == skipped
 
 
 def _launch(backend: str, *args: str) -> None:
