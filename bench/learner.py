@@ -1,7 +1,7 @@
 """Benchmark: one GRPO optimizer step of the learner on one batch, our learner's settings against TRL's, one run.
 
-    python -m bench.learner [--model small|qwen-vocab] [--rows 32] [--micro 8] [--chunk 2048] [--steps 2]
-                            [--sides full,chunked,packed,packed-bf16,trl,trl-bf16]
+    python -m bench.learner [--model small|anchor|qwen-vocab] [--rows 32] [--micro 8] [--chunk 2048] [--steps 2]
+                            [--sides full,chunked,packed,packed-bf16,packed-compiled,trl,trl-bf16]
     (TRL: pip install -e ".[bench]")
 
 The batch: `--rows` completions of unequal lengths (prompts of 64 tokens, completions drawn from 32 to 256
@@ -11,10 +11,13 @@ tokens, seeded, in random order), random token ids, advantages of both signs. Si
 - chunked: the same with `grpo.logprob_chunk_tokens: --chunk` (the head on the completion positions only);
 - packed: chunked and `grpo.pack: true` (padding-free rows, `--micro` rows of the longest sequence each);
 - packed-bf16: packed under `model.mixed_precision: bf16` (the head stays fp32);
+- packed-compiled: packed, the model's forward under `torch.compile(dynamic=True)` (tried for issue 26, not a
+  config key: the compile is the first, untimed step's `first_step_s`);
 - trl / trl-bf16: TRL's `GRPOTrainer` training step on the same batch (its `compute_loss`, loss_type dapo, beta 0,
   its fused LM head, micro-batches of `--micro` rows in the batch's order, `bf16=True` for trl-bf16), then the
   same gradient clipping and AdamW step.
-Models: `small` (the 19M preset, 262-token vocabulary) and `qwen-vocab` (Qwen2 with Qwen2.5's 151,936-token
+Models: `small` (the 19M preset, 262-token vocabulary), `anchor` (bench/grpo_step.py's 3.2M model: hidden 256,
+4 layers, our character-level vocabulary) and `qwen-vocab` (Qwen2 with Qwen2.5's 151,936-token
 vocabulary, hidden 256, 2 layers, tied embeddings: the output head is most of the work and of the memory). Each
 side runs in a fresh process, one after the other, so its peak resident memory is its own: `peak_rss_mib` is the
 process's high-water mark and `update_rss_mib` what the update added above the loaded model. `tokens_per_s`
@@ -45,6 +48,13 @@ def build(model: str):
     torch.manual_seed(0)
     if model == "small":
         return build_model("small", build_tokenizer(), seed=0)
+    if model == "anchor":
+        from bench.grpo_step import MODELS
+
+        tokenizer = build_tokenizer()
+        return Qwen2ForCausalLM(Qwen2Config(vocab_size=len(tokenizer), **MODELS["anchor"], max_position_embeddings=512,
+                                            tie_word_embeddings=True, bos_token_id=None,
+                                            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id))
     config = Qwen2Config(vocab_size=151936, hidden_size=256, intermediate_size=512, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
                          tie_word_embeddings=True)
@@ -80,6 +90,8 @@ def side(args) -> dict:
             from grpo.model import mixed_precision
 
             mixed_precision(model, "bf16")
+    if args.side == "packed-compiled":
+        model.forward = torch.compile(model.forward, dynamic=True)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
     step = trl_step(model, optimizer, samples, args) if args.side.startswith("trl") else ours_step(model, optimizer,
                                                                                                   samples, args)
@@ -89,9 +101,9 @@ def side(args) -> dict:
     for i in range(args.steps + 1):
         start = time.perf_counter()
         step()
-        if i:
-            seconds.append(time.perf_counter() - start)
-    return {"tokens_per_s": round(tokens * len(seconds) / sum(seconds), 1),
+        seconds.append(time.perf_counter() - start)
+    first, seconds = seconds[0], seconds[1:]
+    return {"first_step_s": round(first, 2), "tokens_per_s": round(tokens * len(seconds) / sum(seconds), 1),
             "s_per_step": round(sum(seconds) / len(seconds), 2),
             "peak_rss_mib": round(rss_mib()), "update_rss_mib": round(rss_mib() - loaded), "tokens": tokens}
 
@@ -100,7 +112,7 @@ def ours_step(model, optimizer, samples, args):
     from grpo.learner.update import update
 
     chunk = args.chunk if args.side != "full" else 0  # --chunk 0: packed sides with full logits
-    pack = args.side.startswith("packed")
+    pack = args.side.startswith("packed")  # packed, packed-bf16, packed-compiled
     loss_kwargs = dict(clip_low=0.2, clip_high=0.28, level="token", aggregation="token-mean", kl_coef=0.0,
                        is_cap=None)
     return lambda: update(model, optimizer, None, samples, mu=1, micro_batch_size=args.micro, pad_id=0,
@@ -160,17 +172,17 @@ def trl_step(model, optimizer, samples, args):
     return step
 
 
-SIDES = ["full", "chunked", "packed", "packed-bf16", "trl", "trl-bf16"]
+SIDES = ["full", "chunked", "packed", "packed-bf16", "packed-compiled", "trl", "trl-bf16"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", choices=["small", "qwen-vocab"], default="qwen-vocab")
+    parser.add_argument("--model", choices=["small", "anchor", "qwen-vocab"], default="qwen-vocab")
     parser.add_argument("--rows", type=int, default=32)
     parser.add_argument("--micro", type=int, default=8)
     parser.add_argument("--chunk", type=int, default=2048)
     parser.add_argument("--steps", type=int, default=2)
-    parser.add_argument("--sides", default=",".join(SIDES))
+    parser.add_argument("--sides", default=",".join(s for s in SIDES if s != "packed-compiled"))
     parser.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.side:
