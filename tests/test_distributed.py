@@ -15,7 +15,7 @@ import pytest
 import torch
 from engines import vllm_available
 
-from grpo.learner.update import Sample, share, update
+from grpo.learner.update import Sample, filled, share, update
 from grpo.model import build_model, build_tokenizer, load
 
 HELPER = Path(__file__).with_name("distributed_update.py")
@@ -39,6 +39,17 @@ def _batch(n: int, seed: int = 0) -> list[Sample]:
         out.append(Sample(prompt, completion, [-rng.uniform(0.5, 4.0) for _ in completion], rng.uniform(-1.5, 1.5),
                           in_loss=i % 7 != 3))
     return out
+
+
+def test_filled_adds_completions_out_of_the_loss_until_the_batch_splits():
+    samples = _batch(7)
+    assert filled(samples, 1) == samples and filled(samples, 7) == samples
+    out = filled(samples, 3)
+    assert out[:7] == samples and len(out) == 9
+    shortest = min(samples, key=lambda s: len(s.prompt_ids) + len(s.token_ids))
+    for extra in out[7:]:
+        assert extra.in_loss_tokens() == 0 and extra.advantage == 0.0
+        assert extra.prompt_ids == shortest.prompt_ids and extra.token_ids == shortest.token_ids
 
 
 def test_share_deals_every_completion_once():
@@ -65,8 +76,9 @@ TYPES = {"ddp": {"MULTI_CPU", "MULTI_GPU"}, "fsdp": {"FSDP"}}
     dict(mu=2, micro_batch_size=2, loss="seq-mean-token-mean", kl_coef=0.05, is_cap=2.0, pack=True),
     dict(mu=2, micro_batch_size=3, loss="token-mean", kl_coef=0.0, is_cap=2.0, skip=True),
     dict(mu=1, micro_batch_size=3, loss="token-mean", kl_coef=0.0, is_cap=None, skip=True, all_zero=True),
+    dict(mu=2, micro_batch_size=4, loss="seq-mean-token-mean", kl_coef=0.05, is_cap=2.0, n=15),
 ], ids=["mu1-token-mean", "mu2-kl-tis", "chunked-logprobs-token-budget", "packed", "zero-advantages-skipped",
-        "nothing-to-run"])
+        "nothing-to-run", "odd-batch"])
 def test_two_processes_update_like_one(tmp_path, setting, backend):
     """DDP (2 processes, gloo on CPU) and FSDP (2 GPUs), the shipped configs/accelerate/ files: the weights after
     the update and the step's metrics equal the one-process update of the same global batch (with `chunk` and
@@ -74,7 +86,8 @@ def test_two_processes_update_like_one(tmp_path, setting, backend):
     the one process uses full logits and rows; with `pack`, the two processes pack their shares into rows; with
     `skip`, a third of the advantages are 0 and the two processes do not run those completions: 9 of 16 remain,
     topped up to 10 for equal shares; with `all_zero`, every advantage is 0: neither process runs anything, and
-    neither waits for the other)."""
+    neither waits for the other; with `n` 15, a batch that a dropped group left odd, filled up to 16 with a
+    completion out of the loss)."""
     tokenizer = build_tokenizer()
     build_model("tiny", tokenizer, seed=0).save_pretrained(tmp_path / "model")
     tokenizer.save_pretrained(tmp_path / "model")
@@ -82,7 +95,7 @@ def test_two_processes_update_like_one(tmp_path, setting, backend):
                        kl_coef=setting["kl_coef"], is_cap=setting["is_cap"])
     update_kwargs = dict(mu=setting["mu"], micro_batch_size=setting["micro_batch_size"], temperature=0.9,
                          max_new_tokens=16, max_grad_norm=1e9, loss_kwargs=loss_kwargs)
-    samples = _batch(16)
+    samples = _batch(setting.get("n", 16))
     if setting.get("skip"):
         zero = (lambda i: True) if setting.get("all_zero") else (lambda i: i % 3 == 0)
         samples = [dataclasses.replace(s, advantage=0.0) if zero(i) else s for i, s in enumerate(samples)]

@@ -54,6 +54,24 @@ def test_merged_weights_are_peft_merge_and_compute_the_adapted_model():
         assert not torch.allclose(adapted_logits, plain(ids).logits, atol=1e-3)
 
 
+def test_the_reference_scores_through_the_head_in_chunks():
+    """The adapter-free reference exposes the head, so chunked logprobs (no full logits) run for it too, and
+    give what the full path gives."""
+    from grpo.learner.logprobs import output_head, token_logprobs
+
+    tokenizer, plain, model, peft_model = _adapted()
+    reference = AdaptersOff(peft_model)
+    assert output_head(reference) is plain.get_output_embeddings() or \
+        torch.equal(output_head(reference).weight, plain.get_output_embeddings().weight)
+    ids = torch.tensor([tokenizer("Compute 1 + 2.\n<think>\n")["input_ids"]])
+    with torch.no_grad():
+        full = token_logprobs(reference, ids, torch.ones_like(ids), 0.9)[0]
+        chunked = token_logprobs(reference, ids, torch.ones_like(ids), 0.9, chunk_tokens=4)[0]
+        plain_full = token_logprobs(plain, ids, torch.ones_like(ids), 0.9)[0]
+    torch.testing.assert_close(chunked, full, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(full, plain_full, atol=1e-5, rtol=1e-5)
+
+
 def test_only_the_adapters_train():
     _, plain, model, peft_model = _adapted(rank=2)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}

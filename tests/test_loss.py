@@ -66,6 +66,25 @@ def test_kl_term_is_added_with_its_coefficient():
     assert stats["kl_sum"] == pytest.approx(0.5 + LN(2) - 1, abs=1e-6)
 
 
+def test_kl_outside_the_mask_cannot_overflow_the_loss():
+    # position 1 is out of the loss (a prompt or padding position), its logprob 95 nats below the reference's:
+    # exp(95) overflows fp32; only position 0 counts: A = 0, d = 0 there, so the loss and its gradient are 0
+    logprobs = torch.tensor([[-1.0, -100.0]], requires_grad=True)
+    loss, stats = policy_loss(logprobs, logprobs.detach(), torch.tensor([0.0]), torch.tensor([[1.0, 0.0]]),
+                              StepSize(1, 1, 2), ref_logprobs=torch.tensor([[-1.0, -5.0]]), kl_coef=0.1)
+    loss.backward()
+    assert loss.item() == 0.0 and stats["kl_sum"] == 0.0
+    assert torch.equal(logprobs.grad, torch.zeros(1, 2))
+
+
+def test_clip_fraction_counts_only_tokens_the_band_keeps():
+    # w = [1.5, 1.5] (above 1 + 0.28, A = 1: clipped); token 1's engine ratio 0.5 / 0.05 = 10 leaves the band
+    # [0.5, 2]: masked, so one clipped token of the two in the loss
+    _, stats = policy_loss(lp(0.75, 0.75), lp(0.5, 0.5), torch.tensor([1.0]), torch.ones(1, 2), StepSize(2, 1, 2),
+                           engine_logprobs=lp(0.5, 0.05), is_mask="token", is_band=(0.5, 2.0))
+    assert stats["is_masked"] == 1 and stats["clipped_tokens"] == 1
+
+
 def test_truncated_importance_sampling_weight():
     # old - engine = ln 2 -> rho = min(2, 1.5) = 1.5; on-policy w = 1, A = 1: L = -1 * 1.5
     loss, _ = policy_loss(lp(0.5), lp(0.5), torch.tensor([1.0]), torch.ones(1, 1), StepSize(1, 1, 1),

@@ -136,6 +136,8 @@ def test_prompt_sampler_state_round_trips():
     ("grpo.loss_aggregation=sum", "grpo.loss_aggregation"), ("rollout.engine=sglang", "rollout.engine"),
     ("reward.overlong_buffer=400", "reward.overlong_buffer"), ("grpo.ratio_level=seq", "grpo.ratio_level"),
     ("rollout.vllm_gpu_memory_utilization=1.5", "rollout.vllm_gpu_memory_utilization"),
+    ("grpo.mu=0", "grpo.mu must"), ("grpo.micro_batch_size=0", "grpo.micro_batch_size must"),
+    ("grpo.is_cap=-1", "grpo.is_cap must"),
 ])
 def test_grpo_config_errors_name_the_key(override, key):
     with pytest.raises(ConfigError, match=key):

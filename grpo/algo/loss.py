@@ -96,12 +96,13 @@ def policy_loss(logprobs, old_logprobs, advantages, mask, step: StepSize, *, cli
         keep = mask * band_mask(old_logprobs.detach(), engine_logprobs, mask, is_mask, is_band)
         per_token = per_token * keep
     kl = None
-    if kl_coef > 0:
-        kl = k3_kl(logprobs, ref_logprobs)
+    if kl_coef > 0:  # 0 outside the mask: a prompt or padding position never overflows exp() into the loss
+        on = mask > 0
+        kl = k3_kl(torch.where(on, logprobs, 0.0), torch.where(on, ref_logprobs, 0.0))
         per_token = per_token + kl_coef * kl
     loss = aggregate(per_token, mask, aggregation, step)
     with torch.no_grad():
-        was_clipped = (clipped < unclipped).to(mask.dtype) * mask  # the clipped branch is the one taken
+        was_clipped = (clipped < unclipped).to(mask.dtype) * keep  # the clipped branch is the one taken
         stats = {"clipped_tokens": float(was_clipped.sum()), "ratio_sum": float((w * mask).sum()),
                  "kl_sum": float((kl * mask).sum()) if kl is not None else 0.0, "tokens": float(mask.sum()),
                  "is_sum": 0.0, "is_max": 0.0, "is_capped": 0.0, "is_masked": float((mask - keep).sum())}

@@ -91,6 +91,15 @@ class AdaptersOff:
         with self.model.disable_adapter():
             return self.model(**inputs)
 
+    @property
+    def config(self):
+        return self.model.config
+
+    def get_output_embeddings(self):
+        """The head, which LoRA leaves alone unless it targets it: chunked logprobs (grpo/learner/logprobs.py)
+        then run for the reference as for the policy."""
+        return self.model.get_output_embeddings()
+
 
 def trainable_parameters(model) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

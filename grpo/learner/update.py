@@ -42,6 +42,7 @@ whole batch (tests/test_distributed.py checks it).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -222,11 +223,23 @@ def informative(samples: list[Sample], world: int = 1) -> list[Sample]:
     return [s for s, k in zip(samples, keep) if k]
 
 
+def filled(samples: list[Sample], world: int) -> list[Sample]:
+    """`samples` and, when their count does not split over `world` processes (a group dropped for a failed reward,
+    dynamic sampling that ran out of rounds), copies of the shortest one left out of the loss (advantage 0, no
+    token in the loss, KL or statistics) until it does: they change no gradient and no normaliser."""
+    missing = -len(samples) % world
+    if not missing or not samples:
+        return samples
+    shortest = min(samples, key=lambda s: len(s.prompt_ids) + len(s.token_ids))
+    filler = dataclasses.replace(shortest, advantage=0.0, in_loss=False)
+    return samples + [filler] * missing
+
+
 def share(samples: list[Sample], rank: int, world: int) -> list[Sample]:
     """This rank's completions: sorted by length and dealt round-robin (equal counts, similar lengths)."""
     if len(samples) % world:
-        raise ValueError(f"{len(samples)} completions do not split over {world} processes: "
-                         "grpo.prompts_per_step x grpo.group_size must be a multiple of the number of processes")
+        raise ValueError(f"{len(samples)} completions do not split over {world} processes: a multiple of the "
+                         "number of processes is needed (`update` fills the batch up to one with `filled`)")
     order = sorted(range(len(samples)), key=lambda i: (len(samples[i].prompt_ids) + len(samples[i].token_ids), i))
     return [samples[i] for i in order[rank::world]]
 
@@ -324,6 +337,7 @@ def update(model, optimizer, ref_model, samples: list[Sample], *, mu: int, micro
 
     count = 0
     if world > 1 and samples:
+        samples = filled(samples, world)  # a step with groups dropped may not split evenly
         # every process plans every share (each holds the whole batch): all run the largest count of micro-batches
         count = max(planned(share(samples, r, world)) for r in range(world))
         samples = share(samples, accelerator.process_index, world)
@@ -332,6 +346,7 @@ def update(model, optimizer, ref_model, samples: list[Sample], *, mu: int, micro
     # one pass (mu = 1): its own detached logprobs are the old ones, the weights being those that scored them; the
     # importance weights (is_cap, is_mask) read those values too, so no forward pass without gradient is run for them
     need_old = mu > 1
+    model.train()  # the mode of the passes (LoRA dropout), whatever an evaluation left it in
     fill_fixed_logprobs(model, ref_model, batches, need_old=need_old, temperature=temperature,
                         chunk_tokens=logprob_chunk_tokens)
     passes = [optimizer_pass(model, optimizer, batches, size, temperature=temperature, max_grad_norm=max_grad_norm,
