@@ -419,6 +419,10 @@ def test_skipping_zero_advantages_gives_the_same_update(tiny, loss, pack):
     assert [s["optim/zero_advantage_skipped"] for s in full_stats] == [0.0, 0.0]
     assert [s["optim/zero_advantage_skipped"] for s in skipped_stats] == pytest.approx(
         [(1 - kept) * 4 / 8, 1 - kept])  # three of advantage 0, one out of the loss; then all
+    tokens = lambda rows: sum(len(s.prompt_ids) + len(s.token_ids) for s in rows)  # noqa: E731
+    run = [s for i, s in enumerate(first) if kept or (i not in zero and i != 7)]
+    assert [s["perf/learner_tokens"] for s in full_stats] == [2 * tokens(first), 2 * tokens(second)]  # mu = 2
+    assert [s["perf/learner_tokens"] for s in skipped_stats] == [2 * tokens(run), kept * 2 * tokens(second)]
 
 
 def test_informative_tops_up_to_equal_shares():

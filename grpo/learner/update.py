@@ -319,7 +319,8 @@ def update(model, optimizer, ref_model, samples: list[Sample], *, mu: int, micro
     `optim/skipped_nonfinite`: passes skipped for a NaN/inf.
     `pack`: padding-free packed rows (grpo/learner/packing.py). `skip_zero_advantage`: only the `informative`
     completions are run (unless kl_coef > 0: a KL term gives every completion a gradient);
-    `optim/zero_advantage_skipped` is the share of the batch skipped."""
+    `optim/zero_advantage_skipped` is the share of the batch skipped; `perf/learner_tokens` the tokens (prompt +
+    completion) run through forward and backward, over every process and pass."""
     size = step_size(samples, max_new_tokens)  # the whole batch's, skipped completions included
     if pack:
         check_confined(model, samples[0].prompt_ids[:4], samples[-1].prompt_ids[:3] + samples[-1].token_ids[:3])
@@ -340,6 +341,8 @@ def update(model, optimizer, ref_model, samples: list[Sample], *, mu: int, micro
         samples = filled(samples, world)  # a step with groups dropped may not split evenly
         # every process plans every share (each holds the whole batch): all run the largest count of micro-batches
         count = max(planned(share(samples, r, world)) for r in range(world))
+    run_tokens = mu * sum(len(s.prompt_ids) + len(s.token_ids) for s in samples)  # every rank's, before the share
+    if world > 1 and samples:
         samples = share(samples, accelerator.process_index, world)
     batches = micro_batches(samples, micro_batch_size, pad_id, device=device_of(model),
                             max_tokens=max_tokens_per_micro_batch, count=count, pack=pack) if samples else []
@@ -357,7 +360,7 @@ def update(model, optimizer, ref_model, samples: list[Sample], *, mu: int, micro
     mean = lambda key: sum(p[key] for p in passes) / len(passes)  # noqa: E731
     stats = {"loss/policy": mean("loss"), "optim/grad_norm": mean("grad_norm"),
              "optim/skipped_nonfinite": sum(p["skipped"] for p in passes), "loss/tokens": size.tokens,
-             "optim/zero_advantage_skipped": skipped}
+             "optim/zero_advantage_skipped": skipped, "perf/learner_tokens": run_tokens}
     if not tokens:  # no completion token was run (all skipped or out of the loss): nothing was measured
         return stats
     return {**stats, "loss/clip_frac": mean("clipped_tokens") / tokens, "loss/kl": mean("kl_sum") / tokens,

@@ -58,7 +58,8 @@ def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout:
     start = time.monotonic()
     log = RunLog(run_dir, "grpo", total=cfg.steps, every=cfg.log_every, timed=True, enabled=team.is_main,
                  show={"reward": ("reward/mean", ".2f"), "correct": ("reward/correct_frac", ".2f"),
-                       "len": ("rollout/len_mean", ".0f"), "gen_tok/s": ("perf/rollout_tokens_per_s", ".0f")},
+                       "len": ("rollout/len_mean", ".0f"), "gen_tok/s": ("perf/rollout_tokens_per_s", ".0f"),
+                       "learn_tok/s": ("perf/learner_tokens_per_s", ".0f")},
                  sinks=sinks)
     policy = Policy(model, cfg, stage="grpo", section="grpo.lora", team=team, reference=cfg.kl_coef > 0,
                     full_model=full_model, resume=resume_from, say=log.say,
@@ -95,7 +96,8 @@ def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout:
         source.wait(timer)                                                       #   max_lag: the engine idle again
         policy.sync(rollouts.engine, timer)                                      # 5. sync
         evaluator.maybe(done, timer)                                             # 6. eval
-        metrics = {**batch.metrics(timer.seconds["rollout"]), **stats, "optim/lr": policy.lr}
+        metrics = {**batch.metrics(timer.seconds["rollout"]), **stats, "optim/lr": policy.lr,
+                   "perf/learner_tokens_per_s": stats["perf/learner_tokens"] / max(timer.seconds["update"], 1e-9)}
         log.step(done, metrics, batch.readable(done, cfg.samples_per_log))        # 7. log
         log.carry("checkpoint", ckpt.maybe_save(done, policy, progress))       # 8. checkpoint
     accuracy = evaluator.final(cfg.steps)
