@@ -36,7 +36,7 @@ from grpo.model import (build_model, build_tokenizer, cpu_has_bf16, device_of, l
                         slow_bf16_warning)
 from grpo.rollout.factory import check_engine, make_engine
 from grpo.rollout.tools import ToolSettings, check_tools
-from grpo.runs.checkpoint import latest_checkpoint
+from grpo.runs.checkpoint import latest_checkpoint, settle
 from grpo.runs.files import RUN_FILES, clear_run, earlier_run, write_atomic
 from grpo.runs.log import RunLog
 from grpo.runs.sinks import Sinks, check as check_trackers
@@ -96,7 +96,10 @@ def resume_point(run_dir: Path, config: Config) -> tuple[dict, Path | None, Path
     stages = config.run.stages
     summary_path = run_dir / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {"stages": {}}
+    settle(run_dir / "final")  # a stop in the middle of replacing final/
     pending = [s for s in stages if s in ("sft", "grpo") and s not in summary["stages"]]
+    if pending and finished(run_dir, pending[0]) is not None:  # done but for summary.json: its model is final/
+        return summary, run_dir / "final", None
     checkpoint = None
     if pending and not (pending[0] == "sft" and config.sft.lora.rank):
         checkpoint = latest_checkpoint(run_dir / "checkpoints" / pending[0])
@@ -104,6 +107,17 @@ def resume_point(run_dir: Path, config: Config) -> tuple[dict, Path | None, Path
         return summary, checkpoint, checkpoint
     trained = [s for s in stages if s in summary["stages"] and s in ("sft", "grpo")]  # stages that write final/
     return summary, (run_dir / "final" if trained else None), None
+
+
+def finished(run_dir: Path, stage: str) -> dict | None:
+    """`stage`'s result (what summary.json records) when final/ holds its finished model: a run stopped after the
+    stage saved it and before summary.json said so. The model the stage started from is gone (final/ was its input
+    too), so the stage must count as done, never run again from its own output."""
+    state_path = run_dir / "final" / "trainer_state.pt"
+    if stage not in ("sft", "grpo") or not state_path.exists():
+        return None
+    state = torch.load(state_path, weights_only=False, map_location="cpu", mmap=True)
+    return state.get("result") if state.get("stage") == stage else None
 
 
 def check_context(config: Config, model, tokenizer, examples, budget: int, keys: str) -> None:
@@ -220,6 +234,12 @@ def run(config: Config, *, resume: bool = False) -> dict:
         for stage in config.run.stages:
             if stage in summary["stages"]:
                 print(f"{stage}: already done (summary.json), skipped")
+                continue
+            if resume and (result := finished(run_dir, stage)) is not None:
+                print(f"{stage}: finished before the stop (its model is final/), not run again")
+                if team.is_main:
+                    summary["stages"][stage] = result
+                    write_atomic(run_dir / "summary.json", json.dumps(summary, indent=2))
                 continue
             if resume and stage != "distill" and r.continues(stage) is None:  # it restarts: forget an attempt
                 RunLog(run_dir, stage, total=0, enabled=team.is_main, sinks=r.sinks).forget_after(-1)

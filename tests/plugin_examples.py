@@ -57,3 +57,21 @@ def products():  # `--suite plugin_examples:products`: the built-in products tas
         return [dict(r, id=str(i)) for i, r in enumerate(tasks.products(16, split=split, seed=seed, digits=3))], {}
 
     return Environment("products", load, instruction="")
+
+
+def huge(completion: str, row: dict) -> int:  # an int no float holds
+    return 10**400
+
+
+def returns_generator(completion: str, row: dict):  # not a number, and it does not pickle
+    return (c for c in completion)
+
+
+def starts_a_sleeper(completion: str, row: dict) -> float:  # leaves a child behind, then hangs past the deadline
+    import subprocess
+
+    child = subprocess.Popen(["sleep", "300"])
+    with open(row["pid_file"], "w") as f:
+        f.write(str(child.pid))
+    time.sleep(3600)
+    return 1.0

@@ -150,7 +150,11 @@ class _Engine:
 
     def __init__(self):
         import threading
+
+        from grpo.config import GRPOConfig, RewardConfig
         self.go, self.sampled = threading.Event(), []
+        # the budget of a batch: 0.2 s of sampling (timeout_s) + 2 completions judged by 2 workers at 0.05 s
+        self.cfg, self.reward = GRPOConfig(prompts_per_step=1, group_size=2), RewardConfig(timeout_s=0.05, workers=2)
 
     def collect(self, step, timer):
         from grpo.stages.rollouts import Batch
@@ -169,14 +173,27 @@ def test_the_wait_for_batches_sampled_ahead_is_bounded_and_names_the_steps():
     source = Ahead(engine, lag=2, timeout_s=0.2, total=10)
     source.ahead(3)  # steps 4 and 5, with the weights of step 3, on a thread that stalls
     start, timer = time.perf_counter(), Timer()
-    with pytest.raises(EngineError, match=r"the rollouts sampled ahead for steps 4-5 did not finish within 0.4 s "
-                                          r"\(rollout.server_timeout_s per batch\): the engine stalled"):
+    with pytest.raises(EngineError, match=r"the rollouts sampled ahead for steps 4-5 did not finish within 0.5 s "
+                                          r"\(per batch: rollout.server_timeout_s per round of sampling, plus the "
+                                          r"verifiers' deadlines\): the engine stalled"):
         source.wait(timer)
-    assert 0.35 < time.perf_counter() - start < 5 and timer.seconds["rollout_wait"] >= 0.35
+    assert 0.45 < time.perf_counter() - start < 5 and timer.seconds["rollout_wait"] >= 0.45
     engine.go.set()  # an engine that answers in time: its batches are ready, stamped with the version that sampled them
     source = Ahead(engine, lag=2, timeout_s=5, total=10)
     source.ahead(3)
     source.wait(Timer())
     assert sorted(source.ready) == [4, 5] and {b.version for b in source.ready.values()} == {3}
+
     batch = source.take(5, Timer())
     assert (batch.version, batch.lag, batch.seconds["rollout"] >= 0) == (3, 2, True)
+
+
+def test_the_wait_allows_every_round_of_dynamic_sampling_and_the_verifiers_deadlines():
+    from grpo.config import GRPOConfig, RewardConfig
+    from grpo.stages.ahead import Ahead
+
+    engine = _Engine()
+    engine.cfg = GRPOConfig(prompts_per_step=4, group_size=4, dynamic_sampling=True, max_sampling_rounds=3)
+    engine.reward = RewardConfig(timeout_s=2.0, workers=4, functions=[])
+    # per round: 60 s of sampling, 16 completions judged 4 at a time at 2 s each (8 s); three rounds
+    assert Ahead(engine, lag=1, timeout_s=60, total=10).batch_budget_s() == 3 * (60 + 8)

@@ -33,6 +33,8 @@ def test_return_values_become_values_or_reasons():
     assert plugins.as_value("high") == plugins.Value(0.0, "reward_error", "returned a str, not a number")
     assert plugins.as_value(math.inf).reason == "reward_error"
     assert math.isnan(plugins.as_value(math.nan).value)  # an infrastructure failure: the group will be dropped
+    assert plugins.as_value(10**400) == plugins.Value(0.0, "reward_error",
+                                                      "returned an int of 401 digits, too large for a float")
 
 
 @pytest.mark.parametrize("target, message", [
@@ -62,6 +64,27 @@ def test_misbehaving_plugins_cost_a_zero_and_a_reason_within_the_deadline():
     assert all(math.isnan(v.value) for v in plugins.run(f"{T}:returns_nan", completions, rows, timeout_s=5,
                                                        workers=2))
     assert plugins.run(f"{T}:length", ["ccc"], [{}], timeout_s=5, workers=2)[0].value == 3.0  # the pool goes on
+    assert [v.reason for v in plugins.run(f"{T}:huge", completions, rows, timeout_s=5, workers=2)] == \
+        ["reward_error"] * 2  # one value too large for a float costs its own completion, not the batch
+    generator = plugins.run(f"{T}:returns_generator", completions, rows, timeout_s=5, workers=2)
+    assert generator[0] == plugins.Value(0.0, "reward_error", "returned a generator, not a number")
+
+
+def test_a_slow_import_is_not_charged_to_the_first_calls():
+    """The worker imports the plug-in's module (2 s here) before it takes a call with a 1 s deadline."""
+    values = plugins.run("plugin_slow_import:one", ["a", "b", "c"], [{}] * 3, timeout_s=1, workers=2)
+    assert values == [plugins.Value(1.0)] * 3
+
+
+def test_a_timeout_kills_what_the_plugin_started(tmp_path):
+    pid_file = tmp_path / "child.pid"
+    (value,) = plugins.run(f"{T}:starts_a_sleeper", ["a"], [{"pid_file": str(pid_file)}], timeout_s=2, workers=1)
+    assert value.reason == "reward_timeout"
+    status = Path(f"/proc/{pid_file.read_text()}/status")
+    deadline = time.monotonic() + 5
+    while status.exists() and "zombie" not in status.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not status.exists() or "zombie" in status.read_text()  # gone (or dead, waiting for init to reap it)
 
 
 def test_a_user_verifier_judges_through_the_route():
@@ -70,6 +93,20 @@ def test_a_user_verifier_judges_through_the_route():
                       kinds=[f"{T}:answer_matches"] * 2 + [f"{T}:raises"], rows=[{"answer": 7}] * 3)
     assert [(r.reward, r.correct, r.reason) for r in got] == [(1.0, True, "correct"), (0.0, False, "wrong"),
                                                               (0.0, False, "reward_error")]
+
+
+def test_a_user_verifier_that_fails_is_reported_by_name(capsys):
+    from grpo.config import RewardConfig
+    from grpo.data.prompts import Example
+    from grpo.rollout.types import Completion, Group
+    from grpo.stages.judge import Judge, score
+
+    groups = [Group("Q", [1], [Completion([2], "x", [-0.1], "stop"), Completion([3], "y", [-0.1], "stop")])]
+    (scores,) = score(groups, [Example("Q", "7", None, verifier=f"{T}:raises", row={"answer": 7})], Judge(),
+                      RewardConfig(format_weight=0.0), max_new_tokens=8)
+    assert [s["reason"] for s in scores] == ["reward_error"] * 2 and [s["reward"] for s in scores] == [0.0, 0.0]
+    out = capsys.readouterr().out
+    assert f"verifier {T}:raises failed 2 of 2 completions (2 reward_error): ValueError: cannot score 'x'" in out
 
 
 def test_plugin_terms_join_the_weighted_sum():

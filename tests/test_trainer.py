@@ -2,6 +2,7 @@
 verifier that fails."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -110,7 +111,68 @@ def test_dynamic_sampling_keeps_only_informative_groups(base):
         assert len(kept) == 6  # it stopped early only because the batch was full
 
 
-def test_a_failing_verifier_gives_logged_zero_rewards(monkeypatch, capsys):
+def test_a_run_stopped_after_grpo_saved_its_model_is_not_trained_again(tmp_path, base, monkeypatch, capsys):
+    """A stop after GRPO replaced final/ and before summary.json recorded it: final/ is no longer the model GRPO
+    started from, so --resume records the stage from final/ (its result is saved there) and does not run it again
+    from its own output."""
+    import grpo.pipeline
+    from crashes import count_calls, interrupt, weights
+
+    run_dir = tmp_path / "run"
+    interrupt(monkeypatch, grpo.pipeline, "write_atomic", at=2)  # config.yaml, then summary.json after grpo
+    with pytest.raises(KeyboardInterrupt):
+        train.main([f"run.dir={run_dir}", "run.stages=[grpo]", f"model.path={base}", "grpo.steps=2",
+                    "grpo.save_every=0", *SMALL])
+    monkeypatch.setattr(grpo.pipeline, "write_atomic", grpo.pipeline.write_atomic.__wrapped__)
+    assert not (run_dir / "summary.json").exists()
+    trained = weights(run_dir / "final")
+    calls = count_calls(monkeypatch, grpo.pipeline, "run_grpo")
+    assert train.main(["--resume", str(run_dir)]) == 0
+    assert calls["n"] == 0 and "grpo: finished before the stop" in capsys.readouterr().out
+    summary = json.loads((run_dir / "summary.json").read_text())["stages"]["grpo"]
+    assert summary["steps"] == 2 and [e["step"] for e in summary["evals"]] == [0, 2]
+    assert all(torch.equal(trained[k], v) for k, v in weights(run_dir / "final").items())
+
+
+def test_a_checkpoint_swap_stopped_halfway_is_finished_on_the_next_look(tmp_path):
+    """Replacing a checkpoint renames the old one aside before the new one goes in: at every point a complete one
+    exists, and `settle` finishes the swap."""
+    from grpo.runs.checkpoint import settle
+
+    def make(path, text):
+        path.mkdir()
+        (path / "trainer_state.pt").write_text(text)
+
+    final = tmp_path / "final"
+    make(final.with_name("final.old"), "old")  # stopped between the two renames: the new one still in final.tmp
+    make(final.with_name("final.tmp"), "new")
+    settle(final)
+    assert (final / "trainer_state.pt").read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["final"]
+    make(final.with_name("final.old"), "old")  # stopped before the old one was removed
+    settle(final)
+    assert (final / "trainer_state.pt").read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["final"]
+    (final / "trainer_state.pt").unlink()
+    final.rmdir()
+    make(final.with_name("final.old"), "old")  # the old one aside and no new one: it goes back
+    settle(final)
+    assert (final / "trainer_state.pt").read_text() == "old"
+
+
+def test_reward_means_leave_out_the_completions_whose_judgement_failed():
+    """A NaN reward (an infrastructure failure, its group dropped) is not a zero in the step's means."""
+    from grpo.rollout.types import Completion
+    from grpo.stages.rollouts import Batch
+
+    batch = Batch()
+    batch.seen.update(groups=1, infra=1, completions=[Completion([2], "x", [-0.1], "stop")] * 4,
+                      scores=[{"reward": r, "correct": r == 1.0, "format": 1.0, "reason": "x", "terms": {"t": t}}
+                              for r, t in [(math.nan, 0.5), (1.0, math.nan), (1.0, 0.5), (1.0, 0.5)]])
+    metrics = batch.metrics(1.0)
+    assert metrics["reward/mean"] == 1.0 and metrics["reward/t"] == 0.5
+    assert metrics["reward/correct_frac"] == 0.75 and metrics["reward/infra_error_frac"] == 1.0
+
+
+def test_a_failing_verifier_pool_drops_its_groups_and_says_so(monkeypatch, capsys):
     def broken(*args, **kwargs):
         raise RuntimeError("worker pool is gone")
 
@@ -118,7 +180,7 @@ def test_a_failing_verifier_gives_logged_zero_rewards(monkeypatch, capsys):
     groups = [Group("Compute 1 + 1.\n", [1], [Completion([2], "2</think>\\boxed{2}", [-0.1], "stop")])]
     (scores,) = score(groups, [Example("Compute 1 + 1.\n", "2", None)], Judge(think_prefix=True), RewardConfig(),
                       max_new_tokens=8)
-    assert scores[0]["reward"] == 0.0 and scores[0]["reason"] == "verifier_error"
+    assert math.isnan(scores[0]["reward"]) and scores[0]["reason"] == "verifier_error"  # dropped, never learned
     assert "verifier failed" in capsys.readouterr().out
 
 

@@ -21,6 +21,7 @@ class VerifyResult:
         "memory", "bad_gold", "error" (math); the code verifier adds its own.
     extracted: the final answer (math) or program (code) read from the completion; None when there was none.
     tests: per-test verdicts of the code verifier ("pass", a reason, or "not_run"); None for math.
+    detail: why a user's verifier (module:function) failed, when it did (reason reward_error, reward_timeout, ...).
     """
 
     reward: float
@@ -28,6 +29,7 @@ class VerifyResult:
     reason: str
     extracted: str | None = None
     tests: tuple[str, ...] | None = None
+    detail: str = ""  # a user's verifier that failed: what it raised or returned (for the run's log)
 
 
 __all__ = ["VerifyResult"]

@@ -10,6 +10,9 @@ infrastructure failure (the completion's group is dropped, never learned from). 
 `reward_timeout` (past the deadline; the worker is killed and replaced), `reward_memory`, `reward_crash` (the worker
 died), `reward_error` (it raised, or returned something that is not a number: the reason's detail says what).
 
+A worker imports the function's module before it takes its first call, so a slow import (torch, transformers) is not
+charged to a completion's deadline.
+
 `check(target)` imports and inspects a target before any training: an import path that does not import, names no
 callable, or whose callable cannot take (completion, row) is a PluginError naming it.
 """
@@ -75,12 +78,13 @@ def check(target: str) -> None:
         pass
 
 
-def call_item(item: tuple[str, str, dict]):
-    """Worker side: the raw return value of `target(completion, row)` (imported once per worker)."""
+def call_item(item: tuple[str, str, dict]) -> Value:
+    """Worker side: `target(completion, row)` as a Value (the function imported once per worker; its return value
+    read here, so whatever it returns, even something that does not pickle, becomes a number or a reason)."""
     target, completion, row = item
     if target not in _loaded:
         _loaded[target] = load(target)
-    return _loaded[target](completion, row)
+    return as_value(_loaded[target](completion, row))
 
 
 def as_value(raw) -> Value:
@@ -89,14 +93,21 @@ def as_value(raw) -> Value:
         return Value(0.0, "no_opinion")
     if isinstance(raw, bool):
         return Value(float(raw))
-    if isinstance(raw, (int, float)) and not isinstance(raw, complex):
-        number = float(raw)
-        return Value(number) if not math.isinf(number) else Value(0.0, "reward_error", f"returned {raw!r}")
-    try:  # numpy and torch scalars
-        number = float(raw.item())
+    try:
+        if isinstance(raw, (int, float)):
+            number = float(raw)
+        else:  # numpy and torch scalars
+            number = float(raw.item())
+    except OverflowError:
+        return Value(0.0, "reward_error", f"returned {_short(raw)}, too large for a float")
     except Exception:  # noqa: BLE001 - anything else is not a number
         return Value(0.0, "reward_error", f"returned a {type(raw).__name__}, not a number")
-    return Value(number) if not math.isinf(number) else Value(0.0, "reward_error", f"returned {raw!r}")
+    return Value(number) if not math.isinf(number) else Value(0.0, "reward_error", f"returned {_short(raw)}")
+
+
+def _short(raw) -> str:
+    text = repr(raw) if not isinstance(raw, int) or raw.bit_length() < 200 else f"an int of {len(str(raw))} digits"
+    return text[:80]
 
 
 _STATUS = {TIMEOUT: "reward_timeout", MEMORY: "reward_memory", CRASH: "reward_crash", ERROR: "reward_error"}
@@ -110,13 +121,16 @@ def run(target: str, completions: list[str], rows: list[dict], *, timeout_s: flo
     if len(completions) != len(rows):
         raise ValueError(f"{len(completions)} completions but {len(rows)} rows")
     with _lock:
-        if _pool is None or (_pool.workers, _pool.pid) != (workers, os.getpid()):
+        module = target.partition(":")[0]
+        if (_pool is None or (_pool.workers, _pool.pid) != (workers, os.getpid())
+                or module not in _pool.preload):  # a new module: workers that import it before their first call
+            preload = tuple(_pool.preload) if _pool is not None and _pool.pid == os.getpid() else ()
             if _pool is not None and _pool.pid == os.getpid():
                 _pool.close()
-            _pool = WorkerPool("verifiers.plugins:call_item", workers=workers, memory_mb=MEMORY_MB)
+            _pool = WorkerPool("verifiers.plugins:call_item", workers=workers, memory_mb=MEMORY_MB,
+                               preload=tuple(dict.fromkeys((*preload, module))))
         outcomes = _pool.map([(target, c, r) for c, r in zip(completions, rows)], timeout_s)
-    return [as_value(o.value) if o.status == OK else Value(0.0, _STATUS[o.status], str(o.value or ""))
-            for o in outcomes]
+    return [o.value if o.status == OK else Value(0.0, _STATUS[o.status], str(o.value or "")) for o in outcomes]
 
 
 @atexit.register

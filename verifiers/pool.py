@@ -76,9 +76,9 @@ def _recv(stream: BinaryIO) -> Any:
 
 
 class _Worker:
-    def __init__(self, target: str, memory_mb: int | None):
+    def __init__(self, target: str, memory_mb: int | None, preload: tuple[str, ...] = ()):
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-        args = [sys.executable, "-m", "verifiers.pool", target, str(memory_mb or 0)]
+        args = [sys.executable, "-m", "verifiers.pool", target, str(memory_mb or 0), *preload]
         self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
                                      bufsize=0, start_new_session=True)  # Ctrl-C is the parent's to handle
         self.ready = False
@@ -87,6 +87,12 @@ class _Worker:
         self.started = 0.0
 
     def kill(self) -> None:
+        """SIGKILL the worker and whatever it started (its own process group: a subprocess a function left
+        running dies with it)."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):  # the group is gone already
+            pass
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
@@ -100,22 +106,25 @@ class _Worker:
 class WorkerPool:
     """`map(items, timeout_s)` runs `function(item)` in `workers` processes, each item under a wall-clock limit.
 
-    target: "package.module:function", importable by the worker; items and results must pickle.
+    target: "package.module:function", importable by the worker; items and results must pickle (a result that does
+    not is an ERROR for its item).
     memory_mb: address-space cap per worker (None for no cap).
+    preload: modules each worker imports before it says it is ready (an import that fails is left to the calls),
+    so no item's deadline pays for them.
     One `map` at a time: callers that share a pool across threads hold a lock around it.
     """
 
-    def __init__(self, target: str, *, workers: int, memory_mb: int | None = None):
+    def __init__(self, target: str, *, workers: int, memory_mb: int | None = None, preload: tuple[str, ...] = ()):
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
-        self.target, self.workers, self.memory_mb = target, workers, memory_mb
+        self.target, self.workers, self.memory_mb, self.preload = target, workers, memory_mb, tuple(preload)
         self.pid = os.getpid()  # a forked child must not use its parent's workers
-        self._workers = [_Worker(target, memory_mb) for _ in range(workers)]
+        self._workers = [_Worker(target, memory_mb, self.preload) for _ in range(workers)]
         self.replaced = 0  # workers killed or lost and started again, over the pool's life
 
     def _replace(self, worker: _Worker) -> None:
         worker.kill()
-        self._workers[self._workers.index(worker)] = _Worker(self.target, self.memory_mb)
+        self._workers[self._workers.index(worker)] = _Worker(self.target, self.memory_mb, self.preload)
         self.replaced += 1
 
     def _dispatch(self, pending: deque, items: list, timeout_s: float) -> None:
@@ -186,14 +195,20 @@ class WorkerPool:
         self.close()
 
 
-def _serve(target: str, memory_mb: int) -> None:
-    """Worker side: import the target, say ready, then answer one item at a time until stdin closes."""
+def _serve(target: str, memory_mb: int, preload: list[str]) -> None:
+    """Worker side: import the target (and `preload`), say ready, then answer one item at a time until stdin
+    closes."""
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # stray prints go to stderr, never into the protocol
     inp = os.fdopen(0, "rb")
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     module, _, name = target.partition(":")
     function = getattr(importlib.import_module(module), name)
+    for extra in preload:
+        try:
+            importlib.import_module(extra)
+        except Exception:  # noqa: BLE001 - the calls that need it will raise it, each with its item
+            pass
     if memory_mb:
         limit = memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -209,10 +224,14 @@ def _serve(target: str, memory_mb: int) -> None:
             reply = (MEMORY, None)
         except Exception as e:  # a bug on one item must not stop the batch
             reply = (ERROR, f"{type(e).__name__}: {e}"[:300])
+        try:
+            pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as e:  # noqa: BLE001 - a result that does not pickle: an error for its item
+            reply = (ERROR, f"the result ({type(reply[1]).__name__}) does not pickle: {e}"[:300])
         _send(out, reply)
         if reply[0] == MEMORY:
             return  # the heap may be in a bad way: the parent starts a fresh worker
 
 
 if __name__ == "__main__":
-    _serve(sys.argv[1], int(sys.argv[2]))
+    _serve(sys.argv[1], int(sys.argv[2]), sys.argv[3:])

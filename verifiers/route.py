@@ -65,7 +65,7 @@ def _custom(target: str, completions: list[str], rows: list[dict], timeout_s: fl
         if v.value != v.value:
             out.append(VerifyResult(reward=float("nan"), correct=False, reason="infra_error"))
         elif v.reason != "ok":
-            out.append(VerifyResult(reward=0.0, correct=False, reason=v.reason))
+            out.append(VerifyResult(reward=0.0, correct=False, reason=v.reason, detail=v.detail))
         else:
             out.append(VerifyResult(reward=v.value, correct=v.value >= 1.0, reason="correct" if v.value >= 1.0
                                     else "wrong"))

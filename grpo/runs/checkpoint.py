@@ -6,8 +6,11 @@ base and adapters, from which a resumed run rebuilds the adapted model bit for b
 step, the optimizer and LR scheduler states (grpo/learner/policy.py says what of the model goes in), the python and
 torch RNG states, and the stage's own progress (GRPO: the prompt sampler's position; both: the held-out evaluations
 so far and the elapsed seconds; SFT: the tokens trained on). It is written to `<dir>.tmp`, flushed to disk and
-renamed into place, so a crash never leaves a half-written checkpoint under the real name; a full disk removes
-the temporary directory and leaves the previous checkpoint intact.
+renamed into place (one already there, as final/ between stages, is renamed aside first and removed last), so a
+crash never leaves a half-written checkpoint under the real name nor loses the one it replaces; a full disk removes
+the temporary directory and leaves the previous checkpoint intact. A stage's final model also holds its `stage`
+and its `result` (what summary.json records), so a run stopped after it and before summary.json is not trained
+again from its own output (grpo/pipeline.py, `finished`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ def save_checkpoint(path: Path, model, tokenizer, state: dict, extra_state_dicts
     dicts, atomically: everything goes to `<path>.tmp`, is flushed to disk, then renamed. A failure (disk full)
     removes the temporary directory and raises CheckpointError; checkpoints written before are untouched."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    settle(path)
     tmp = path.with_name(path.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
@@ -47,8 +51,31 @@ def save_checkpoint(path: Path, model, tokenizer, state: dict, extra_state_dicts
         previous = latest_checkpoint(path.parent)
         kept = f"the previous checkpoint {previous} is intact" if previous else "no earlier checkpoint exists"
         raise CheckpointError(f"could not write checkpoint {path}: {e}; {kept}") from e
-    shutil.rmtree(path, ignore_errors=True)
+    _swap_in(tmp, path)
+
+
+def _swap_in(tmp: Path, path: Path) -> None:
+    """The complete `tmp` in the place of `path`: the one there is renamed aside first and removed last, so a crash
+    at any point leaves a complete checkpoint under `path`, or under `<path>.old` beside the complete `tmp`
+    (`settle` finishes the swap)."""
+    old = path.with_name(path.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if path.exists():
+        os.replace(path, old)
     os.replace(tmp, path)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def settle(path: Path) -> None:
+    """Finish a swap (`_swap_in`) that a crash interrupted: `path` missing beside `<path>.old` means the complete
+    `<path>.tmp` was about to go in (without it, the old one goes back); a `<path>.old` left beside `path` is
+    removed."""
+    old, tmp = path.with_name(path.name + ".old"), path.with_name(path.name + ".tmp")
+    if not old.exists():
+        return
+    if not path.exists():
+        os.replace(tmp if tmp.exists() else old, path)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def step_dirs(root: Path) -> list[Path]:
@@ -98,8 +125,8 @@ class Checkpointer:
         trainer, extras, weights = policy.state(final=final)  # a collective under FSDP
         if not self.team.is_main:
             return
-        state = {"step": step, **trainer, "python_rng": random.getstate(), "torch_rng": torch.get_rng_state(),
-                 **progress}
+        state = {"step": step, "stage": self.root.name, **trainer, "python_rng": random.getstate(),
+                 "torch_rng": torch.get_rng_state(), **progress}
         save_checkpoint(path, policy.view, self.tokenizer, state, extras or None, weights=weights)
 
     def restore(self, path: Path, policy, log) -> dict:

@@ -21,8 +21,8 @@ holds, so they cannot be sampled again).
 
 Timing. The thread's own phase seconds (rollout, verify) are reported on the line of the step that trains on the
 batch (`perf/rollout_s`, `perf/verify_s`: engine time, overlapped with training); the main thread's wait is
-`perf/rollout_wait_s`. `wait` gives up after `timeout_s` per batch in flight (rollout.server_timeout_s) with an
-error that names the steps, never a hang.
+`perf/rollout_wait_s`. `wait` gives up after `batch_budget_s()` per batch in flight (rollout.server_timeout_s per
+round of sampling, plus the verifiers' deadlines) with an error that names the steps, never a hang.
 
 Lag 0 is the synchronous loop itself: `take` samples the step's batch on the calling thread, `ahead` and `wait`
 do nothing.
@@ -76,19 +76,29 @@ class Ahead:
 
     def wait(self, timer) -> None:
         """The thread's batches into `ready`; the engine is idle after this (weights may be synced). Raises
-        EngineError when it has not finished within timeout_s per batch."""
+        EngineError when it has not finished within batch_budget_s() per batch."""
         if self._job is None:
             return
         steps, wait = self._job
         self._job = None
-        limit = self.timeout_s * len(steps)
+        limit = self.batch_budget_s() * len(steps)
         with timer("rollout_wait"):
             try:
                 batches = wait(limit)
             except TimeoutError:
                 raise EngineError(f"the rollouts sampled ahead for steps {steps[0]}-{steps[-1]} did not finish within "
-                                  f"{limit:g} s (rollout.server_timeout_s per batch): the engine stalled") from None
+                                  f"{limit:g} s (per batch: rollout.server_timeout_s per round of sampling, plus "
+                                  "the verifiers' deadlines): the engine stalled") from None
         self.ready.update(zip(steps, batches))
+
+    def batch_budget_s(self) -> float:
+        """The longest one batch may take without anything being wrong: each round of sampling (dynamic sampling
+        runs up to grpo.max_sampling_rounds) one generate call of up to `timeout_s`, and its judging, every
+        completion's verifier and plug-in calls at reward.timeout_s each, reward.workers at a time."""
+        cfg, reward = self.rollouts.cfg, self.rollouts.reward
+        rounds = cfg.max_sampling_rounds if cfg.dynamic_sampling else 1
+        calls = -(-cfg.prompts_per_step * cfg.group_size // max(reward.workers, 1)) * (1 + len(reward.functions))
+        return rounds * (self.timeout_s + calls * reward.timeout_s)
 
     def state(self) -> dict:
         """The batches sampled and not yet trained on (after `wait`), for the checkpoint."""

@@ -103,8 +103,7 @@ def run_grpo(model, tokenizer, engine, train, heldout, cfg: GRPOConfig, rollout:
     accuracy = evaluator.final(cfg.steps)
     policy.finish()
     final = run_dir / "final"
-    ckpt.save(final, cfg.steps, policy, progress(), final=True)  # the model to use, not a resume point
-    if not team.is_main:
-        return {}
-    return {"heldout_accuracy": accuracy, "seconds": round(elapsed_before + time.monotonic() - start, 1),
-            "steps": cfg.steps, "evals": evaluator.evals, "final": str(final)}
+    result = {"heldout_accuracy": accuracy, "seconds": round(elapsed_before + time.monotonic() - start, 1),
+              "steps": cfg.steps, "evals": evaluator.evals, "final": str(final)}
+    ckpt.save(final, cfg.steps, policy, {**progress(), "result": result}, final=True)  # the model to use
+    return result if team.is_main else {}

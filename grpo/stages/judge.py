@@ -59,9 +59,10 @@ def score(groups: list[Group], examples: list[Example], judge: Judge, reward: Re
           say=print) -> list[list[dict]]:
     """GRPO's verify phase: per group, per completion {"reward", "accuracy", "format", "correct", "reason", "terms"}:
     the total combined by grpo/algo/rewards.py from the verifier's accuracy, the format reward, the overlong penalty
-    and each reward plug-in's value ("terms", by name). A verifier that raises gives zero rewards with reason
-    "verifier_error"; a plug-in that fails a completion gives it 0 for that term; both are reported through `say`,
-    never a crash."""
+    and each reward plug-in's value ("terms", by name). A verifier pool that fails as a whole is an infrastructure
+    failure: accuracy NaN (reason "verifier_error"), so every group is dropped, never learned from; a user's
+    verifier that fails a completion gives it accuracy 0 (reason reward_error, reward_timeout, ...); a plug-in that
+    fails a completion gives it 0 for that term. Each is reported through `say`, never a crash."""
     completions = [c for g in groups for c in g.completions]
     per = [e for g, e in zip(groups, examples) for _ in g.completions]
     texts = [c.text for c in completions]
@@ -69,10 +70,12 @@ def score(groups: list[Group], examples: list[Example], judge: Judge, reward: Re
         results = judge(texts, per)
         accuracy, correct = [r.reward for r in results], [r.correct for r in results]
         reasons = [r.reason for r in results]
-    except Exception as e:  # noqa: BLE001 -- the pool itself failed; the step goes on with zero rewards
-        say(f"grpo: verifier failed on this batch ({type(e).__name__}: {e}); rewards are 0")
+    except Exception as e:  # noqa: BLE001 -- the pool itself failed: nothing is known, nothing is learned
+        say(f"grpo: verifier failed on this batch ({type(e).__name__}: {e}); its groups are dropped")
         n = len(completions)
-        accuracy, correct, reasons = [0.0] * n, [False] * n, ["verifier_error"] * n
+        accuracy, correct, reasons = [float("nan")] * n, [False] * n, ["verifier_error"] * n
+    else:
+        _report_verifiers(results, per, say)
     terms = judge.terms(texts, per, reward.functions)
     _report(terms, reward.functions, say)
     formats = [R.think_format(t) for t in judge.texts(texts)]
@@ -88,6 +91,24 @@ def score(groups: list[Group], examples: list[Example], judge: Judge, reward: Re
             for i, (t, a, f, c, r) in enumerate(zip(totals, accuracy, formats, correct, reasons))]
     n = len(groups[0].completions) if groups else 0
     return [flat[i * n : (i + 1) * n] for i in range(len(groups))]
+
+
+FAILED = ("reward_timeout", "reward_memory", "reward_crash", "reward_error")  # a user's function failed (plugins.py)
+
+
+def _report_verifiers(results: list, examples: list[Example], say) -> None:
+    """One line per verifier that failed some completions as a function (a user's module:function, reasoning-gym's
+    scorer): how many, why, the first detail."""
+    by_kind: dict[str, list] = {}
+    for r, e in zip(results, examples):  # the built-in verifiers never give these reasons; reasoning-gym's can
+        by_kind.setdefault(e.verifier or "math", []).append(r)
+    for kind, verdicts in by_kind.items():
+        failed = [r for r in verdicts if r.reason in FAILED]
+        if failed:
+            counts = ", ".join(f"{n} {reason}" for reason, n in Counter(r.reason for r in failed).items())
+            detail = next((r.detail for r in failed if r.detail), "")
+            say(f"grpo: verifier {kind} failed {len(failed)} of {len(verdicts)} completions ({counts})"
+                f"{': ' + detail if detail else ''}; they get accuracy 0")
 
 
 def _report(terms: dict[str, list], functions: list, say) -> None:

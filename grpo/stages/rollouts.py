@@ -25,7 +25,7 @@ from grpo.config import GRPOConfig, RewardConfig, RolloutConfig
 from grpo.learner.team import ONE, Team
 from grpo.learner.update import Sample
 from grpo.rollout.types import Group, SamplingParams
-from grpo.stages.judge import Judge, score
+from grpo.stages.judge import FAILED, Judge, score
 
 
 class PromptSampler:
@@ -103,14 +103,16 @@ class Batch:
         lengths = [len(c.token_ids) for c in completions]
         n, groups = max(len(completions), 1), max(self.seen["groups"], 1)
         names = dict.fromkeys(name for s in scores for name in s.get("terms", {}))
-        terms = {f"reward/{name}": sum(v for s in scores if (v := s["terms"][name]) == v) / n for name in names}
+        finite = lambda values: [v for v in values if v == v]  # noqa: E731 - NaN: an infrastructure failure
+        mean = lambda values: sum(values) / max(len(values), 1)  # noqa: E731
+        terms = {f"reward/{name}": mean(finite(s["terms"][name] for s in scores)) for name in names}
         return {
-            "reward/mean": sum(s["reward"] for s in scores if s["reward"] == s["reward"]) / n,
+            "reward/mean": mean(finite(s["reward"] for s in scores)),
             "reward/correct_frac": sum(s["correct"] for s in scores) / n,
             "reward/format_frac": sum(s["format"] for s in scores) / n,
             "reward/zero_std_frac": self.seen["zero_std"] / groups,
             "reward/infra_error_frac": self.seen["infra"] / groups,
-            "reward/verifier_timeout_frac": sum(s["reason"] in ("timeout", "memory", "verifier_error")
+            "reward/verifier_timeout_frac": sum(s["reason"] in ("timeout", "memory", "verifier_error", *FAILED)
                                                 for s in scores) / n,
             "rollout/len_mean": sum(lengths) / n,
             "rollout/len_max": max(lengths, default=0),

@@ -159,7 +159,8 @@ def run_sft(model, tokenizer, train, heldout, cfg: SFTConfig, run_dir: Path, *, 
     accuracy = evaluator.final(cfg.steps)
     policy.finish()
     final = final or run_dir / "final"
-    ckpt.save(final, cfg.steps, policy, {}, final=True)
-    return {"heldout_accuracy": accuracy, "seconds": round(elapsed_before + time.monotonic() - start, 1),
-            "steps": cfg.steps, "examples": len(sequences), "left_out_too_long": too_long, "tokens": meter.total,
-            "evals": evaluator.evals, "final": str(final)}
+    result = {"heldout_accuracy": accuracy, "seconds": round(elapsed_before + time.monotonic() - start, 1),
+              "steps": cfg.steps, "examples": len(sequences), "left_out_too_long": too_long, "tokens": meter.total,
+              "evals": evaluator.evals, "final": str(final)}
+    ckpt.save(final, cfg.steps, policy, {"result": result}, final=True)
+    return result
