@@ -21,6 +21,12 @@ def _data(tmp_path, lines):
     return path
 
 
+def _recipe(tmp_path, text):
+    path = tmp_path / "recipe.yaml"
+    path.write_text(text)
+    return path
+
+
 def _think_model(tmp_path, base):
     """The test model with a chat template that opens the think block itself (as R1-distill's does)."""
     model = tmp_path / "think-model"
@@ -36,6 +42,7 @@ def _think_model(tmp_path, base):
     return model
 
 
+TWICE = "grpo:\n  steps: 1\nsft:\n  steps: 1\ngrpo:\n  lr: 1.0\n"  # a recipe with two grpo sections
 ROWS = {  # row of the README table -> (arguments, message)
     "malformed dataset row": (lambda t, b: ["data.source=jsonl",
                                             f"data.path={_data(t, [{'problem': '1+1', 'answer': '2'}, '{oops'])}"],
@@ -43,6 +50,15 @@ ROWS = {  # row of the README table -> (arguments, message)
     "missing answer field": (lambda t, b: ["data.source=jsonl", f"data.path={_data(t, [{'problem': '1+1'}])}"],
                              r"data\.jsonl:1: no field 'answer' \(data\.answer_field\)"),
     "empty dataset": (lambda t, b: ["data.source=jsonl", f"data.path={_data(t, [])}"], r"data\.jsonl: no rows"),
+    "a field that is not text": (lambda t, b: ["data.source=jsonl",
+                                               f"data.path={_data(t, [{'problem': '1+1', 'answer': None}])}"],
+                                 r"data\.jsonl:1: 'answer' must be text or a number, got NoneType None"),
+    "an answer that reads empty": (lambda t, b: ["data.source=jsonl", "data.answer_format=gsm8k",
+                                                 f"data.path={_data(t, [{'problem': '1+1', 'answer': 'so ####'}])}"],
+                                   r"data\.jsonl:1: 'answer' gives an empty answer \(data\.answer_format: gsm8k\)"),
+    "a key written twice in a config file": (
+        lambda t, b: [f"--config={_recipe(t, TWICE)}"],
+        r"recipe\.yaml: line 5: key 'grpo' appears twice in one mapping"),
     "unknown config key": (lambda t, b: ["grpo.learning_rate=1e-6"], r"unknown key grpo\.learning_rate"),
     "wrong type": (lambda t, b: ["grpo.steps=many"], r"grpo\.steps must be int, got str 'many'"),
     "unknown reasoning-gym dataset": (lambda t, b: ["data.source=reasoning_gym", "data.name=spell_backwards"],

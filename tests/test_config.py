@@ -50,6 +50,9 @@ def test_yaml_then_overrides(tmp_path):
     ("sft:\n  max_length: 4096\n", "sft.max_length exceeds model.max_position_embeddings"),
     ("data:\n  source: csv\n", "data.source must be"),
     ("a: [1, 2\n", "not valid YAML"),
+    ("grpo:\n  lr: 1.0e-5\nsft:\n  steps: 3\ngrpo:\n  steps: 10\n",
+     "recipe.yaml: line 5: key 'grpo' appears twice in one mapping"),
+    ("sft:\n  steps: 3\n  steps: 4\n", "line 3: key 'steps' appears twice"),
     ("model:\n  mixed_precision: fp16\n", "model.mixed_precision must be no or bf16"),
     ("model:\n  mixed_precision: bf16\n  dtype: bfloat16\n", "model.mixed_precision bf16 autocast keeps fp32"),
     ("task:\n  sign_errors: 1.5\n", "task.sign_errors is a share: 0 to 1"),
@@ -66,6 +69,23 @@ def test_override_errors_name_the_command_line():
         load_config(None, ["sft.nope=1"])
     with pytest.raises(ConfigError, match="is not key.sub=value"):
         load_config(None, ["sft.steps"])
+
+
+def test_text_overrides_keep_the_text_as_written():
+    """A text key takes the text (YAML would read `exp #2` as `exp` and a comment, `2024-01-01` as a date, `on` as
+    a bool); quoted, it is read as YAML; other keys are still read as YAML values."""
+    config = load_config(None, ["run.dir=runs/exp #2", "run.name=2024-01-01", "run.project=on", "sft.lr=3e-4",
+                                "run.stages=[sft]"])
+    assert (config.run.dir, config.run.name, config.run.project) == ("runs/exp #2", "2024-01-01", "on")
+    assert config.sft.lr == 3e-4 and config.run.stages == ["sft"]
+    assert load_config(None, ["run.name='quoted'"]).run.name == "quoted"
+
+
+def test_an_override_inside_a_mapping_changes_that_entry_only():
+    config = load_config(None, ["data.options={a: 1, b: 2}", "data.options.b=3", "data.options.c.d=4"])
+    assert config.data.options == {"a": 1, "b": 3, "c": {"d": 4}}
+    with pytest.raises(ConfigError, match="data.options must be dict"):
+        load_config(None, ["data.options=3"])
 
 
 def test_a_missing_file_is_named(tmp_path):

@@ -49,13 +49,25 @@ def test_malformed_json_names_file_and_line(tmp_path):
     ({"answer": "1"}, {}, r":1: no field 'problem'"),
     ({"problem": "a", "answer": "no hashes"}, {"answer_format": "gsm8k"}, r":1: 'answer' has no '####'"),
     ({"problem": "a", "answer": "no box"}, {"answer_format": "boxed"}, r":1: 'answer' has no \\boxed"),
-    ({"problem": "a", "answer": "  "}, {}, r":1: 'answer' is empty"),
+    ({"problem": "a", "answer": "  "}, {}, r":1: 'answer' gives an empty answer"),
+    ({"problem": "a", "answer": "so ####"}, {"answer_format": "gsm8k"}, r":1: 'answer' gives an empty answer"),
+    ({"problem": None, "answer": "1"}, {}, r":1: 'problem' must be text or a number, got NoneType None"),
+    ({"problem": "a", "answer": ["1"]}, {}, r":1: 'answer' must be text or a number, got list"),
+    ({"problem": "a", "answer": "1", "solution": None}, {"solution_field": "solution"},
+     r":1: 'solution' must be text or a number, got NoneType"),
     ({"problem": "a", "answer": "1"}, {"solution_field": "solution"}, r":1: no field 'solution'"),
 ])
 def test_a_bad_row_names_file_line_and_field(tmp_path, row, cfg, message):
     path = jsonl(tmp_path, [row])
     with pytest.raises(DataError, match=message):
         load_records(DataConfig(source="jsonl", path=path, **cfg), TASK, split="train", seed=0)
+
+
+def test_a_byte_order_mark_is_not_data(tmp_path):
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps({"problem": "a", "answer": 7}).encode() + b"\n")
+    records, _ = load_records(DataConfig(source="jsonl", path=str(path)), TASK, split="train", seed=0)
+    assert [(r["problem"], r["answer"]) for r in records] == [("a", "7")]
 
 
 def test_missing_file_is_named(tmp_path):

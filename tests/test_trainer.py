@@ -3,6 +3,7 @@ verifier that fails."""
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -199,7 +200,8 @@ def test_prompt_sampler_state_round_trips():
     ("reward.overlong_buffer=400", "reward.overlong_buffer"), ("grpo.ratio_level=seq", "grpo.ratio_level"),
     ("rollout.vllm_gpu_memory_utilization=1.5", "rollout.vllm_gpu_memory_utilization"),
     ("grpo.mu=0", "grpo.mu must"), ("grpo.micro_batch_size=0", "grpo.micro_batch_size must"),
-    ("grpo.is_cap=-1", "grpo.is_cap must"),
+    ("grpo.is_cap=-1", "grpo.is_cap must"), ("grpo.max_grad_norm=.nan", "grpo.max_grad_norm must"),
+    ("sft.max_grad_norm=0", "sft.max_grad_norm must"),
 ])
 def test_grpo_config_errors_name_the_key(override, key):
     with pytest.raises(ConfigError, match=key):
@@ -306,6 +308,23 @@ def test_a_full_disk_while_saving_keeps_the_previous_checkpoint(tmp_path, base, 
     monkeypatch.setattr(grpo.runs.checkpoint.torch, "save", real_save)
     assert train.main(["--resume", str(run_dir)]) == 0
     assert json.loads((run_dir / "summary.json").read_text())["stages"]["grpo"]["steps"] == 3
+
+
+def test_a_full_disk_under_safetensors_is_a_checkpoint_error_too(tmp_path):
+    """safetensors reports a full disk with its own exception (not an OSError): the same clear error, nothing left."""
+    from safetensors import SafetensorError
+
+    from grpo.runs.checkpoint import CheckpointError, save_checkpoint
+
+    class Model:
+        def save_pretrained(self, path, state_dict=None):
+            Path(path).mkdir(parents=True, exist_ok=True)
+            (Path(path) / "model.safetensors").write_bytes(b"partial")
+            raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    with pytest.raises(CheckpointError, match="could not write checkpoint .*step_1: Error while serializing"):
+        save_checkpoint(tmp_path / "step_1", Model(), None, {})
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_bf16_mixed_precision_run_trains_fp32_weights(tmp_path, base, capsys):

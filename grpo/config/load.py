@@ -59,19 +59,70 @@ def _fill(obj, data: dict, prefix: str, where: str) -> None:
             setattr(obj, key, _check_type(value, hints[key], prefix + key, where))
 
 
+class _UniqueKeys(yaml.SafeLoader):
+    """YAML that refuses a key written twice in one mapping (PyYAML keeps the last silently: a second `grpo:`
+    section would replace the first)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ConfigError(f"line {key_node.start_mark.line + 1}: key {key!r} appears twice in one mapping "
+                                  f"(first on line {seen[key] + 1}); the second would replace the first")
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _field_type(config: Config, path: list[str]):
+    """The declared type of the field at `path` (section names, then the key), or None (not a field: _fill names
+    the unknown key)."""
+    obj = config
+    for section in path[:-1]:
+        obj = getattr(obj, section, None)
+        if not dataclasses.is_dataclass(obj):
+            return None
+    return typing.get_type_hints(type(obj)).get(path[-1]) if dataclasses.is_dataclass(obj) else None
+
+
 def _override(config: Config, item: str) -> None:
+    """`section.key=value`: the value read as YAML (a number, a bool, a list), except for a text key, which takes
+    the text as written (a run.dir of `runs/exp #2` or `2024-01-01` stays that path); inside a mapping key
+    (data.options.name=value) only that entry changes."""
     key, sep, text = item.partition("=")
     if not sep or not key:
         raise ConfigError(f"command line: {item!r} is not key.sub=value")
-    *sections, name = key.split(".")
-    try:
-        value = yaml.safe_load(text) if text.strip() else ""
-    except yaml.YAMLError:  # not a YAML value (```python, a lone colon): the text as written
+    path = key.split(".")
+    quoted = len(text) >= 2 and text[0] == text[-1] and text[0] in "'\""
+    if _field_type(config, path) is str and not quoted:
         value = text
-    nested: dict = {name: value}
-    for section in reversed(sections):
+    else:
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError:  # not a YAML value (```python, a lone colon): the text as written
+            value = text
+    for i in range(1, len(path)):  # a key inside a mapping field: that entry, the others kept
+        inside = _field_type(config, path[:i])
+        if typing.get_origin(inside) is dict or inside is dict:
+            mapping = dict(_get(config, path[:i]))
+            entry = mapping
+            for part in path[i:-1]:
+                entry[part] = dict(entry[part]) if isinstance(entry.get(part), dict) else {}
+                entry = entry[part]
+            entry[path[-1]] = value
+            path, value = path[:i], mapping
+            break
+    nested: dict = {path[-1]: value}
+    for section in reversed(path[:-1]):
         nested = {section: nested}
     _fill(config, nested, "", "command line")
+
+
+def _get(config: Config, path: list[str]):
+    obj = config
+    for part in path:
+        obj = getattr(obj, part)
+    return obj
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
@@ -83,9 +134,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
         if not path.exists():
             raise ConfigError(f"{path}: no such config file")
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            data = yaml.load(path.read_text(), Loader=_UniqueKeys) or {}
         except yaml.YAMLError as e:
             raise ConfigError(f"{path}: not valid YAML: {e}") from e
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}") from None
         _fill(config, data, "", str(path))
     for item in overrides:
         _override(config, item)

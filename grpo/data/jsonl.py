@@ -14,7 +14,7 @@ def read_jsonl(path: Path, *, torn_tail_ok: bool = False):
     """(where, row) for each non-blank line of a jsonl file; `where` is "file:line", and a line that is not
     JSON stops with a DataError naming it. `torn_tail_ok`: a last line that is not JSON (a write cut short by a
     crash, in a file the run writes itself) ends the rows instead."""
-    with Path(path).open(encoding="utf-8") as f:
+    with Path(path).open(encoding="utf-8-sig") as f:  # a byte-order mark (Windows editors) is not data
         for number, line in enumerate(f, start=1):
             if not line.strip():
                 continue

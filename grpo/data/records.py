@@ -27,34 +27,43 @@ def gsm8k_answer(text: str) -> str:
     return text.rsplit("####", 1)[1].strip().replace(",", "")
 
 
+def _text(row: dict, field: str, where: str) -> str:
+    """A text field's value: a string or a number (an answer of 42); anything else (null, a list, an object) is not
+    text, and str() of it ("None") would be trained on as if it were."""
+    value = row[field]
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise DataError(f"{where}: {field!r} must be text or a number, got {type(value).__name__} {value!r:.60}")
+    return str(value)
+
+
 def _answer(row: dict, cfg: DataConfig, where: str) -> str:
     if cfg.answer_field not in row:
         raise DataError(f"{where}: no field {cfg.answer_field!r} (data.answer_field); fields: {sorted(row)}")
-    text = str(row[cfg.answer_field])
+    text = _text(row, cfg.answer_field, where)
     if cfg.answer_format == "gsm8k":
         if "####" not in text:
             raise DataError(f"{where}: {cfg.answer_field!r} has no '####' (data.answer_format: gsm8k)")
-        return gsm8k_answer(text)
-    if cfg.answer_format == "boxed":
+        text = gsm8k_answer(text)
+    elif cfg.answer_format == "boxed":
         boxes = [b for b in boxed_contents(text) if b]
         if not boxes:
             raise DataError(f"{where}: {cfg.answer_field!r} has no \\boxed{{}} (data.answer_format: boxed)")
-        return boxes[-1]
+        text = boxes[-1]
     if not text.strip():
-        raise DataError(f"{where}: {cfg.answer_field!r} is empty")
+        raise DataError(f"{where}: {cfg.answer_field!r} gives an empty answer (data.answer_format: {cfg.answer_format})")
     return text.strip()
 
 
 def read_row(row, cfg: DataConfig, where: str, section: str) -> dict:
     if not isinstance(row, dict):
         raise DataError(f"{where}: a row must be an object, got {type(row).__name__}")
-    if cfg.prompt_field not in row or not str(row[cfg.prompt_field]).strip():
+    if cfg.prompt_field not in row or not _text(row, cfg.prompt_field, where).strip():
         raise DataError(f"{where}: no field {cfg.prompt_field!r} ({section}.prompt_field); fields: {sorted(row)}")
     solution = None
     if cfg.solution_field:
         if cfg.solution_field not in row:
             raise DataError(f"{where}: no field {cfg.solution_field!r} ({section}.solution_field)")
-        solution = str(row[cfg.solution_field])
+        solution = _text(row, cfg.solution_field, where)
     verifier = str(row.get("verifier") or cfg.verifier)
     if verifier == "code":  # the row is the problem: its tests must load (a missing field is named here, not later)
         answer = {k: v for k, v in row.items() if k != "verifier"}

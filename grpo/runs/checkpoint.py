@@ -46,7 +46,7 @@ def save_checkpoint(path: Path, model, tokenizer, state: dict, extra_state_dicts
         for file in tmp.iterdir():
             with file.open("rb") as f:
                 os.fsync(f.fileno())
-    except (OSError, RuntimeError) as e:  # torch.save reports a full disk as a RuntimeError
+    except Exception as e:  # noqa: BLE001 - a full disk: OSError, torch.save's RuntimeError, safetensors' own error
         shutil.rmtree(tmp, ignore_errors=True)
         previous = latest_checkpoint(path.parent)
         kept = f"the previous checkpoint {previous} is intact" if previous else "no earlier checkpoint exists"
