@@ -107,6 +107,11 @@ def test_a_user_verifier_that_fails_is_reported_by_name(capsys):
     assert [s["reason"] for s in scores] == ["reward_error"] * 2 and [s["reward"] for s in scores] == [0.0, 0.0]
     out = capsys.readouterr().out
     assert f"verifier {T}:raises failed 2 of 2 completions (2 reward_error): ValueError: cannot score 'x'" in out
+    (scores,) = score(groups, [Example("Q", "7", None, verifier=f"{T}:returns_nan", row={})], Judge(),
+                      RewardConfig(format_weight=0.0), max_new_tokens=8)
+    assert all(math.isnan(s["reward"]) for s in scores)
+    assert (f"verifier {T}:returns_nan returned NaN for 2 of 2 completions (an infrastructure failure): their "
+            "groups are dropped" in capsys.readouterr().out)
 
 
 def test_plugin_terms_join_the_weighted_sum():

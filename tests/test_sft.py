@@ -107,6 +107,29 @@ def test_a_cold_start_killed_mid_stage_resumes_exactly(tmp_path, monkeypatch):
     assert logged(tmp_path / "straight") == logged(crashed)
 
 
+def test_a_cold_start_killed_while_saving_its_model_logs_its_last_evaluation_once(tmp_path, monkeypatch):
+    """Stopped while writing final/, after the last step's checkpoint: the resumed run neither trains nor
+    evaluates again, and its metrics.jsonl is the uninterrupted run's (one evaluation line at the last step)."""
+    from crashes import interrupt, logged, weights
+
+    import grpo.runs.checkpoint
+
+    args = ["run.stages=[sft]", "sft.steps=4", "sft.warmup_steps=2", "sft.save_every=2", "sft.log_every=1",
+            "sft.eval_every=3", "sft.eval_size=2", "sft.max_new_tokens=8", "sft.batch_size=8", "task.train_size=100",
+            "task.heldout_size=2"]
+    assert train.main([f"run.dir={tmp_path / 'straight'}", *args]) == 0
+    interrupt(monkeypatch, grpo.runs.checkpoint, "save_checkpoint", at=3)  # step_2, step_4, then final/
+    crashed = tmp_path / "crashed"
+    with pytest.raises(KeyboardInterrupt):
+        train.main([f"run.dir={crashed}", *args])
+    monkeypatch.setattr(grpo.runs.checkpoint, "save_checkpoint", grpo.runs.checkpoint.save_checkpoint.__wrapped__)
+    assert train.main(["--resume", str(crashed)]) == 0
+    assert logged(tmp_path / "straight") == logged(crashed)
+    assert [r["step"] for r in logged(crashed) if "eval/heldout_accuracy" in r] == [3, 4]
+    straight, resumed = weights(tmp_path / "straight" / "final"), weights(crashed / "final")
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+
+
 def test_a_token_budget_cuts_a_batch_by_padded_tokens_and_keeps_the_update():
     from grpo.stages.sft import split
 

@@ -198,7 +198,10 @@ class Evaluator:
         self._say(f"{self.stage} step {step}: held-out accuracy {accuracy:.3f}")
 
     def final(self, step: int) -> float:
-        """The stage's last evaluation (NaN on a process that does not evaluate)."""
+        """The stage's last evaluation (NaN on a process that does not evaluate); already made when the stage
+        resumed from a checkpoint taken after it (the SFT stage's last one)."""
+        if self.evals and self.evals[-1]["step"] == step:
+            return self.evals[-1]["heldout_accuracy"]
         return self.run(step) if self.active else float("nan")
 
     @property

@@ -104,6 +104,10 @@ def _report_verifiers(results: list, examples: list[Example], say) -> None:
         by_kind.setdefault(e.verifier or "math", []).append(r)
     for kind, verdicts in by_kind.items():
         failed = [r for r in verdicts if r.reason in FAILED]
+        nan = sum(r.reason == "infra_error" for r in verdicts)
+        if nan:
+            say(f"grpo: verifier {kind} returned NaN for {nan} of {len(verdicts)} completions (an infrastructure "
+                "failure): their groups are dropped from the step")
         if failed:
             counts = ", ".join(f"{n} {reason}" for reason, n in Counter(r.reason for r in failed).items())
             detail = next((r.detail for r in failed if r.detail), "")
@@ -120,3 +124,7 @@ def _report(terms: dict[str, list], functions: list, say) -> None:
             detail = next((v.detail for v in failed if v.detail), "")
             say(f"grpo: reward {f.label()} ({f.fn}) failed {len(failed)} of {len(terms[f.label()])} completions "
                 f"({counts}){': ' + detail if detail else ''}; they get 0 for it")
+        nan = sum(v.value != v.value for v in terms[f.label()])
+        if nan:
+            say(f"grpo: reward {f.label()} ({f.fn}) returned NaN for {nan} of {len(terms[f.label()])} completions "
+                "(an infrastructure failure): their groups are dropped from the step")

@@ -155,8 +155,10 @@ def run_sft(model, tokenizer, train, heldout, cfg: SFTConfig, run_dir: Path, *, 
         if log.due(done):                                                                  # 3. log
             log.step(done, {"loss/sft": loss, "optim/lr": policy.lr, "optim/grad_norm": grad_norm, **meter.read()})
         evaluator.maybe(done)                                                              # 4. eval
-        ckpt.maybe_save(done, policy, progress)                                            # 5. checkpoint
+        if done < cfg.steps:                                                               # 5. checkpoint
+            ckpt.maybe_save(done, policy, progress)
     accuracy = evaluator.final(cfg.steps)
+    ckpt.maybe_save(cfg.steps, policy, progress)  # the last step's, after its evaluation (a resume does not redo it)
     policy.finish()
     final = final or run_dir / "final"
     result = {"heldout_accuracy": accuracy, "seconds": round(elapsed_before + time.monotonic() - start, 1),
