@@ -18,14 +18,32 @@ from grpo.model import load
 from grpo.stages.evaluate import EvalPlan, evaluate_heldout
 
 
+def trained_by(run_dir: Path, checkpoint: str, stages: list[str]) -> str:
+    """The stage (sft or grpo) whose model `checkpoint` is, so it is measured under that stage's plan:
+    `checkpoints/<stage>/step_N` says so in its path; `final` is the last of sft and grpo the run has (its
+    trainer_state.pt names it)."""
+    parts = Path(checkpoint).parts
+    if len(parts) >= 2 and parts[-2] in ("sft", "grpo"):
+        return parts[-2]
+    state_path = run_dir / checkpoint / "trainer_state.pt"
+    if state_path.exists():
+        import torch
+
+        stage = torch.load(state_path, weights_only=False, map_location="cpu", mmap=True).get("stage")
+        if stage in ("sft", "grpo"):
+            return stage
+    trained = [s for s in stages if s in ("sft", "grpo")]
+    return trained[-1] if trained else "sft"
+
+
 def evaluate_run(run_dir: Path, checkpoint: str = "final") -> tuple[list[dict], dict]:
     """(samples with verdicts, parameters) of the run's held-out evaluation on `run_dir/checkpoint`."""
     config_path = run_dir / "config.yaml"
     if not config_path.exists():
         raise FileNotFoundError(f"{run_dir}: no config.yaml (not a run directory)")
     config = load_config(config_path, [])
-    stage = config.run.stages[-1]
-    plan = EvalPlan.of(config, "grpo" if stage == "grpo" else "sft")
+    stage = trained_by(run_dir, checkpoint, config.run.stages)
+    plan = EvalPlan.of(config, stage)
     model, tokenizer = load(str(run_dir / checkpoint), config.model.dtype)
     records = environments.heldout(config).records("heldout", seed=config.run.seed)
     samples = evaluate_heldout(model, tokenizer, records, config, plan).last_samples

@@ -32,7 +32,7 @@ from grpo.data import environments
 from grpo.data.environments import Environment
 from grpo.data.jsonl import DataError, read_jsonl
 from grpo.config import PromptConfig
-from grpo.data.prompts import THINK_PREFIX, render_prompt
+from grpo.data.prompts import THINK_PREFIX, opens_think, render_prompt, with_think_prefix
 from grpo.data.suites import SUITES, data_dir
 from grpo.hub import NotFound
 from grpo.model import load
@@ -63,11 +63,15 @@ def read_completions(path: Path, ids: set[str]) -> dict[str, list[str]]:
     return dict(out)
 
 
-def grade(records: list[dict], samples: dict[str, list[dict]], *, workers: int, timeout_s: float) -> list[dict]:
+def grade(records: list[dict], samples: dict[str, list[dict]], *, workers: int, timeout_s: float,
+          think_opened: bool = False) -> list[dict]:
     """Each problem with its samples judged by the verifier its record names: [{"id", "row", "code", "samples":
-    [{completion, correct, reason, extracted, ...}]}]. Every problem must have the same number of samples."""
+    [{completion, correct, reason, extracted, ...}]}]. Every problem must have the same number of samples.
+    `think_opened`: the prompts opened a think block, so each completion is judged behind it (as training judges
+    it: an answer written before the model closed its thinking is not its answer)."""
     flat = [(r, s) for r in records for s in samples[r["id"]]]
-    verdicts = judge([s["completion"] for _, s in flat], [r["answer"] for r, _ in flat], workers=workers,
+    texts = [with_think_prefix(s["completion"], think_opened) for _, s in flat]
+    verdicts = judge(texts, [r["answer"] for r, _ in flat], workers=workers,
                      timeout_s=timeout_s, kinds=[r["verifier"] for r, _ in flat], rows=[r["row"] for r, _ in flat])
     by_id: dict[str, dict] = {}
     for (record, sample), v in zip(flat, verdicts):
@@ -192,7 +196,8 @@ def generate(env: Environment, records: list[dict], args) -> dict[str, list[dict
         if tokenizer.chat_template:
             text = tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
                                                  add_generation_prompt=True)
-        prompts.append(text + (THINK_PREFIX if args.think_prefix else ""))
+        prompts.append(text + (THINK_PREFIX if args.think_prefix and not opens_think(text) else ""))
+    args.think_opened = opens_think(prompts[0])  # the template's own <think>, or ours: grade() judges behind it
     context = model.config.max_position_embeddings
     longest = max(len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts)
     budget = min(args.max_new_tokens, context - longest)
@@ -286,7 +291,12 @@ def _given(name: str, records: list[dict], args) -> tuple[list[dict], dict[str, 
     """--completions: (the records that have completions, samples per id, parameters); an error names the file."""
     every = {r["id"] for r in _environment(name, args, filtered=False).records(seed=args.seed)}
     given = read_completions(Path(args.completions), every)  # ids outside the filters are skipped
+    missing = [r["id"] for r in records if r["id"] not in given]
     records = [r for r in records if r["id"] in given]
+    if missing and records:  # graded: the problems given; said, so the score is not taken for the suite's
+        print(f"evals.run: {args.completions}: {len(missing)} of the suite's {len(missing) + len(records)} problems "
+              f"(after the filters) have no completion (e.g. id {missing[0]!r}); scoring the {len(records)} given",
+              file=sys.stderr)
     given = {r["id"]: given[r["id"]] for r in records}
     if not records:
         raise Refused(f"suite {name}: no problem of {args.completions} is left after the filters")
@@ -294,7 +304,7 @@ def _given(name: str, records: list[dict], args) -> tuple[list[dict], dict[str, 
     if len(counts) != 1:
         raise Refused(f"{args.completions}: ids have different numbers of completions {sorted(counts)}")
     samples = {k: [{"completion": c} for c in v] for k, v in given.items()}
-    return records, samples, {"source": str(args.completions), "n": counts.pop()}
+    return records, samples, {"source": str(args.completions), "n": counts.pop(), "without_completions": len(missing)}
 
 
 def _environment(name: str, args, *, filtered: bool = True) -> Environment:
@@ -331,7 +341,10 @@ def _evaluate_suite(name: str, env: Environment, args) -> None:
                    "difficulty": args.difficulty, "template": args.template})
     if name.startswith(environments.GYM_PREFIX):
         params.update({"options": args.options, "size": args.size, "heldout_percent": args.heldout_percent})
-    graded = grade(records, samples, workers=args.workers, timeout_s=args.timeout_s)
+    # generated: whether the prompts opened a think block; --completions: only when --think-prefix says so (outputs
+    # from elsewhere, e.g. reference solutions, carry no think block)
+    opened = getattr(args, "think_opened", False) if not args.completions else bool(args.think_prefix_given)
+    graded = grade(records, samples, workers=args.workers, timeout_s=args.timeout_s, think_opened=opened)
     results = write(Path(args.output_dir) / _folder(name), env, graded, summarise(env, graded), params)
     print(f"{name}: pass@1 {results['metrics']['pass@1']:.4f} ± {results['metrics']['pass@1_se']:.4f} "
           f"over {results['problems']} problems, n = {results['n']}")
@@ -357,9 +370,13 @@ def main(argv: list[str] | None = None) -> int:
         suite_args.temperature = preset["temperature"] if args.temperature is None else args.temperature
         suite_args.top_p = preset["top_p"] if args.top_p is None else args.top_p
         suite_args.think_prefix = preset["think_prefix"] if args.think_prefix is None else args.think_prefix
+        suite_args.think_prefix_given = args.think_prefix is True
         try:
             env = _environment(name, suite_args)
             suite_args.n = args.n or preset.get("n", env.n)
+            if suite_args.temperature == 0 and suite_args.n > 1 and not args.completions:
+                raise Refused(f"suite {name}: --temperature 0 (greedy) gives {suite_args.n} copies of one "
+                              "completion, not pass@k: set --n 1 or a temperature above 0")
             _evaluate_suite(name, env, suite_args)
         except (Refused, EngineUnavailable, NotFound, DataError) as e:
             print(f"evals.run: {e}", file=sys.stderr)

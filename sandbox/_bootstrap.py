@@ -328,7 +328,7 @@ def run_one(job, test, base_globals):
         for fd in ready:
             if fd not in (pidfd, 0) and not _drain(fd, readers[fd], limit):
                 open_fds.discard(fd)
-        if len(readers[out_r]) > limit or len(readers[err_r]) > limit:
+        if any(len(buf) > limit for buf in readers.values()):  # stdout, stderr, and a call's return value
             _kill_group(pid)
             status = "output_limit"
             break
@@ -429,33 +429,73 @@ class _Timeout(BaseException):
     pass
 
 
+def _referenced(code):
+    """Every global name a compiled piece of code (and the functions in it) reads."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, type(code)):
+            names |= _referenced(const)
+    return names
+
+
+def _loaded(ready):
+    """The submission's "ready" message as (status, detail, functions, modules); its shape is checked (it comes
+    from the untrusted process)."""
+    if (isinstance(ready, list) and len(ready) == 2 and ready[0] == "ok" and isinstance(ready[1], dict)
+            and isinstance(ready[1].get("functions"), list) and isinstance(ready[1].get("modules"), dict)
+            and all(isinstance(n, str) for n in ready[1]["functions"])
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in ready[1]["modules"].items())):
+        return "ok", "", set(ready[1]["functions"]), ready[1]["modules"]
+    if isinstance(ready, list) and len(ready) == 2 and ready[0] in ("error", "timeout") and isinstance(ready[1], str):
+        return ready[0], ready[1], set(), {}
+    return "error", "the submission's process sent a malformed message", set(), {}
+
+
 def run_harness(job, server, tests, channel):
-    """Each test is trusted code (setup + asserts); the submission's functions are proxies into its process."""
+    """Each test is trusted code (setup + asserts) run here; the submission's entry points (`job["entry"]`: the
+    names the problem asks for; without it, the names the test reads that are not builtins) are proxies into its
+    process. A problem's trusted prompt (`job["trusted"]`: HumanEval's, with the helpers its tests use) is run here
+    first, so a submission cannot replace those helpers, nor a builtin, nor anything but what it was asked for."""
+    import builtins
+    import importlib
     try:
-        select.select([server.from_child], [], [], job["timeout_s"])
-        ready = read_literal(server.from_child)
+        if select.select([server.from_child], [], [], job["timeout_s"])[0]:
+            ready = read_literal(server.from_child)
+        else:
+            ready = ["timeout", "the submission did not finish loading within the time limit"]
     except (EOFError, ValueError, OSError):
         ready = ["error", "the submission's process died while loading"]
+    status, detail, functions, modules = _loaded(ready)
     for i, test in enumerate(tests):
         start = time.monotonic()
         server.deadline = start + job["timeout_s"]
         meta = {"i": i, "status": "ok", "returncode": 0}
         err = b""
-        if ready[0] != "ok":
-            meta.update(status="compile_error" if "SyntaxError" in ready[1] else "error", returncode=1)
-            err = ready[1].encode()
+        if status == "timeout":
+            meta.update(status="timeout", returncode=None)
+        elif status != "ok":
+            meta.update(status="compile_error" if "SyntaxError" in detail else "error", returncode=1)
+            err = detail.encode()
         else:
+            compiled = compile(test["code"], "<tests>", "exec")
+            reads = _referenced(compiled)
+            entry = set(job["entry"]) if job.get("entry") else reads - set(dir(builtins))
             g = {"__name__": "__harness__"}
-            import importlib
-            for alias, module in ready[1]["modules"].items():  # the tests may use what the solution imported
+            for alias, module in modules.items():  # the tests may use a module the solution imported
+                if alias in reads and not hasattr(builtins, alias):
+                    try:
+                        g[alias] = importlib.import_module(module)
+                    except ImportError:
+                        pass
+            if job.get("trusted"):
                 try:
-                    g[alias] = importlib.import_module(module)
-                except ImportError:
+                    exec(compile(job["trusted"], "<prompt>", "exec"), g)
+                except Exception:  # noqa: BLE001 - a prompt that does not run alone: its helpers are not needed
                     pass
-            for name in ready[1]["functions"]:  # every function the submission defined answers through the server
+            for name in functions & entry:  # what the problem asked for answers through the server
                 g[name] = (lambda n: lambda *a: server.call(n, a))(name)
             try:
-                exec(compile(test["code"], "<tests>", "exec"), g)
+                exec(compiled, g)
             except _Timeout:
                 meta.update(status="timeout", returncode=None)
             except (EOFError, OSError):
@@ -511,8 +551,17 @@ def run_job(job, channel, cache):
     _ABORTED = False
     if job["mode"] == "harness":
         server = _Server(job)  # forked before the tests (and their expected values) are read
-        tests = read_job(0)["tests"]
-        run_harness(job, server, tests, channel)
+        judge = os.fork()  # reads and runs the tests: this process never holds them, so no later submission,
+        if judge == 0:     # forked from it, can find them in its memory
+            code = 1
+            try:
+                run_harness(job, server, read_job(0)["tests"], channel)
+                code = 0
+            finally:
+                os._exit(code)
+        os.waitpid(judge, 0)
+        for fd in (server.to_child, server.from_child):
+            os.close(fd)
     else:
         if job.get("prelude") and "prelude" not in cache:
             cache["prelude"] = _prelude_globals(job)

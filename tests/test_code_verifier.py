@@ -198,6 +198,71 @@ def test_harness_tampering_never_passes(attack):
     assert not result.correct and result.reward == 0.0
 
 
+HE_TRUNC = {"prompt": "def truncate_number(x: float) -> float:\n    \"\"\"The decimal part of x.\"\"\"\n",
+            "entry_point": "truncate_number",
+            "test": "def check(candidate):\n    assert abs(candidate(3.5) - 0.5) < 1e-6\n"}
+HE_ZERO = {"prompt": "import math\n\ndef poly(xs, x):\n    return sum(c * math.pow(x, i) for i, c in enumerate(xs))\n\n"
+                     "def find_zero(xs):\n    \"\"\"A zero of the polynomial.\"\"\"\n",
+           "entry_point": "find_zero",
+           "test": "def check(candidate):\n    for c in ([1, 2], [-6, 11, -6, 1]):\n"
+                   "        assert math.fabs(poly(c, candidate(c))) < 1e-4\n"}
+MBPP_SIM = {"test_list": ["assert set(similar_elements((3, 4, 5, 6), (5, 7, 4, 10))) == set((4, 5))"],
+            "code": "def similar_elements(a, b):\n    return tuple(set(a) & set(b))\n"}
+
+
+@pytest.mark.parametrize("problem, attack", [
+    (HE_TRUNC, "def truncate_number(x):\n    return 42\ndef abs(v):\n    return 0"),  # a builtin the asserts use
+    (HE_ZERO, "import math\ndef poly(xs, x):\n    return 0\ndef find_zero(xs):\n    return 123"),  # the prompt's helper
+    (MBPP_SIM, "def similar_elements(a, b):\n    return None\ndef set(*a):\n    return 0"),
+], ids=["builtin", "prompt-helper", "mbpp-builtin"])
+def test_a_submission_cannot_replace_what_the_asserts_rely_on(problem, attack):
+    """Only what the problem asks for (HumanEval's entry point, the functions MBPP's reference defines) answers from
+    the submission; builtins and the prompt's helpers stay the trusted ones."""
+    assert not verify(fenced(attack), problem, sandbox=BOX).correct
+
+
+@pytest.mark.parametrize("problem, honest", [
+    (HE_TRUNC, "def truncate_number(x):\n    return x % 1.0"),
+    (HE_ZERO, "def find_zero(xs):\n    lo, hi = -100.0, 100.0\n    for _ in range(200):\n"
+              "        mid = (lo + hi) / 2\n        if poly(xs, lo) * poly(xs, mid) <= 0: hi = mid\n"
+              "        else: lo = mid\n    return lo"),
+    (MBPP_SIM, "def similar_elements(a, b):\n    return tuple(set(a) & set(b))"),
+], ids=["builtin", "prompt-helper", "mbpp-builtin"])
+def test_the_honest_solutions_of_those_problems_pass(problem, honest):
+    assert verify(fenced(honest), problem, sandbox=BOX).correct
+
+
+def test_a_later_submission_cannot_find_an_earlier_jobs_tests_in_memory():
+    """The tests are read and run in a process forked for the job, never in the reused sandbox process that the next
+    submissions are forked from: a submission that searches its memory for the previous job's asserts finds
+    nothing to copy."""
+    problem = {"prompt": "def secret(x):\n", "entry_point": "secret",
+               "test": "def check(candidate):\n    assert candidate(17) == 91\n    assert candidate(23) == 57\n"}
+    assert verify(fenced("def secret(x):\n    return {17: 91, 23: 57}[x]"), problem, sandbox=BOX).correct
+    snoop = ("import gc\n_table = {}\nfor o in gc.get_objects():\n"
+             "    if type(o).__name__ == 'function' and o.__code__.co_filename == '<tests>':\n"
+             "        c = [k for k in o.__code__.co_consts if isinstance(k, int)]\n"
+             "        _table.update(zip(c[0::2], c[1::2]))\n"
+             "def secret(x):\n    return _table[x]")
+    for _ in range(3):
+        assert not verify(fenced(snoop), problem, sandbox=BOX).correct
+
+
+def test_what_a_program_reports_cannot_crash_the_grader():
+    """A malformed return value (call mode) or a printed token Decimal refuses (stdin mode) fails its test."""
+    forged = ("import os\nclass Solution:\n    def winningPlayerCount(self, n, pick):\n"
+              "        os.write(3, b\"{'b': 0}\")\n        os._exit(0)")
+    assert verify(fenced(forged), WINNERS, sandbox=BOX).reason == "wrong_answer"
+    assert verify(fenced("print('sNaN')"), LEAP, sandbox=BOX).reason == "wrong_answer"
+    assert verify(fenced("print('sNaN')"), {**LEAP, "tolerance": {"abs": 0.5}}, sandbox=BOX).reason == "wrong_answer"
+
+
+def test_a_submission_that_never_finishes_loading_is_a_timeout():
+    result = verify(fenced("while True:\n    pass\ndef add(a, b):\n    return a + b"), HE_ADD, timeout_s=1,
+                    sandbox=BOX)
+    assert result.reason == "timeout" and not result.correct
+
+
 def test_the_honest_harness_solution_passes():
     assert verify(fenced("def add(a, b):\n    return a + b"), HE_ADD, sandbox=BOX).correct
     assert verify("```python\n    return a + b\n```", HE_ADD, sandbox=BOX).correct  # a continued prompt

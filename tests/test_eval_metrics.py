@@ -25,7 +25,9 @@ def test_maj_at_k_by_hand():
     assert maj_at_k(answers, correct, 3) == 0.0  # "3" twice
     assert maj_at_k(answers, correct, 4) == 0.0  # no answer does not vote
     assert maj_at_k([None, None], [False, False], 2) == 0.0
-    # equal answers written differently are different votes unless the extraction normalised them
+    # correct answers vote together however they are written: 1/2, 0.5 and \frac{1}{2} outvote 3 three to two
+    assert maj_at_k(["3", "3", "\\frac{1}{2}", "0.5", "1/2"], [False, False, True, True, True], 5) == 1.0
+    assert maj_at_k(["3", "3", "\\frac{1}{2}", "0.5", "1/2"], [False, False, True, True, True], 4) == 0.0  # tie: 3 first
     assert maj_at_k(["1/2", "0.5", "0.5"], [True, True, True], 3) == 1.0
 
 

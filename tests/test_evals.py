@@ -214,6 +214,8 @@ def test_livecodebench_at_n16_from_a_completions_file(tmp_path):
     results = json.loads((out / "livecodebench" / "results.json").read_text())
     m = results["metrics"]
     assert results["n"] == 16 and results["problems"] == 2
+    # the suite's other problems had no completion: said, and recorded with the parameters
+    assert results["params"]["without_completions"] > 0
     assert m["pass@1"] == pytest.approx((12 / 16 + 4 / 16) / 2)
     assert m["pass@16"] == 1.0 and "maj@16" not in m
     assert m["pass@2"] == pytest.approx((1 - (4 * 3) / (16 * 15) + 1 - (12 * 11) / (16 * 15)) / 2)
@@ -259,3 +261,27 @@ def test_a_model_whose_context_cannot_hold_the_prompts_is_refused_with_the_way_o
                      "--limit", "2", "--preset", "greedy", "--engine", "hf"]) == 2
     err = capsys.readouterr().err
     assert "fills the model's context (64 tokens" in err and "model.max_position_embeddings=2048" in err
+
+
+def test_an_answer_written_before_the_thinking_ends_is_not_the_answer():
+    """A prompt that opened <think>: its completions are judged behind it, as training judges them, so a \\boxed{}
+    in a completion cut off mid-thought does not count."""
+    record = {"id": "1", "answer": "5", "verifier": "math", "row": {}}
+    cut = {"1": [{"completion": "Try x=5, so maybe \\boxed{5}. Hmm, let me check again whether"}]}
+    done = {"1": [{"completion": "Try x=5.\n</think>\nThe answer is \\boxed{5}."}]}
+    verdict = lambda samples, opened: run.grade([record], samples, workers=1, timeout_s=5,  # noqa: E731
+                                                think_opened=opened)[0]["samples"][0]["correct"]
+    assert verdict(cut, False) and not verdict(cut, True) and verdict(done, True)
+
+
+def test_a_run_checkpoint_is_measured_under_the_plan_of_the_stage_that_trained_it(tmp_path):
+    import torch
+
+    from evals.heldout import trained_by
+
+    assert trained_by(tmp_path, "checkpoints/sft/step_4", ["sft", "grpo"]) == "sft"
+    assert trained_by(tmp_path, "checkpoints/grpo/step_2", ["sft", "grpo", "eval"]) == "grpo"
+    assert trained_by(tmp_path, "final", ["sft", "grpo", "eval", "distill"]) == "grpo"  # the last that trains
+    (tmp_path / "final").mkdir()
+    torch.save({"stage": "sft"}, tmp_path / "final" / "trainer_state.pt")  # a run stopped before its grpo stage
+    assert trained_by(tmp_path, "final", ["sft", "grpo"]) == "sft"

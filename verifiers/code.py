@@ -28,6 +28,7 @@ training must drop those samples rather than learn from them.
 
 from __future__ import annotations
 
+import ast
 import base64
 import io
 import json
@@ -61,6 +62,7 @@ class Problem:
     harness_tests: tuple = ()  # harness mode: trusted test code, one string per test
     entry_point: str | None = None
     prompt: str = ""
+    entry_names: tuple[str, ...] = ()  # MBPP: what its reference code defines (the names the tests may call)
     tolerance: dict | None = None
 
 
@@ -110,6 +112,24 @@ def _load_cases(value, field: str) -> list[dict]:
     return cases
 
 
+def _runs_alone(code: str) -> bool:
+    """Does it parse as a module of its own (a HumanEval prompt whose function has its docstring for a body)?"""
+    try:
+        ast.parse(code)
+    except (SyntaxError, ValueError):
+        return False
+    return True
+
+
+def _defined(code: str) -> tuple[str, ...]:
+    """The functions and classes a reference solution defines at its top level (none when it does not parse)."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return ()
+    return tuple(n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)))
+
+
 def load_problem(problem: dict) -> Problem:
     """Normalise a LiveCodeBench, HumanEval or MBPP problem dict; ProblemError names what is wrong."""
     if not isinstance(problem, dict):
@@ -123,7 +143,7 @@ def load_problem(problem: dict) -> Problem:
         tests = tuple(f"{setup}\n{t}\n" for t in problem["test_list"])
         if not tests:
             raise ProblemError("test_list: no tests")
-        return Problem("harness", harness_tests=tests)
+        return Problem("harness", harness_tests=tests, entry_names=_defined(problem.get("code") or ""))
     cases = _load_cases(problem.get("public_test_cases"), "public_test_cases") + _load_cases(
         problem.get("private_test_cases"), "private_test_cases")
     if not cases:
@@ -149,14 +169,16 @@ def load_problem(problem: dict) -> Problem:
 
 
 def _tokens_equal(got: str, expected: str, tolerance: dict | None) -> bool:
+    """Token by token as numbers; anything the program printed that does not compare as a number (sNaN, a
+    token Decimal refuses) is a mismatch, never an error."""
     try:
         g, e = [Decimal(t) for t in got.split()], [Decimal(t) for t in expected.split()]
-    except InvalidOperation:
+        if tolerance is None or len(g) != len(e):
+            return g == e
+        abs_tol, rel_tol = float(tolerance.get("abs", 0.0)), float(tolerance.get("rel", 0.0))
+        return all(math.isclose(float(a), float(b), rel_tol=rel_tol, abs_tol=abs_tol) for a, b in zip(g, e))
+    except (ArithmeticError, ValueError):  # InvalidOperation is an ArithmeticError
         return False
-    if tolerance is None or len(g) != len(e):
-        return g == e
-    abs_tol, rel_tol = float(tolerance.get("abs", 0.0)), float(tolerance.get("rel", 0.0))
-    return all(math.isclose(float(a), float(b), rel_tol=rel_tol, abs_tol=abs_tol) for a, b in zip(g, e))
 
 
 def stdout_matches(got: str, expected: str, tolerance: dict | None = None) -> bool:
@@ -176,8 +198,8 @@ def _test_passed(problem: Problem, i: int, record) -> bool:
     if problem.kind == "stdin":
         return stdout_matches(record.stdout.decode("utf-8", errors="replace"), problem.outputs[i], problem.tolerance)
     try:
-        return decode_result(record.result) == problem.outputs[i]
-    except (ValueError, TypeError):
+        return bool(decode_result(record.result) == problem.outputs[i])
+    except Exception:  # noqa: BLE001 - whatever the program returned, a value that does not compare fails the test
         return False
 
 
@@ -185,8 +207,11 @@ def _job(code: str, problem: Problem, partial: bool) -> tuple[dict, dict | None]
     if problem.kind == "harness":
         if problem.entry_point and not re.search(rf"^\s*def\s+{re.escape(problem.entry_point)}\b", code, re.M):
             code = problem.prompt + code  # a completion that continues the prompt's signature
-        return ({"mode": "harness", "code": code, "stop_on_fail": not partial},
-                {"tests": [{"code": t} for t in problem.harness_tests]})
+        elif problem.prompt and _runs_alone(problem.prompt):
+            code = problem.prompt + "\n" + code  # one that rewrote it: the prompt's imports and helpers still there
+        entry = [problem.entry_point] if problem.entry_point else list(problem.entry_names)
+        return ({"mode": "harness", "code": code, "stop_on_fail": not partial, "entry": entry,
+                 "trusted": problem.prompt}, {"tests": [{"code": t} for t in problem.harness_tests]})
     tests = [{"stdin": x} for x in problem.inputs] if problem.kind == "stdin" else [{"args": a} for a in problem.inputs]
     return ({"mode": problem.kind, "code": code, "tests": tests, "fn_name": problem.fn_name, "prelude": True,
              "stop_on_fail": not partial}, None)

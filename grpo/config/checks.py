@@ -40,6 +40,7 @@ def _sft_checks(section: str, s: SFTConfig, max_position_embeddings: int, *, bui
         (s.steps >= 1 and s.batch_size >= 1 and s.grad_accum >= 1 and s.max_examples >= 0, f"{section}.steps",
          "steps, batch, accum >= 1 and max_examples >= 0"),
         (s.max_grad_norm > 0, f"{section}.max_grad_norm", "must be > 0 (a number: the gradient clipping threshold)"),
+        (s.eval_size >= 1, f"{section}.eval_size", "must be >= 1 (held-out problems per evaluation)"),
         (s.max_tokens_per_micro_batch >= 0, f"{section}.max_tokens_per_micro_batch",
          "must be >= 0 (0: whole batches)"),
         *_schedule_checks(section, s),
@@ -166,6 +167,8 @@ def _grpo_checks(config: Config) -> list:
         (0 <= g.clip_low < 1 and g.clip_high >= 0, "grpo.clip_low", "0 <= clip_low < 1 and clip_high >= 0"),
         (g.kl_coef >= 0, "grpo.kl_coef", "must be >= 0"),
         (g.max_grad_norm > 0, "grpo.max_grad_norm", "must be > 0 (a number: the gradient clipping threshold)"),
+        (g.eval_size >= 1, "grpo.eval_size", "must be >= 1 (held-out problems per evaluation; grpo.eval_every: 0 "
+         "turns the evaluations during training off)"),
         (g.is_cap >= 0, "grpo.is_cap", "must be >= 0 (0: off)"),
         (g.is_mask in ("", "token", "sequence"), "grpo.is_mask", "must be token, sequence or empty (off)"),
         (r.max_lag == 0 or g.is_cap > 0 or g.is_mask, "rollout.max_lag",

@@ -276,8 +276,11 @@ def _reload_weights(llm, named_tensors: Iterable[tuple[str, torch.Tensor]], *, w
 
 
 def _sleep(llm) -> None:
+    """Level 1: the weights go to host memory, the KV cache is dropped, and waking gives back a working engine
+    whatever is called next (level 2 discards the weights: a second rollout before the next sync, as tool rounds,
+    dynamic sampling or a sampled evaluation make, would find none and wait forever)."""
     _needs(llm, "sleep", "sleep mode")
-    llm.sleep(level=2)
+    llm.sleep(level=1)
 
 
 def _wake(llm, tags: list[str]) -> None:
@@ -291,13 +294,17 @@ def _sampling_params(sampling: SamplingParams, n: int, stop_ids: set[int], stop:
     sampled, the one that completed the string included)."""
     return VllmSamplingParams(n=n, temperature=sampling.temperature, top_p=sampling.top_p,
                               top_k=sampling.top_k if sampling.top_k > 0 else -1,
-                              max_tokens=max_tokens or sampling.max_new_tokens, logprobs=0,
+                              max_tokens=sampling.max_new_tokens if max_tokens is None else max_tokens, logprobs=0,
                               stop_token_ids=sorted(stop_ids), ignore_eos=False, detokenize=bool(stop),
                               **({"stop": list(stop), "include_stop_str_in_output": True} if stop else {}))
 
 
 def _finish(out) -> str:
-    """stop (an end-of-turn id), call (a stop string: vLLM names it as the stop reason) or length."""
+    """stop (an end-of-turn id), call (a stop string: vLLM names it as the stop reason) or length; a request vLLM
+    aborted or failed is an EngineError, never a completion cut at its budget."""
+    if out.finish_reason not in ("stop", "length"):
+        raise EngineError(f"vLLM ended a request with finish reason {out.finish_reason!r} "
+                          f"(stop reason {getattr(out, 'stop_reason', None)!r})")
     if out.finish_reason != "stop":
         return "length"
     return "call" if isinstance(getattr(out, "stop_reason", None), str) else "stop"
@@ -377,6 +384,13 @@ class VLLMEngine:
         else:  # one per request
             params = [_sampling_params(sampling, per_request, stop_ids, stop, limit)
                       for limit in max_new for _ in range(copies)]
+        if self.settings.worker_processes and sampling.temperature > 0:
+            # the sampler runs in vLLM's worker processes, which this process's RNG does not reach: each request
+            # carries its own seed, derived from the call's (so a rank's, a step's, a resumed run's samples repeat)
+            each = params if isinstance(params, list) else [params] * len(requests)
+            params = [p.clone() for p in each]
+            for j, p in enumerate(params):
+                p.seed = (seed * 1_000_003 + j) % 2**31
         devices = [torch.cuda.current_device()] if on_gpu() else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
@@ -400,7 +414,7 @@ class VLLMEngine:
 
     def _wake_all(self) -> None:
         if self.asleep:
-            _wake(self.llm, ["kv_cache"])
+            _wake(self.llm, ["weights", "kv_cache"])
             self.asleep = False
 
     def close(self) -> None:
