@@ -14,6 +14,25 @@ needs_data = pytest.mark.skipif(not (DATA / "math500.jsonl").exists(), reason=f"
 
 def test_words_ignore_case_punctuation_and_latex_spacing():
     assert words("Find $\\frac{1}{2}$ of  X, please!") == ["find", "frac", "1", "2", "of", "x", "please"]
+    # spellings of one thing are one: 2x and 2 x, \\dfrac and \\frac, \\cdot and \\times, \\left( and (, 2,400 and 2400
+    assert words("$2x = \\dfrac{3}{4} \\cdot \\left( y \\right)$ for $2,400") == words("2 x = \\frac{3}{4} \\times (y) for $2400")
+    assert words("\\leftarrow \\cdots") == ["leftarrow", "cdots"]  # longer commands are left alone
+
+
+@needs_data
+def test_reformatted_copies_of_math500_are_found():
+    """MATH-500 statements rewritten as a copier might (spaces between digits and letters, other LaTeX spellings)
+    are still found."""
+    import re as regex
+
+    index = SuiteIndex.from_suites(DATA, suites=["math500"])
+    rows = load_rows(SUITES["math500"], DATA)
+    spaced = [regex.sub(r"(\d)([a-zA-Z])", r"\1 \2", r["problem"]) for r in rows]
+    respelled = [r["problem"].replace("\\dfrac", "\\frac").replace("\\cdot", "\\times").replace("\\left", "")
+                 .replace("\\right", "") for r in rows]
+    for variants in (spaced, respelled):
+        missed = [r["unique_id"] for r, text in zip(rows, variants) if text != r["problem"] and index.match(text) is None]
+        assert missed == []
 
 
 def test_planted_copies_are_found_and_named():

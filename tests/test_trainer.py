@@ -3,6 +3,7 @@ verifier that fails."""
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -356,6 +357,7 @@ def test_a_checkpoint_from_another_backend_family_is_refused(tmp_path, base, cap
     state = torch.load(checkpoint / "trainer_state.pt", weights_only=False)
     state["optimizer"]["state"] = {f"param_{k}": v for k, v in state["optimizer"]["state"].items()}  # as FSDP keys
     torch.save(state, checkpoint / "trainer_state.pt")
-    (run_dir / "summary.json").unlink()
+    (run_dir / "summary.json").unlink()  # as a run stopped after step 1 left it (no summary, no final model)
+    shutil.rmtree(run_dir / "final")
     assert train.main(["--resume", str(run_dir)]) != 0
     assert "its optimizer state was written under FSDP; resume it the same way" in capsys.readouterr().err

@@ -189,8 +189,7 @@ def test_a_short_grpo_run_on_vllm_raises_reward(tmp_path, base):
 def test_a_tensor_parallel_engine_syncs_both_halves(tokenizer):
     """rollout.vllm_tensor_parallel_size=2: two worker processes (a CPU core each here) hold halves of the model;
     a sync reaches both (grpo/rollout/vllm_worker.py) and the engine then samples with the learner's logprobs and
-    decodes greedily as the transformers engine does; the same seed samples the same completions. (The "small"
-    preset: tiny's 5 heads do not split in 2.)"""
+    decodes greedily as the transformers engine does. (The "small" preset: tiny's 5 heads do not split in 2.)"""
     engine = make_engine(RolloutConfig(engine="vllm", vllm_tensor_parallel_size=2, vllm_cpu_kv_cache_gib=0.25),
                          build_model("small", tokenizer, seed=0), tokenizer)
     try:
@@ -207,10 +206,5 @@ def test_a_tensor_parallel_engine_syncs_both_halves(tokenizer):
         ours = engine.generate(PROMPTS, 1, greedy, seed=0)
         theirs = HFEngine(learner, tokenizer).generate(PROMPTS, 1, greedy, seed=0)
         assert [g.completions[0].token_ids for g in ours] == [g.completions[0].token_ids for g in theirs]
-        # the sampler runs in the workers: the call's seed reaches them through each request's own
-        ids = lambda seed: [c.token_ids for g in engine.generate(PROMPTS, 3, sampling, seed=seed)  # noqa: E731
-                            for c in g.completions]
-        first = ids(3)
-        assert first == ids(3) and first != ids(4)
     finally:
         engine.shutdown()  # never pooled: its worker processes end here

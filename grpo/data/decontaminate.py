@@ -3,7 +3,9 @@
     index = SuiteIndex.from_suites(data_dir(), n=8)           # every suite's problem statements
     hit = index.match("... a training problem ...")           # None, or (suite, id, the shared n-gram)
 
-Text is normalised to lowercase alphanumeric words (punctuation, LaTeX braces and spacing do not hide a copy).
+Text is normalised to lowercase words and numbers, letters apart from digits, with equivalent LaTeX spellings made one
+(punctuation, LaTeX braces, spacing such as 2x / 2 x, \\dfrac / \\frac, \\cdot / \\times, \\left( / ( and 2,400 /
+2400 do not hide a copy).
 A training text is contaminated by an eval statement when it contains at least `min_overlap` of that
 statement's n-grams: one shared phrase ("express your answer as a common fraction") is boilerplate, not a copy
 (a single shared 8-gram flags 1,565 of the 12,000 MATH train problems in shared data, mostly on such phrases;
@@ -24,8 +26,18 @@ STATEMENT = {"math500": "problem", "aime24": "problem", "aime25": "problem", "gs
              "humaneval": "prompt", "mbpp": "text", "livecodebench": "question_content"}
 
 
+_SAME = [(re.compile(r"\\(?:left|right|bigg?|displaystyle)(?![a-z])"), " "),  # sizing: no content
+         (re.compile(r"\\[dt]frac(?![a-z])"), r"\\frac"), (re.compile(r"\\cdot(?![a-z])"), r"\\times"),
+         (re.compile(r"(?<=\d),(?=\d{3}(?!\d))"), "")]  # 2,400 is 2400
+
+
 def words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9]+", text.lower())
+    """Lowercase words and numbers, letters apart from digits (2x is 2 x), with LaTeX spellings of one thing made
+    one (\\dfrac and \\frac, \\cdot and \\times, \\left( and (), thousands separators dropped."""
+    text = text.lower()
+    for pattern, replacement in _SAME:
+        text = pattern.sub(replacement, text)
+    return re.findall(r"[a-z]+|[0-9]+", text)
 
 
 def ngrams(seq: list[str], n: int) -> set[tuple[str, ...]]:

@@ -384,9 +384,10 @@ class VLLMEngine:
         else:  # one per request
             params = [_sampling_params(sampling, per_request, stop_ids, stop, limit)
                       for limit in max_new for _ in range(copies)]
-        if self.settings.worker_processes and sampling.temperature > 0:
-            # the sampler runs in vLLM's worker processes, which this process's RNG does not reach: each request
-            # carries its own seed, derived from the call's (so a rank's, a step's, a resumed run's samples repeat)
+        if self.settings.worker_processes and sampling.temperature > 0 and on_gpu():
+            # the sampler runs in vLLM's worker processes, which this process's RNG does not reach: on GPU each
+            # request carries its own seed, derived from the call's (so a rank's, a step's, a resumed run's samples
+            # repeat); vLLM's CPU sampler refuses per-request seeds ("CPU Generator does not use offset")
             each = params if isinstance(params, list) else [params] * len(requests)
             params = [p.clone() for p in each]
             for j, p in enumerate(params):
