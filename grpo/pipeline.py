@@ -326,8 +326,12 @@ def _distill(r: Run) -> dict:
     entry = run_distill(r.model, r.tokenizer, traces, cold_start(r.train, config), r.heldout, config.distill,
                         config.model, config.prompt, r.dir, seed=config.run.seed, judge=r.judge, sinks=r.sinks,
                         tools=ToolSettings.of(config.rollout))
-    entry["teacher_heldout_accuracy"] = _teacher_accuracy(r)
+    # the teacher measured as the student is (distill.sft's plan: its problems, token budget and greedy decoding)
+    entry["teacher_heldout_accuracy"] = _teacher_accuracy(r, EvalPlan.sft(config.distill.sft,
+                                                                          ToolSettings.of(config.rollout)))
     base = entry.get("baseline_heldout_accuracy")
+    if entry.get("left_out_too_long"):
+        print(f"distill: {entry['left_out_too_long']} traces longer than distill.sft.max_length were left out")
     print(f"distill: student ({entry['parameters'] / 1e6:.2f}M parameters, teacher "
           f"{entry['teacher_parameters'] / 1e6:.2f}M) held-out accuracy {entry['heldout_accuracy']:.3f} "
           f"(teacher {entry['teacher_heldout_accuracy']:.3f}"
@@ -343,10 +347,16 @@ def evaluate_model(r: Run, name: str, model, tokenizer, log: RunLog | None) -> d
     return {"heldout_accuracy": evaluator.evals[-1]["heldout_accuracy"], **evaluator.last}
 
 
-def _teacher_accuracy(r: Run) -> float:
-    """The held-out accuracy of the model generating traces: the last training stage's, else measured here."""
-    trained = [r.summary["stages"][s]["heldout_accuracy"] for s in ("grpo", "sft") if s in r.summary["stages"]]
-    return trained[0] if trained else evaluate_model(r, "teacher", r.model, r.tokenizer, None)["heldout_accuracy"]
+def _teacher_accuracy(r: Run, plan: EvalPlan | None = None) -> float:
+    """The held-out accuracy of the model generating traces: the last training stage's (with a `plan`: only when it
+    was measured under one that measures alike), else measured here (under `plan`, default the eval stage's)."""
+    for stage in ("grpo", "sft"):
+        if stage in r.summary["stages"]:
+            if plan is None or EvalPlan.of(r.config, stage).measures_like(plan):
+                return r.summary["stages"][stage]["heldout_accuracy"]
+            break
+    evaluator = evaluate_heldout(r.model, r.tokenizer, r.heldout, r.config, plan or EvalPlan.of(r.config, "eval"))
+    return evaluator.evals[-1]["heldout_accuracy"]
 
 
 def _eval(r: Run) -> dict:

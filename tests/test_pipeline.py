@@ -189,6 +189,32 @@ def test_kill_mid_stage_then_resume_gives_the_same_outputs(tmp_path, teacher, wh
     assert strip(logged) == strip(expected)
 
 
+def test_shards_sampled_with_other_settings_are_not_taken_for_these(tmp_path, teacher):
+    """generate/settings.json records what the shards were sampled with: a re-run that would cut the problems into
+    other shards (or sample them otherwise) is refused, naming the change, instead of keeping shards that now
+    stand for other problems."""
+    from grpo.config import ConfigError, GenerateConfig, PromptConfig
+    from grpo.data.prompts import to_examples
+    from grpo.model import load
+    from grpo.rollout import HFEngine
+    from grpo.stages.generate import read_traces, run_generate
+    from grpo.stages.judge import Judge
+
+    model, tokenizer = load(str(teacher))
+    examples = to_examples(tasks.arithmetic(12, split="train", seed=0, digits=1, ops=2), tokenizer,
+                           PromptConfig(template="plain", think_prefix=False))
+    engine, run = HFEngine(model, tokenizer), dict(judge=Judge(workers=1), max_new_tokens=16, seed=0)
+    cfg = GenerateConfig(problems=12, n=2, shard_size=4, temperature=1.0, top_p=1.0)
+    first = run_generate(engine, examples, cfg, tmp_path, **run)
+    assert first["shards"] == 3 and first["traces"] == 24
+    again = run_generate(engine, examples, cfg, tmp_path, **run)  # the same settings: every shard kept
+    assert again["traces"] == 24
+    with pytest.raises(ConfigError, match=r"sampled with other settings \(shard_size 4 -> 6\)"):
+        run_generate(engine, examples, GenerateConfig(problems=12, n=2, shard_size=6, temperature=1.0, top_p=1.0),
+                     tmp_path, **run)
+    assert len(list(read_traces(tmp_path))) == 24
+
+
 def test_a_distill_student_stopped_mid_stage_continues_from_its_checkpoint(tmp_path, teacher, monkeypatch):
     """distill.sft.save_every: a student stopped inside step 6 resumes at step 4 (8 more steps, then the
     baseline's 12) and ends with the same weights as a student that never stopped."""

@@ -8,8 +8,8 @@ Text is normalised to lowercase words and numbers, letters apart from digits, wi
 2400 do not hide a copy).
 A training text is contaminated by an eval statement when it contains at least `min_overlap` of that
 statement's n-grams: one shared phrase ("express your answer as a common fraction") is boilerplate, not a copy
-(a single shared 8-gram flags 1,565 of the 12,000 MATH train problems in shared data, mostly on such phrases;
-half of a statement's 8-grams flags 101, all near-copies of MATH-500 problems). A statement shorter than n
+(a single shared 8-gram flags 1,602 of the 12,000 MATH train problems in shared data, mostly on such phrases;
+half of a statement's 8-grams flags 102, near-copies of MATH-500 problems). A statement shorter than n
 words is matched whole (its exact word sequence).
 """
 

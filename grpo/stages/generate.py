@@ -23,7 +23,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from grpo.config import FilterConfig, GenerateConfig
+from grpo.config import ConfigError, FilterConfig, GenerateConfig
 from grpo.data.decontaminate import SuiteIndex
 from grpo.data.jsonl import read_jsonl
 from grpo.data.suites import SUITES, data_dir
@@ -47,6 +47,8 @@ def run_generate(engine, examples, cfg: GenerateConfig, run_dir: Path, *, judge:
     shards = [(k, examples[i : i + cfg.shard_size]) for k, i in enumerate(range(0, len(examples), cfg.shard_size))]
     sampling = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=max_new_tokens)
     (run_dir / GENERATE).mkdir(parents=True, exist_ok=True)
+    _same_settings(run_dir, {"seed": seed, "problems": len(examples), "shard_size": cfg.shard_size, "n": cfg.n,
+                             "temperature": cfg.temperature, "top_p": cfg.top_p, "max_new_tokens": max_new_tokens})
     done = [k for k, _ in shards if shard_path(run_dir, k).exists()]
     if done:
         print(f"generate: {len(done)} of {len(shards)} shards already written, kept")
@@ -65,7 +67,7 @@ def run_generate(engine, examples, cfg: GenerateConfig, run_dir: Path, *, judge:
                  "length": len(c.token_ids), "finish_reason": c.finish_reason}
                 for (pid, e, j, c), r in zip(traces, results)]
         write_atomic(shard_path(run_dir, k), "".join(json.dumps(row) + "\n" for row in rows))
-    rows = list(read_traces(run_dir))
+    rows = list(read_traces(run_dir, len(shards)))
     n = max(len(rows), 1)
     return {"problems": len(examples), "traces": len(rows), "shards": len(shards),
             "correct_frac": sum(r["correct"] for r in rows) / n,
@@ -79,9 +81,34 @@ def hash_seed(seed: int, shard: int) -> int:
     return (seed * 1_000_003 + shard) % (2**31)
 
 
-def read_traces(run_dir: Path):
-    """Every trace of the generate stage, shard by shard, in order."""
-    for path in sorted((run_dir / GENERATE).glob("shard_*.jsonl")):
+SETTINGS = "settings.json"  # under generate/: what its shards were sampled with
+
+
+def _same_settings(run_dir: Path, settings: dict) -> None:
+    """Shards are kept on a re-run only if they were sampled with these settings: a shard of another size or
+    problem count would cover other problems under the same name (some twice, some never). A mismatch is refused,
+    naming what changed; the settings are recorded before the first shard is written."""
+    path = run_dir / GENERATE / SETTINGS
+    if path.exists():
+        before = json.loads(path.read_text())
+        changed = {k: (before.get(k), v) for k, v in settings.items() if before.get(k) != v}
+        if changed and any((run_dir / GENERATE).glob("shard_*.jsonl")):
+            what = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changed.items())
+            raise ConfigError(f"{run_dir / GENERATE}: its shards were sampled with other settings ({what}): "
+                              "resume with the same generate settings, or delete that directory to sample again")
+    write_atomic(path, json.dumps(settings, indent=2))
+
+
+def read_traces(run_dir: Path, shards: int | None = None):
+    """Every trace of the generate stage, shard by shard, in order (with `shards`: those of shard 0 .. shards-1
+    only; without, the count generate/settings.json records, else every shard file)."""
+    if shards is None and (run_dir / GENERATE / SETTINGS).exists():
+        recorded = json.loads((run_dir / GENERATE / SETTINGS).read_text())
+        shards = -(-recorded["problems"] // recorded["shard_size"])
+    paths = sorted((run_dir / GENERATE).glob("shard_*.jsonl"))
+    if shards is not None:
+        paths = [shard_path(run_dir, k) for k in range(shards) if shard_path(run_dir, k).exists()]
+    for path in paths:
         for _, row in read_jsonl(path):
             yield row
 
