@@ -433,3 +433,20 @@ def test_informative_tops_up_to_equal_shares():
     assert [len(s.token_ids) for s in informative(samples)] == [5, 9, 3]
     assert [len(s.token_ids) for s in informative(samples, world=2)] == [5, 9, 1, 3]  # the shortest skipped one
     assert informative([sample(3, 0.0), sample(4, 0.0)], world=2) == []
+
+
+def test_the_count_of_skipped_updates_in_a_row_survives_a_checkpoint(tiny):
+    """Skips at steps 9 and 10, a checkpoint after 10: the resumed run's guard still counts 2, so a third skip stops
+    it as it would have stopped the run that never stopped."""
+    from grpo.config import GRPOConfig
+    from grpo.learner.policy import NonFinite, Policy, TrainingStopped
+
+    model, _ = tiny
+    before = Policy(model, GRPOConfig(), stage="grpo", section="grpo.lora", guard=NonFinite(limit=3))
+    for step, skipped in ((8, True), (9, True)):
+        before.guard.after("grpo", step, skipped, say=lambda line: None)
+    trainer, _, _ = before.state()
+    after = Policy(copy.deepcopy(model), GRPOConfig(), stage="grpo", section="grpo.lora", guard=NonFinite(limit=3))
+    after.load(trainer, None)
+    with pytest.raises(TrainingStopped, match="3 steps in a row"):
+        after.guard.after("grpo", 10, True, say=lambda line: None)

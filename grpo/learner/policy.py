@@ -149,7 +149,8 @@ class Policy:
         the adapters when `keep_adapters`. The main process gets everything, the others the trainer state only."""
         optimizer = (full_optimizer_state(self.learner, self.optimizer) if self.team.sharded
                      else self.optimizer.state_dict())
-        trainer = {"optimizer": optimizer, "scheduler": self.scheduler.state_dict()}
+        trainer = {"optimizer": optimizer, "scheduler": self.scheduler.state_dict(),
+                   "nonfinite_in_a_row": self.guard.in_a_row}  # a resumed run stops where the straight one would
         if not self.team.is_main:
             return trainer, {}, None
         extras = {}
@@ -166,6 +167,7 @@ class Policy:
         else:
             self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        self.guard.in_a_row = state.get("nonfinite_in_a_row", 0)  # checkpoints written before it count from 0
         if self.reference is not None and self.peft is None:
             self.reference.load_state_dict(torch.load(path / "reference.pt", map_location="cpu"))
 
