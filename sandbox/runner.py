@@ -226,7 +226,10 @@ class Sandbox:
             while True:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    result.records.append(TestRecord("timeout", detail="killed by the parent's deadline"))
+                    record = TestRecord("timeout", detail="killed by the parent's deadline")
+                    result.records.append(record)
+                    if on_record is not None and not result.stopped:  # the caller's verdict is a timeout too
+                        on_record(len(result.records) - 1, record)
                     return result, False
                 events = sel.select(left)
                 exited = any(key.fileobj is warm.pidfd for key, _ in events)
