@@ -15,7 +15,10 @@ file descriptors, CPU (wall-clock deadline enforced by the parent, CPU rlimit as
 inside dies; the parent kills the process group and waits for exit, not pipe EOF); kill the parent or
 `kill -1` (confined to the pid namespace); ignore SIGTERM or sleep forever (SIGKILL at the deadline); raise
 its rlimits (hard limits); create nested user namespaces (disabled); tamper with the grader (expected
-outputs never enter the sandbox; harness-style asserts run in a process the submission cannot reach).
+outputs never enter the sandbox; harness-style asserts run in a process the submission cannot reach, forked for
+the job, so a later submission of a reused sandbox cannot find them in memory; only the problem's entry points
+answer from the submission, never a name the asserts take from builtins or the problem's trusted prompt; a
+malformed return value or an unparsable printed token is a failed test, never a grader error).
 Not covered: kernel exploits (no seccomp filter is installed; a kernel bug reachable from an unprivileged
 user namespace breaks the boundary), side channels, and the total memory of several processes (the cap is
 per process; no cgroup is required, so 64 processes could each take the per-process cap). As an ordinary
