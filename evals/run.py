@@ -38,6 +38,7 @@ from grpo.hub import NotFound
 from grpo.model import load
 from grpo.rollout import EngineError, EngineUnavailable, SamplingParams, make_engine
 from grpo.runs import console
+from grpo.stages.evaluate import vote_key
 from verifiers.route import judge
 
 PRESETS = {  # DeepSeek-R1's protocol (README "Usage Recommendations"), and greedy decoding
@@ -85,7 +86,7 @@ def grade(records: list[dict], samples: dict[str, list[dict]], *, workers: int, 
 
 def summarise(env: Environment, graded: list[dict]) -> dict:
     problems = [{"correct": [s["correct"] for s in p["samples"]],
-                 "answers": [s["extracted"] for s in p["samples"]]} for p in graded]
+                 "answers": [vote_key(s["extracted"]) for s in p["samples"]]} for p in graded]
     metrics = suite_metrics(problems)
     if any(p.get("code") for p in graded):  # a vote over programs is not defined here
         metrics = {k: v for k, v in metrics.items() if not k.startswith("maj@")}
@@ -256,7 +257,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--verbose", action="store_true",
                         help="show vLLM's start-up warnings here (default: OUTPUT_DIR/logs/third_party.log)")
     parser.add_argument("--preset", choices=list(PRESETS), default="r1")
-    parser.add_argument("--n", type=int, help="samples per problem (default: the suite's, 1 for greedy)")
+    parser.add_argument("--n", type=int, help="samples per problem (default: the suite's; the greedy preset: 1; --temperature 0 needs --n 1)")
     parser.add_argument("--temperature", type=float)
     parser.add_argument("--top-p", type=float)
     parser.add_argument("--max-new-tokens", type=int, default=32768)

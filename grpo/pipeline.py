@@ -96,7 +96,6 @@ def resume_point(run_dir: Path, config: Config) -> tuple[dict, Path | None, Path
     stages = config.run.stages
     summary_path = run_dir / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {"stages": {}}
-    settle(run_dir / "final")  # a stop in the middle of replacing final/
     pending = [s for s in stages if s in ("sft", "grpo") and s not in summary["stages"]]
     if pending and finished(run_dir, pending[0]) is not None:  # done but for summary.json: its model is final/
         return summary, run_dir / "final", None
@@ -204,6 +203,10 @@ def run(config: Config, *, resume: bool = False) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     if team.is_main:
         write_atomic(run_dir / "config.yaml", to_yaml(replace(config, run=replace(config.run, overwrite=False))))
+    if resume:
+        if team.is_main:
+            settle(run_dir / "final")  # a stop in the middle of replacing final/ (one process renames)
+        team.broadcast(None)  # the others look once it is done
     summary, start_from, checkpoint = resume_point(run_dir, config) if resume else ({"stages": {}}, None, None)
     model, tokenizer = prepare(config, start_from)
     if config.model.gradient_checkpointing:

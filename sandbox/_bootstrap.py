@@ -559,9 +559,11 @@ def run_job(job, channel, cache):
                 code = 0
             finally:
                 os._exit(code)
-        os.waitpid(judge, 0)
+        _, status = os.waitpid(judge, 0)
         for fd in (server.to_child, server.from_child):
             os.close(fd)
+        if status != 0:  # the trusted tests themselves failed to run (or the judge died): not the submission's
+            os._exit(3)  # doing; the parent sees the sandbox end and reports an infrastructure failure
     else:
         if job.get("prelude") and "prelude" not in cache:
             cache["prelude"] = _prelude_globals(job)

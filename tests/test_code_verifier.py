@@ -257,6 +257,19 @@ def test_what_a_program_reports_cannot_crash_the_grader():
     assert verify(fenced("print('sNaN')"), {**LEAP, "tolerance": {"abs": 0.5}}, sandbox=BOX).reason == "wrong_answer"
 
 
+def test_tests_that_do_not_run_are_an_infrastructure_failure_not_a_zero():
+    """A problem whose own asserts do not compile: the submission is not to blame, so the verdict is NaN (the
+    group is dropped), never a reward of 0."""
+    result = verify(fenced("def f(x):\n    return x"), {"test_list": ["assert f(1) == (1"], "code": "def f(x): pass"},
+                    sandbox=BOX)
+    assert result.reason == "infra_error" and math.isnan(result.reward)
+
+
+def test_a_rewritten_signature_with_a_future_import_still_runs():
+    code = "from __future__ import annotations\ndef truncate_number(x: float) -> float:\n    return x % 1.0"
+    assert verify(fenced(code), HE_TRUNC, sandbox=BOX).correct
+
+
 def test_a_submission_that_never_finishes_loading_is_a_timeout():
     result = verify(fenced("while True:\n    pass\ndef add(a, b):\n    return a + b"), HE_ADD, timeout_s=1,
                     sandbox=BOX)

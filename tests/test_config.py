@@ -81,6 +81,17 @@ def test_text_overrides_keep_the_text_as_written():
     assert load_config(None, ["run.name='quoted'"]).run.name == "quoted"
 
 
+def test_yaml_anchors_and_merge_keys_still_load(tmp_path):
+    path = write(tmp_path, "sft: &s\n  steps: 70\n  lr: 0.5\ndistill:\n  sft:\n    <<: *s\n    steps: 90\n")
+    config = load_config(path)
+    assert (config.distill.sft.steps, config.distill.sft.lr, config.sft.steps) == (90, 0.5, 70)
+
+
+def test_null_for_a_text_key_is_still_refused():
+    with pytest.raises(ConfigError, match="run.dir must be str, got NoneType"):
+        load_config(None, ["run.dir=null"])
+
+
 def test_an_override_inside_a_mapping_changes_that_entry_only():
     config = load_config(None, ["data.options={a: 1, b: 2}", "data.options.b=3", "data.options.c.d=4"])
     assert config.data.options == {"a": 1, "b": 3, "c": {"d": 4}}

@@ -63,6 +63,13 @@ def test_a_bad_row_names_file_line_and_field(tmp_path, row, cfg, message):
         load_records(DataConfig(source="jsonl", path=path, **cfg), TASK, split="train", seed=0)
 
 
+def test_a_user_verifier_row_may_hold_any_answer(tmp_path):
+    """A module:function verifier reads the row itself: its answer field need not be text."""
+    path = jsonl(tmp_path, [{"problem": "a", "answer": [1, 2], "verifier": "plugin_examples:answer_matches"}])
+    records, _ = load_records(DataConfig(source="jsonl", path=path, heldout_percent=0), TASK, split="train", seed=0)
+    assert records[0]["row"]["answer"] == [1, 2]
+
+
 def test_a_byte_order_mark_is_not_data(tmp_path):
     path = tmp_path / "bom.jsonl"
     path.write_bytes(b"\xef\xbb\xbf" + json.dumps({"problem": "a", "answer": 7}).encode() + b"\n")

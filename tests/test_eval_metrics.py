@@ -5,6 +5,7 @@ import math
 import pytest
 
 from grpo.algo.passk import bootstrap_se, ks_for, maj_at_k, mcnemar_exact, pass_at_k, suite_metrics
+from grpo.stages.evaluate import vote_key
 
 
 def test_pass_at_k_by_hand():
@@ -25,10 +26,11 @@ def test_maj_at_k_by_hand():
     assert maj_at_k(answers, correct, 3) == 0.0  # "3" twice
     assert maj_at_k(answers, correct, 4) == 0.0  # no answer does not vote
     assert maj_at_k([None, None], [False, False], 2) == 0.0
-    # correct answers vote together however they are written: 1/2, 0.5 and \frac{1}{2} outvote 3 three to two
-    assert maj_at_k(["3", "3", "\\frac{1}{2}", "0.5", "1/2"], [False, False, True, True, True], 5) == 1.0
-    assert maj_at_k(["3", "3", "\\frac{1}{2}", "0.5", "1/2"], [False, False, True, True, True], 4) == 0.0  # tie: 3 first
+    # equal answers written differently are different votes unless the caller normalised them (vote_key)
     assert maj_at_k(["1/2", "0.5", "0.5"], [True, True, True], 3) == 1.0
+    # the winner is right when a sample that gave it was judged right (the first "5" also gave a second answer)
+    assert maj_at_k(["5", "5", "7"], [False, True, False], 3) == 1.0
+    assert vote_key("\\dfrac{1}{2}") == vote_key("\\frac{1}{2}") and vote_key(None) is None
 
 
 def test_bootstrap_se_is_close_to_the_analytic_one():

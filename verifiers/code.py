@@ -207,7 +207,8 @@ def _job(code: str, problem: Problem, partial: bool) -> tuple[dict, dict | None]
     if problem.kind == "harness":
         if problem.entry_point and not re.search(rf"^\s*def\s+{re.escape(problem.entry_point)}\b", code, re.M):
             code = problem.prompt + code  # a completion that continues the prompt's signature
-        elif problem.prompt and _runs_alone(problem.prompt):
+        elif (problem.prompt and _runs_alone(problem.prompt)
+              and not re.search(r"^\s*from\s+__future__\s+import", code, re.M)):  # which must come first
             code = problem.prompt + "\n" + code  # one that rewrote it: the prompt's imports and helpers still there
         entry = [problem.entry_point] if problem.entry_point else list(problem.entry_names)
         return ({"mode": "harness", "code": code, "stop_on_fail": not partial, "entry": entry,
@@ -233,6 +234,8 @@ def verify(completion: str, problem: dict, *, timeout_s: float = 6.0, memory_mb:
     verdicts: list[str] = []
 
     def on_record(i: int, record) -> bool:
+        if i >= n:  # a deadline that passed after the last test: nothing left to judge
+            return False
         passed = _test_passed(loaded, i, record)
         verdicts.append("pass" if passed else _STATUS_REASON.get(record.status, "wrong_answer"))
         return passed or partial

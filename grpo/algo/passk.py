@@ -2,9 +2,9 @@
 
 pass@k (unbiased, Chen et al. 2021): with n samples of which c are correct, the chance that k drawn without
 replacement include a correct one, 1 - C(n-c, k) / C(n, k); pass@1 is then c / n, the mean over samples that
-DeepSeek-R1 reports. maj@k: the majority answer among the first k samples (extracted answers; samples without
-one do not vote; the correct ones, equal to the gold, vote together however they are written; ties go to the
-answer seen first) is judged right when it is the correct one. A
+DeepSeek-R1 reports. maj@k: the majority answer among the first k samples (extracted answers as the caller
+normalised them; samples without one do not vote; ties go to the answer seen first) is judged right when a sample
+that gave it was judged right. A
 suite's figure is the mean over problems; its standard error comes from a bootstrap over problems. Two models
 on the same problems: the exact McNemar test on the problems only one of them solves.
 """
@@ -29,18 +29,18 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 
 def maj_at_k(answers: list[str | None], correct: list[bool], k: int) -> float:
-    """1.0 when the most common extracted answer among the first k samples is a correct one, else 0.0. The correct
-    answers are one vote however they are written (each is equal to the gold, so to each other: 1/2, 0.5 and
-    \\frac{1}{2}); a wrong answer votes as its extracted text."""
+    """1.0 when the most common answer among the first k samples is a correct one, else 0.0. `answers` are the
+    extracted answers as the caller normalised them (grpo.stages.evaluate.vote_key: one spelling of \\frac{1}{2}
+    and \\dfrac{1}{2}); the winner is correct when a sample that gave it was judged correct (another sample with
+    the same answer may have been judged wrong for giving several)."""
     if len(answers) != len(correct) or not 1 <= k <= len(answers):
         raise ValueError(f"maj@k needs k in 1..{len(answers)} and one verdict per answer")
-    keys = [None if a is None else ((True, "") if ok else (False, a)) for a, ok in zip(answers[:k], correct)]
-    votes = Counter(key for key in keys if key is not None)
+    votes = Counter(a for a in answers[:k] if a is not None)
     if not votes:
         return 0.0
     top = max(votes.values())
-    winner = next(key for key in keys if key is not None and votes[key] == top)  # first seen among the tied
-    return 1.0 if winner[0] else 0.0
+    winner = next(a for a in answers[:k] if a is not None and votes[a] == top)  # first seen among the tied
+    return 1.0 if any(ok for a, ok in zip(answers[:k], correct) if a == winner) else 0.0
 
 
 def bootstrap_se(values: list[float], *, samples: int = 1000, seed: int = 0) -> float:

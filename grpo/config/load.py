@@ -66,6 +66,8 @@ class _UniqueKeys(yaml.SafeLoader):
     def construct_mapping(self, node, deep=False):
         seen = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *defaults`: merged, not a key of its own
+                continue
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise ConfigError(f"line {key_node.start_mark.line + 1}: key {key!r} appears twice in one mapping "
@@ -94,7 +96,8 @@ def _override(config: Config, item: str) -> None:
         raise ConfigError(f"command line: {item!r} is not key.sub=value")
     path = key.split(".")
     quoted = len(text) >= 2 and text[0] == text[-1] and text[0] in "'\""
-    if _field_type(config, path) is str and not quoted:
+    null = text.strip() in ("null", "Null", "NULL", "~")  # still YAML's null (and refused for a text key)
+    if _field_type(config, path) is str and not quoted and not null:
         value = text
     else:
         try:

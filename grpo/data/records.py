@@ -36,9 +36,11 @@ def _text(row: dict, field: str, where: str) -> str:
     return str(value)
 
 
-def _answer(row: dict, cfg: DataConfig, where: str) -> str:
+def _answer(row: dict, cfg: DataConfig, where: str, verifier: str = "math") -> str:
     if cfg.answer_field not in row:
         raise DataError(f"{where}: no field {cfg.answer_field!r} (data.answer_field); fields: {sorted(row)}")
+    if ":" in verifier and cfg.answer_format == "plain":  # a user's verifier reads the whole row, as it likes
+        return str(row[cfg.answer_field])
     text = _text(row, cfg.answer_field, where)
     if cfg.answer_format == "gsm8k":
         if "####" not in text:
@@ -72,7 +74,7 @@ def read_row(row, cfg: DataConfig, where: str, section: str) -> dict:
         except ProblemError as e:
             raise DataError(f"{where}: not a code problem the sandbox can grade ({section}.verifier code): {e}") from e
     else:
-        answer = _answer(row, cfg, where)
+        answer = _answer(row, cfg, where, verifier)
     return {"problem": str(row[cfg.prompt_field]), "answer": answer, "solution": solution, "verifier": verifier,
             "row": dict(row)}
 

@@ -335,7 +335,8 @@ class VLLMEngine:
                  tied: bool):
         require()
         self.tokenizer, self.stop_ids, self.settings, self.key = tokenizer, stop_ids, settings, key
-        self.asleep, self.tied = False, tied
+        self.asleep: set[str] = set()  # the memory tags vLLM holds asleep (sleep mode)
+        self.tied = tied
         try:
             self.llm = _start(model_dir, settings)
         except EngineUnavailable:  # the start deadline's own message
@@ -404,19 +405,21 @@ class VLLMEngine:
                 result[j // copies].append((ids, logprobs, _finish(out)))
         if self.settings.sleep:
             _sleep(self.llm)
-            self.asleep = True
+            self.asleep = {"weights", "kv_cache"}
         return result
 
     def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
-        if self.asleep:
+        if "weights" in self.asleep:
             _wake(self.llm, ["weights"])
+            self.asleep.discard("weights")
         _reload_weights(self.llm, with_tied_head(named_tensors, self.tied), workers=self.settings.worker_processes)
         self._wake_all()
 
     def _wake_all(self) -> None:
+        """Wake what is still asleep (vLLM refuses, and then wakes nothing, when a named tag is awake already)."""
         if self.asleep:
-            _wake(self.llm, ["weights", "kv_cache"])
-            self.asleep = False
+            _wake(self.llm, sorted(self.asleep))
+            self.asleep = set()
 
     def close(self) -> None:
         """Back to the pool (the process keeps it for the next `acquire` of the same shape)."""

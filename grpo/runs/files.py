@@ -36,9 +36,10 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-RUN_FILES = ("summary.json", "metrics.jsonl", "samples.jsonl", "checkpoints", "final", "report", "generate", "filter",
-             "distill", "eval", "tensorboard", "trackers.json")
-"""What a run writes into its directory and `run.overwrite` deletes, with the `.tmp` files a write cut short left.
+RUN_FILES = ("summary.json", "metrics.jsonl", "samples.jsonl", "checkpoints", "final", "final.old", "report",
+             "generate", "filter", "distill", "eval", "tensorboard", "trackers.json")
+"""What a run writes into its directory and `run.overwrite` deletes, with the `.tmp` files a write cut short left
+(final.old: a final model renamed aside by a replacement a stop cut short, grpo/runs/checkpoint.py).
 Kept: config.yaml (rewritten), logs/ (appended to; the console has opened it before the run starts), wandb/ (W&B's
 runs, offline ones perhaps not synced yet; a new run gets a new W&B run) and anything else."""
 

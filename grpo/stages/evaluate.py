@@ -27,6 +27,7 @@ from grpo.rollout.hf import HFEngine
 from grpo.rollout.tools import ToolEngine, ToolSettings
 from grpo.rollout.types import Completion, SamplingParams, stop_token_ids
 from grpo.stages.judge import Judge
+from verifiers.normalize import normalize
 
 
 @dataclass(frozen=True)
@@ -107,8 +108,19 @@ def by_problem(samples: list[dict]) -> list[dict]:
     for s in samples:
         g = groups.setdefault(s["problem"], {"correct": [], "answers": []})
         g["correct"].append(s["correct"])
-        g["answers"].append(s["extracted"])
+        g["answers"].append(vote_key(s["extracted"]))
     return list(groups.values())
+
+
+def vote_key(extracted: str | None) -> str | None:
+    """How an extracted answer votes in maj@k: its canonical LaTeX (verifiers/normalize.py: \\dfrac and \\frac,
+    \\left( and ( are one), so spellings of one answer are one vote."""
+    if extracted is None:
+        return None
+    try:
+        return normalize(extracted)
+    except Exception:  # noqa: BLE001 - an answer normalisation cannot read votes as written
+        return extracted
 
 
 @dataclass(frozen=True)
@@ -171,6 +183,8 @@ class Evaluator:
                                              max_new_tokens=self.plan.max_new_tokens, judge=self.judge,
                                              protocol=self.plan.protocol, engine=self.engine, tools=self.plan.tools)
         self.last, self.last_samples = suite_metrics(by_problem(samples)) if samples else {}, samples
+        if any(isinstance(s["gold"], dict) for s in samples):  # code: a vote over programs is not defined
+            self.last = {k: v for k, v in self.last.items() if not k.startswith("maj@")}
         if self.log is not None:
             self.log.line({"step": step, **self.tags, "eval/heldout_accuracy": accuracy,
                            **{f"eval/heldout/{k}": v for k, v in self.last.items()}})
