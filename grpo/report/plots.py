@@ -37,7 +37,7 @@ FIGURES = {
     "throughput": ("Tokens per second",
                    [("sft", "perf/train_tokens_per_s", "sft: trained tokens/s"),
                     ("grpo", "perf/rollout_tokens_per_s", "grpo: generated tokens/s"),
-                    ("grpo", "perf/learner_tokens_per_s", "grpo: learner tokens/s (forward + backward)"),
+                    ("grpo", "perf/learner_tokens_per_s", "grpo: learner tokens/s"),
                     ("distill", "perf/train_tokens_per_s", "distill: trained tokens/s")], ""),
     "loss": ("Supervised loss",
              [("sft", "loss/sft", "sft"), ("distill", "loss/sft", "distill (student)"),
