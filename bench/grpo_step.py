@@ -1,6 +1,7 @@
 """Benchmark: one GRPO step, ours against TRL's GRPOTrainer, same model, prompts, reward and settings, one run.
 
     python -m bench.grpo_step [--steps 12] [--threads 2] [--model anchor|small] [--sides ...]
+                              [--init scratch|recipe] [--init-dir DIR]
     (TRL: pip install -e ".[bench]")
 
 Two settings, each measured on every side (ours with the vLLM engine, ours with the transformers engine, ours
@@ -19,6 +20,13 @@ whole batch, as TRL's side) and vLLM compiled with `--compiled`; a side's `-nosk
 sets `grpo.skip_zero_advantage: false`. A freshly initialised model earns no reward, so every group's advantages
 are 0 and, by default, our learner runs none of the batch (`skipped_frac` 1): the `-noskip` sides measure the
 learner's work against TRL's, which runs every completion.
+`--init recipe` starts every side instead from the default recipe's cold start at the benchmark's model size: the
+model is trained by our SFT stage with configs/tiny.yaml's `sft`, `task` and `prompt` sections (its worked
+solutions with their sign-dropping flaw, 1,500 steps; about 17 minutes at 3.2M on 2 cores, once: kept in
+`--init-dir`, with its held-out accuracy in `cold_start.json`), and the prompts are that task's (think prefix
+included; TRL's reward reads the completion behind it, as ours does). That is the state a GRPO step meets in a real
+run: completions of the length the model writes, and some groups whose rewards are all equal (advantage 0), which
+the default learner does not run and TRL does; `skipped_frac` says how many.
 Each side runs in its own subprocess (its own peak RSS). Figures: seconds per step (mean over steps after the
 first two), generated tokens per second over the whole step, peak RSS. The last line is one JSON object.
 """
@@ -51,6 +59,8 @@ MODELS = {  # the anchor's size, and the size of bench/rollout.py (the `small` p
                   num_key_value_heads=4),
 }
 MODEL = "anchor"  # set from --model
+INIT = {"dir": ""}  # --init recipe: the cold-start model's directory
+RECIPE = "configs/tiny.yaml"
 OURS = {"micro_batch_size": 128, "compiled": False, "skip": True}  # set from --micro-batch, --compiled, a side's -noskip
 
 
@@ -64,6 +74,14 @@ def _model_and_prompts(n: int):
     from grpo.model import build_tokenizer
 
     tokenizer = build_tokenizer()
+    if INIT["dir"]:
+        from grpo.config import load_config
+        from grpo.data.records import load_records
+
+        recipe = load_config(RECIPE)
+        records, _ = load_records(recipe.data, recipe.task, split="train", seed=recipe.run.seed)
+        model = Qwen2ForCausalLM.from_pretrained(INIT["dir"], dtype=torch.float32)
+        return model, tokenizer, to_examples(records[:n], tokenizer, recipe.prompt)
     config = Qwen2Config(vocab_size=len(tokenizer), **MODELS[MODEL], max_position_embeddings=512,
                          tie_word_embeddings=True, bos_token_id=None, eos_token_id=tokenizer.eos_token_id,
                          pad_token_id=tokenizer.pad_token_id)
@@ -71,6 +89,33 @@ def _model_and_prompts(n: int):
     model = Qwen2ForCausalLM(config)
     records = arithmetic(n, split="train", seed=SEED, digits=2, ops=1)
     return model, tokenizer, to_examples(records, tokenizer, PromptConfig(template="plain", think_prefix=False))
+
+
+def cold_start(directory: Path) -> dict:
+    """The default recipe's cold start (configs/tiny.yaml: its task, prompts and `sft` section) on the benchmark's
+    freshly initialised model, saved to `directory` with `cold_start.json` (held-out accuracy, seconds)."""
+    from grpo.config import load_config
+    from grpo.data.prompts import to_examples
+    from grpo.data.records import load_records
+    from grpo.stages.judge import Judge
+    from grpo.stages.sft import run_sft
+
+    recipe = load_config(RECIPE)
+    saved, INIT["dir"] = INIT["dir"], ""
+    model, tokenizer, _ = _model_and_prompts(1)
+    INIT["dir"] = saved
+    examples = {}
+    for split in ("train", "heldout"):
+        records, _ = load_records(recipe.data, recipe.task, split=split, seed=recipe.run.seed)
+        examples[split] = to_examples(records, tokenizer, recipe.prompt)
+    with tempfile.TemporaryDirectory() as out:
+        result = run_sft(model, tokenizer, examples["train"], examples["heldout"], recipe.sft, Path(out),
+                         seed=recipe.run.seed, judge=Judge())
+    model.save_pretrained(directory)
+    info = {"recipe": RECIPE, "model": MODEL, "steps": result["steps"], "seconds": result["seconds"],
+            "heldout_accuracy": result["heldout_accuracy"]}
+    (directory / "cold_start.json").write_text(json.dumps(info, indent=2))
+    return info
 
 
 def run_ours(setting: dict, steps: int, engine_name: str = "hf", pack: bool = False, bf16: bool = False) -> dict:
@@ -111,14 +156,16 @@ def run_trl(setting: dict, steps: int, use_vllm: bool = False, bf16: bool = Fals
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
+    from grpo.data.prompts import opens_think, with_think_prefix
     from verifiers.math import verify_batch
 
     model, tokenizer, examples = _model_and_prompts(setting["prompts"] * steps * 2)
     tokenizer.padding_side = "left"
     data = Dataset.from_list([{"prompt": e.prompt, "answer": e.answer} for e in examples])
 
-    def accuracy(completions, answer, **kwargs):
-        return [r.reward for r in verify_batch(completions, answer, timeout_s=5.0, workers=2)]
+    def accuracy(prompts, completions, answer, **kwargs):  # behind the think prefix a prompt opened, as ours
+        texts = [with_think_prefix(c, opens_think(p)) for p, c in zip(prompts, completions)]
+        return [r.reward for r in verify_batch(texts, answer, timeout_s=5.0, workers=2)]
 
     marks = {"times": [], "lengths": []}
 
@@ -188,18 +235,41 @@ def main() -> None:
                         help="our grpo.micro_batch_size (default 128: the whole batch, as TRL's side runs it)")
     parser.add_argument("--compiled", action="store_true",
                         help="our vLLM sides compile their model (rollout.vllm_enforce_eager: false)")
-    parser.add_argument("--side", choices=SIDES + [f"{s}-noskip" for s in SIDES if s.startswith("ours")],
+    parser.add_argument("--init", choices=["scratch", "recipe"], default="scratch",
+                        help="recipe: every side starts from the default recipe's cold start at this model size")
+    parser.add_argument("--init-dir", default="/tmp/bench_grpo_step_init",
+                        help="where --init recipe keeps its cold-start model (one per --model; made once)")
+    parser.add_argument("--side", choices=SIDES + [f"{s}-noskip" for s in SIDES if s.startswith("ours")] + ["init"],
                         help=argparse.SUPPRESS)
     parser.add_argument("--setting", help=argparse.SUPPRESS)
     args = parser.parse_args()
     global MODEL
     MODEL = args.model
     OURS.update(micro_batch_size=args.micro_batch, compiled=args.compiled)
+    init = Path(args.init_dir) / args.model
+    if args.init == "recipe":
+        INIT["dir"] = str(init)
+    if args.side == "init":
+        import torch
+
+        torch.set_num_threads(args.threads)
+        print(json.dumps(cold_start(init)))
+        return
     if args.side:
         child(args.side, args.setting, args.steps, args.threads)
         return
+    forwarded = ["--init", args.init, "--init-dir", args.init_dir]
+    cold = None
+    if args.init == "recipe":
+        if not (init / "cold_start.json").exists():
+            print(f"cold start of the {args.model} model with {RECIPE}'s sft section -> {init}", flush=True)
+            run_side("bench.grpo_step", ["--side", "init", "--model", args.model, "--threads", str(args.threads),
+                                         *forwarded], "cold start")
+        cold = json.loads((init / "cold_start.json").read_text())
+        print(f"cold start: {cold}", flush=True)
     result = {"machine": f"{os.uname().machine} {os.cpu_count()} cpus", "threads": args.threads, "steps": args.steps,
-              "model": args.model, "micro_batch": args.micro_batch, "compiled": args.compiled}
+              "model": args.model, "micro_batch": args.micro_batch, "compiled": args.compiled, "init": args.init,
+              "cold_start": cold}
     for name in args.settings.split(","):
         result[name] = {"setting": SETTINGS[name]}
         for side in args.sides.split(","):
@@ -207,7 +277,7 @@ def main() -> None:
                 figures = run_side("bench.grpo_step", ["--side", side, "--setting", name, "--steps", str(args.steps),
                                                        "--threads", str(args.threads), "--model", args.model,
                                                        "--micro-batch", str(args.micro_batch),
-                                                       *(["--compiled"] if args.compiled else [])],
+                                                       *(["--compiled"] if args.compiled else []), *forwarded],
                                    f"{name} {side}")
             except SideFailed as e:
                 print(e, file=sys.stderr)
