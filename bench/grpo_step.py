@@ -23,7 +23,8 @@ learner's work against TRL's, which runs every completion.
 `--init recipe` starts every side instead from the default recipe's cold start at the benchmark's model size: the
 model is trained by our SFT stage with configs/tiny.yaml's `sft`, `task` and `prompt` sections (its worked
 solutions with their sign-dropping flaw, 1,500 steps; about 17 minutes at 3.2M on 2 cores, once: kept in
-`--init-dir`, with its held-out accuracy in `cold_start.json`), and the prompts are that task's (think prefix
+`--init-dir`, with its held-out accuracy and the recipe sections it was made from in `cold_start.json`; made again when
+those change), and the prompts are that task's (think prefix
 included; TRL's reward reads the completion behind it, as ours does). That is the state a GRPO step meets in a real
 run: completions of the length the model writes, and some groups whose rewards are all equal (advantage 0), which
 the default learner does not run and TRL does; `skipped_frac` says how many.
@@ -91,6 +92,14 @@ def _model_and_prompts(n: int):
     return model, tokenizer, to_examples(records, tokenizer, PromptConfig(template="plain", think_prefix=False))
 
 
+def _recipe_sections() -> dict:
+    """What the cold start depends on in the recipe: a kept cold start made from other settings is made again."""
+    from grpo.config import load_config, to_dict
+
+    recipe = to_dict(load_config(RECIPE))
+    return {key: recipe[key] for key in ("run", "model", "task", "data", "prompt", "sft")}
+
+
 def cold_start(directory: Path) -> dict:
     """The default recipe's cold start (configs/tiny.yaml: its task, prompts and `sft` section) on the benchmark's
     freshly initialised model, saved to `directory` with `cold_start.json` (held-out accuracy, seconds)."""
@@ -113,7 +122,7 @@ def cold_start(directory: Path) -> dict:
                          seed=recipe.run.seed, judge=Judge())
     model.save_pretrained(directory)
     info = {"recipe": RECIPE, "model": MODEL, "steps": result["steps"], "seconds": result["seconds"],
-            "heldout_accuracy": result["heldout_accuracy"]}
+            "heldout_accuracy": result["heldout_accuracy"], "sections": _recipe_sections()}
     (directory / "cold_start.json").write_text(json.dumps(info, indent=2))
     return info
 
@@ -261,7 +270,8 @@ def main() -> None:
     forwarded = ["--init", args.init, "--init-dir", args.init_dir]
     cold = None
     if args.init == "recipe":
-        if not (init / "cold_start.json").exists():
+        kept = init / "cold_start.json"
+        if not kept.exists() or json.loads(kept.read_text()).get("sections") != _recipe_sections():
             print(f"cold start of the {args.model} model with {RECIPE}'s sft section -> {init}", flush=True)
             run_side("bench.grpo_step", ["--side", "init", "--model", args.model, "--threads", str(args.threads),
                                          *forwarded], "cold start")
