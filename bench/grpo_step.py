@@ -22,7 +22,7 @@ are 0 and, by default, our learner runs none of the batch (`skipped_frac` 1): th
 learner's work against TRL's, which runs every completion.
 `--init recipe` starts every side instead from the default recipe's cold start at the benchmark's model size: the
 model is trained by our SFT stage with configs/tiny.yaml's `sft`, `task` and `prompt` sections (its worked
-solutions with their sign-dropping flaw, 1,500 steps; about 17 minutes at 3.2M on 2 cores, once: kept in
+solutions with their sign-dropping flaw, 1,500 steps; about 17 minutes at 3.2M and 80 at 19M on 2 cores, once: kept in
 `--init-dir`, with its held-out accuracy and the recipe sections it was made from in `cold_start.json`; made again when
 those change), and the prompts are that task's (think prefix
 included; TRL's reward reads the completion behind it, as ours does). That is the state a GRPO step meets in a real
